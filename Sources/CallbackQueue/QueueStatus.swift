@@ -1,0 +1,45 @@
+public import Postgres
+
+/// What `payhook status` shows: the queue by state and channel, how late the oldest due
+/// row is, and recent throughput.
+public struct QueueStatus: Sendable {
+    public struct Count: Sendable, Equatable {
+        public let channel: String
+        public let state: String
+        public let count: Int64
+    }
+
+    public let counts: [Count]
+    /// Seconds since the oldest due row (pending and due, or an expired lease) became due.
+    public let oldestDueSeconds: Double?
+    public let dead: Int64
+    /// Orders events flagged as conflicts.
+    public let flaggedConflicts: Int64
+    /// Attempts finished as `done` in the last 60 seconds, per second.
+    public let donePerSecondLastMinute: Double
+
+    public static func fetch(on connection: Connection) throws(PostgresError) -> QueueStatus {
+        let counts = try connection.query("""
+            SELECT channel, state, count(*) FROM callback_jobs GROUP BY channel, state ORDER BY channel, state
+            """).rows.map { row throws(PostgresError) in
+            Count(channel: try row.decode(0), state: try row.decode(1), count: try row.decode(2))
+        }
+        let summary = try connection.query("""
+            SELECT
+              (SELECT extract(epoch FROM now() - min(next_attempt_at))::float8 FROM callback_jobs
+                 WHERE state = 'pending' AND next_attempt_at <= now()),
+              (SELECT extract(epoch FROM now() - min(locked_until))::float8 FROM callback_jobs
+                 WHERE state = 'processing' AND locked_until < now()),
+              (SELECT count(*) FROM callback_jobs WHERE state = 'dead'),
+              (SELECT count(*) FROM order_events WHERE flagged),
+              (SELECT count(*) FROM callback_attempts
+                 WHERE finished_at > now() - interval '60 seconds' AND outcome = 'done')
+            """)[0]
+        let pendingAge: Double? = try summary.decode(0)
+        let leaseAge: Double? = try summary.decode(1)
+        let oldest = [pendingAge, leaseAge].compactMap { $0 }.max()
+        return QueueStatus(counts: counts, oldestDueSeconds: oldest, dead: try summary.decode(2),
+                           flaggedConflicts: try summary.decode(3),
+                           donePerSecondLastMinute: Double(try summary.decode(4, as: Int64.self)) / 60)
+    }
+}

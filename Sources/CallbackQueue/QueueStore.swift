@@ -1,0 +1,202 @@
+public import Foundation
+public import Postgres
+
+/// The queue's statements, run on a connection that the calling thread owns: insert a
+/// batch, claim due rows under a lease, finish them behind the lease fence.
+public struct QueueStore: Sendable {
+    /// The NOTIFY channel that wakes workers after each committed batch.
+    public static let notifyChannel = "payhook_callbacks"
+
+    /// Identifies the lease holder (`locked_by`): host, process and thread.
+    public let workerID: String
+    /// How long a claim holds a row before anyone may take it over.
+    public let leaseSeconds: Double
+
+    public init(workerID: String, leaseSeconds: Double = 30) {
+        self.workerID = workerID
+        self.leaseSeconds = leaseSeconds
+    }
+
+    /// Inserts callbacks in one statement and one commit, NOTIFYing workers in the same
+    /// transaction. Returns their ids in input order.
+    public static func insert(_ callbacks: [NewCallback], on connection: Connection) throws(PostgresError) -> [Int64] {
+        guard !callbacks.isEmpty else { return [] }
+        let result = try connection.query(prepared: "payhook_enqueue", insertSQL, [
+            .textArray(callbacks.map(\.channel)),
+            .textArray(callbacks.map(\.kind.rawValue)),
+            .timestamptzArray(callbacks.map(\.receivedAt)),
+            .textArray(callbacks.map(\.sourceIP)),
+            .textArray(callbacks.map(\.peerIP)),
+            .textArray(callbacks.map(\.method)),
+            .textArray(callbacks.map(\.path)),
+            .textArray(callbacks.map(\.query)),
+            .textArray(callbacks.map { HeaderCoding.encode($0.headers) }),
+            .byteaArray(callbacks.map(\.body)),
+        ])
+        let ids = try result.rows.map { row throws(PostgresError) in try row.decode(0, as: Int64.self) }
+        guard ids.count == callbacks.count else {
+            throw PostgresError(code: .client, context: "insert returned \(ids.count) ids for \(callbacks.count) rows")
+        }
+        return ids
+    }
+
+    /// Takes up to `limit` due rows: expired leases first, then pending rows whose
+    /// `next_attempt_at` has come. One round trip; locked rows are skipped.
+    public func claim(limit: Int, on connection: Connection) throws(PostgresError) -> [ClaimedCallback] {
+        let result = try connection.query(prepared: "payhook_claim", Self.claimSQL, [
+            .int64(Int64(limit)), .text(workerID), .int64(Int64((leaseSeconds * 1000).rounded())),
+        ])
+        return try result.rows.map { row throws(PostgresError) in
+            ClaimedCallback(
+                id: try row.decode(0),
+                attempt: try row.decode(1),
+                leaseExpiresAt: try row.decode(2),
+                callback: NewCallback(
+                    channel: try row.decode(3),
+                    kind: CallbackKind(rawValue: try row.decode(4)) ?? .notify,
+                    receivedAt: try row.decode(5),
+                    sourceIP: try row.decode(6),
+                    peerIP: try row.decode(7),
+                    method: try row.decode(8),
+                    path: try row.decode(9),
+                    query: try row.decode(10),
+                    headers: HeaderCoding.decode(try row.decode(11)),
+                    body: try row.decode(12)))
+        }
+    }
+
+    /// One finished attempt.
+    public struct Finish: Sendable {
+        public var callbackID: Int64
+        public var attempt: Int32
+        public var startedAt: Date
+        public var outcome: AttemptOutcome
+        /// Ids parsed from the payload, stored for lookups when known.
+        public var outTradeNo: String?
+        public var channelTradeNo: String?
+
+        public init(callbackID: Int64, attempt: Int32, startedAt: Date, outcome: AttemptOutcome,
+                    outTradeNo: String? = nil, channelTradeNo: String? = nil) {
+            self.callbackID = callbackID
+            self.attempt = attempt
+            self.startedAt = startedAt
+            self.outcome = outcome
+            self.outTradeNo = outTradeNo
+            self.channelTradeNo = channelTradeNo
+        }
+    }
+
+    /// Writes the outcomes of claimed callbacks in one statement. A row changes only
+    /// while this worker still holds the lease of that very attempt (the fence); every
+    /// attempt gets a `callback_attempts` row, `lease_lost` where the fence refused.
+    /// Returns the ids the fence refused.
+    @discardableResult
+    public func finish(_ finishes: [Finish], on connection: Connection) throws(PostgresError) -> Set<Int64> {
+        guard !finishes.isEmpty else { return [] }
+        let result = try connection.query(prepared: "payhook_finish", Self.finishSQL, [
+            .int64Array(finishes.map(\.callbackID)),
+            .int32Array(finishes.map(\.attempt)),
+            .textArray(finishes.map(\.outcome.nextState.rawValue)),
+            .textArray(finishes.map(\.outcome.label)),
+            .int64Array(finishes.map(\.outcome.delayMilliseconds)),
+            .int32Array(finishes.map(\.outcome.attemptsGivenBack)),
+            .textArray(finishes.map(\.outcome.reason)),
+            .textArray(finishes.map(\.outcome.error)),
+            .textArray(finishes.map(\.outTradeNo)),
+            .textArray(finishes.map(\.channelTradeNo)),
+            .timestamptzArray(finishes.map(\.startedAt)),
+            .text(workerID),
+        ])
+        let finished = Set(try result.rows.map { row throws(PostgresError) in try row.decode(0, as: Int64.self) })
+        return Set(finishes.map(\.callbackID)).subtracting(finished)
+    }
+
+    /// Gives unfinished claims back to the queue (graceful shutdown).
+    @discardableResult
+    public func release(_ claimed: [ClaimedCallback], on connection: Connection) throws(PostgresError) -> Set<Int64> {
+        try finish(claimed.map {
+            Finish(callbackID: $0.id, attempt: $0.attempt, startedAt: Date(), outcome: .released)
+        }, on: connection)
+    }
+
+    static let insertSQL = """
+        WITH payload AS (
+            INSERT INTO callback_payloads
+                (channel, kind, received_at, source_ip, peer_ip, method, path, query, headers, body)
+            SELECT channel, kind, received_at, source_ip::inet, peer_ip::inet, method, path, query,
+                   headers::jsonb, body
+            FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[],
+                        $7::text[], $8::text[], $9::text[], $10::bytea[])
+                AS input(channel, kind, received_at, source_ip, peer_ip, method, path, query, headers, body)
+            RETURNING id, channel, received_at
+        ), job AS (
+            INSERT INTO callback_jobs (callback_id, channel, next_attempt_at)
+            SELECT id, channel, received_at FROM payload
+        )
+        SELECT payload.id FROM payload, (SELECT pg_notify('\(notifyChannel)', '')) AS notified
+        """
+
+    static let claimSQL = """
+        WITH expired AS (
+            SELECT callback_id FROM callback_jobs
+            WHERE state = 'processing' AND locked_until < now()
+            ORDER BY locked_until
+            LIMIT $1
+            FOR UPDATE SKIP LOCKED
+        ), due AS (
+            SELECT callback_id FROM callback_jobs
+            WHERE state = 'pending' AND next_attempt_at <= now()
+            ORDER BY next_attempt_at
+            LIMIT $1
+            FOR UPDATE SKIP LOCKED
+        ), picked AS (
+            (SELECT callback_id FROM expired UNION ALL SELECT callback_id FROM due) LIMIT $1
+        ), claimed AS (
+            UPDATE callback_jobs AS job
+            SET state = 'processing', locked_by = $2,
+                locked_until = now() + $3 * interval '1 millisecond',
+                attempts = job.attempts + 1, updated_at = now()
+            FROM picked
+            WHERE job.callback_id = picked.callback_id
+            RETURNING job.callback_id, job.attempts, job.locked_until
+        )
+        SELECT claimed.callback_id, claimed.attempts, claimed.locked_until, payload.channel, payload.kind,
+               payload.received_at, payload.source_ip, payload.peer_ip, payload.method, payload.path,
+               payload.query, payload.headers, payload.body
+        FROM claimed
+        JOIN callback_payloads AS payload ON payload.id = claimed.callback_id
+        ORDER BY claimed.callback_id
+        """
+
+    static let finishSQL = """
+        WITH input AS (
+            SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::bigint[], $6::int[],
+                                 $7::text[], $8::text[], $9::text[], $10::text[], $11::timestamptz[])
+                AS input(callback_id, attempt, next_state, outcome, delay_ms, given_back, reason, error,
+                         out_trade_no, channel_trade_no, started_at)
+        ), finished AS (
+            UPDATE callback_jobs AS job
+            SET state = input.next_state,
+                next_attempt_at = CASE WHEN input.delay_ms IS NULL THEN job.next_attempt_at
+                                       ELSE now() + input.delay_ms * interval '1 millisecond' END,
+                attempts = job.attempts - input.given_back,
+                locked_by = NULL, locked_until = NULL,
+                last_error = coalesce(input.error, job.last_error),
+                reason = coalesce(input.reason, job.reason),
+                out_trade_no = coalesce(input.out_trade_no, job.out_trade_no),
+                channel_trade_no = coalesce(input.channel_trade_no, job.channel_trade_no),
+                updated_at = now()
+            FROM input
+            WHERE job.callback_id = input.callback_id
+              AND job.state = 'processing' AND job.locked_by = $12 AND job.attempts = input.attempt
+            RETURNING job.callback_id
+        ), logged AS (
+            INSERT INTO callback_attempts (callback_id, attempt, worker, started_at, outcome, reason, error)
+            SELECT input.callback_id, input.attempt, $12, input.started_at,
+                   CASE WHEN finished.callback_id IS NULL THEN 'lease_lost' ELSE input.outcome END,
+                   input.reason, input.error
+            FROM input LEFT JOIN finished ON finished.callback_id = input.callback_id
+        )
+        SELECT callback_id FROM finished
+        """
+}

@@ -1,0 +1,229 @@
+public import Foundation
+
+/// Everything `payhook` reads from `payhook.yaml`, after environment overrides.
+public struct PayhookConfiguration: Sendable, Equatable {
+    public struct Database: Sendable, Equatable {
+        /// `postgres://` URL or key/value conninfo. Required (file or `PAYHOOK_DATABASE_URL`).
+        public var url: String
+    }
+
+    public struct Receiver: Sendable, Equatable {
+        /// Default `127.0.0.1`.
+        public var host = "127.0.0.1"
+        /// Default 8080.
+        public var port = 8080
+        /// Bodies above this are refused with 413 and not stored. Default 65536.
+        public var maxBodyBytes = 65536
+        /// CIDRs whose X-Forwarded-For is believed. Default none.
+        public var trustedProxies: [String] = []
+        /// How long a request waits for its commit before 503. Default 2000 ms.
+        public var commitTimeoutMilliseconds = 2000
+        /// Group-commit writer connections. Default 3.
+        public var enqueueWriters = 3
+        /// Most callbacks in one commit. Default 64.
+        public var enqueueBatchSize = 64
+        /// A request must arrive whole within this. Default 10 s.
+        public var readTimeoutSeconds = 10
+    }
+
+    public struct Worker: Sendable, Equatable {
+        /// Worker threads, each with its own connection. Default 4.
+        public var threads = 4
+        /// Most callbacks claimed at once. Default 64.
+        public var batchSize = 64
+        /// How long a claim holds a callback. Default 30 s.
+        public var leaseSeconds = 30
+        /// Poll interval besides LISTEN/NOTIFY. Default 500 ms.
+        public var pollIntervalMilliseconds = 500
+    }
+
+    public struct Retry: Sendable, Equatable {
+        /// Default 5.
+        public var baseSeconds: Double = 5
+        /// Default 2.
+        public var factor: Double = 2
+        /// Default 3600.
+        public var maxDelaySeconds: Double = 3600
+        /// Default 12.
+        public var maxAttempts = 12
+    }
+
+    public struct Admin: Sendable, Equatable {
+        /// File holding the admin bearer token. Default `Config/secrets/admin.token`.
+        public var tokenFile = "Config/secrets/admin.token"
+    }
+
+    public var database: Database
+    public var receiver = Receiver()
+    public var worker = Worker()
+    public var retry = Retry()
+    public var admin = Admin()
+    public var channels: [ChannelConfiguration] = []
+
+    public func channel(id: String) -> ChannelConfiguration? {
+        channels.first { $0.id == id }
+    }
+}
+
+/// One configured channel: its id (the `{channel}` in URLs), type, allowlist, and the
+/// type's own settings, checked for the keys that type requires.
+public struct ChannelConfiguration: Sendable, Equatable {
+    public enum ChannelType: String, Sendable, CaseIterable {
+        case alipay
+        case wechatPayV3 = "wechatpay_v3"
+        case points
+    }
+
+    public let id: String
+    public let type: ChannelType
+    public let allowedIPs: [String]
+    /// Scalar settings by key (`app_id`, `gateway_url`, ...).
+    public let settings: [String: String]
+    /// Mapping settings by key (`platform_public_key_files`).
+    public let maps: [String: [String: String]]
+    /// Where this channel sits in the file, for error messages: `channels[1]`.
+    public let keyPath: String
+
+    static let keys: [ChannelType: (required: [String], optional: [String], maps: [String])] = [
+        .alipay: (["app_id", "alipay_public_key_file", "app_private_key_file", "gateway_url"],
+                  ["seller_id", "query_timeout_ms", "allow_rsa1"], []),
+        .wechatPayV3: (["mchid", "appid", "apiv3_key_file", "merchant_private_key_file", "merchant_serial_no",
+                        "api_base_url"],
+                       ["max_clock_skew_seconds", "query_timeout_ms"], ["platform_public_key_files"]),
+        .points: (["partner_id", "hmac_secret_file", "api_base_url"],
+                  ["max_clock_skew_seconds", "query_timeout_ms"], []),
+    ]
+
+    /// A setting the type requires (present after loading).
+    public func required(_ key: String) -> String { settings[key] ?? "" }
+
+    public func integer(_ key: String) -> Int? { settings[key].flatMap { Int($0) } }
+}
+
+extension PayhookConfiguration {
+    /// Environment variables that override a file setting, `PAYHOOK_<SECTION>_<KEY>`.
+    public static let environmentOverrides: [(variable: String, section: String, key: String)] = [
+        ("database", "url"),
+        ("receiver", "listen"), ("receiver", "max_body_bytes"), ("receiver", "commit_timeout_ms"),
+        ("receiver", "enqueue_writers"), ("receiver", "enqueue_batch_size"), ("receiver", "read_timeout_seconds"),
+        ("worker", "threads"), ("worker", "batch_size"), ("worker", "lease_seconds"), ("worker", "poll_interval_ms"),
+        ("retry", "base_seconds"), ("retry", "factor"), ("retry", "max_delay_seconds"), ("retry", "max_attempts"),
+        ("admin", "token_file"),
+    ].map { ("PAYHOOK_\($0.0.uppercased())_\($0.1.uppercased())", $0.0, $0.1) }
+
+    /// Loads `path`, then applies environment overrides. A missing file is an error unless
+    /// `allowMissingFile` (then the environment must supply what is required).
+    public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment,
+                            allowMissingFile: Bool = false) throws(ConfigError) -> PayhookConfiguration {
+        let text: String
+        if let data = FileManager.default.contents(atPath: path) {
+            text = String(decoding: data, as: UTF8.self)
+        } else if allowMissingFile {
+            text = ""
+        } else {
+            throw ConfigError(key: "--config", problem: "cannot read \(path)")
+        }
+        return try parse(yaml: text, environment: environment)
+    }
+
+    public static func parse(yaml: String, environment: [String: String] = [:]) throws(ConfigError) -> PayhookConfiguration {
+        var tree = try ConfigNode.parse(yaml: yaml)
+        guard case .map = tree else { throw ConfigError(key: "(document)", problem: "must be a mapping") }
+        for override in environmentOverrides {
+            if let value = environment[override.variable] {
+                tree = tree.setting(section: override.section, key: override.key, to: value)
+            }
+        }
+        return try PayhookConfiguration(tree: tree)
+    }
+
+    init(tree: ConfigNode) throws(ConfigError) {
+        var top = try ConfigReader(tree, path: "")
+
+        var database = try ConfigReader(top.raw("database"), path: "database")
+        self.database = Database(url: try database.requiredString("url"))
+        try database.rejectUnknownKeys()
+
+        var receiver = try ConfigReader(top.raw("receiver"), path: "receiver")
+        if let listen = try receiver.string("listen") {
+            guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]),
+                  (0...65535).contains(port), colon != listen.startIndex else {
+                throw ConfigError(key: "receiver.listen", problem: "must be host:port, such as 127.0.0.1:8080")
+            }
+            self.receiver.host = String(listen[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+            self.receiver.port = port
+        }
+        self.receiver.maxBodyBytes = try receiver.integer("max_body_bytes", default: 65536, range: 1...16_777_216)
+        self.receiver.trustedProxies = try receiver.stringList("trusted_proxies")
+        self.receiver.commitTimeoutMilliseconds = try receiver.integer("commit_timeout_ms", default: 2000, range: 10...60_000)
+        self.receiver.enqueueWriters = try receiver.integer("enqueue_writers", default: 3, range: 1...64)
+        self.receiver.enqueueBatchSize = try receiver.integer("enqueue_batch_size", default: 64, range: 1...1000)
+        self.receiver.readTimeoutSeconds = try receiver.integer("read_timeout_seconds", default: 10, range: 1...300)
+        try receiver.rejectUnknownKeys()
+
+        var worker = try ConfigReader(top.raw("worker"), path: "worker")
+        self.worker.threads = try worker.integer("threads", default: 4, range: 1...256)
+        self.worker.batchSize = try worker.integer("batch_size", default: 64, range: 1...1000)
+        self.worker.leaseSeconds = try worker.integer("lease_seconds", default: 30, range: 1...3600)
+        self.worker.pollIntervalMilliseconds = try worker.integer("poll_interval_ms", default: 500, range: 10...60_000)
+        try worker.rejectUnknownKeys()
+
+        var retry = try ConfigReader(top.raw("retry"), path: "retry")
+        self.retry.baseSeconds = try retry.number("base_seconds", default: 5, range: 0...86_400)
+        self.retry.factor = try retry.number("factor", default: 2, range: 1...100)
+        self.retry.maxDelaySeconds = try retry.number("max_delay_seconds", default: 3600, range: 0...604_800)
+        self.retry.maxAttempts = try retry.integer("max_attempts", default: 12, range: 1...1000)
+        try retry.rejectUnknownKeys()
+
+        var admin = try ConfigReader(top.raw("admin"), path: "admin")
+        self.admin.tokenFile = try admin.string("token_file") ?? self.admin.tokenFile
+        try admin.rejectUnknownKeys()
+
+        switch top.raw("channels") {
+        case nil: break
+        case .list(let items)?:
+            for (index, item) in items.enumerated() {
+                let channel = try Self.channel(item, path: "channels[\(index)]")
+                if channels.contains(where: { $0.id == channel.id }) {
+                    throw ConfigError(key: "channels[\(index)].id", problem: "duplicates another channel's id")
+                }
+                channels.append(channel)
+            }
+        default: throw ConfigError(key: "channels", problem: "must be a list")
+        }
+        try top.rejectUnknownKeys()
+    }
+
+    private static func channel(_ node: ConfigNode, path: String) throws(ConfigError) -> ChannelConfiguration {
+        var reader = try ConfigReader(node, path: path)
+        let id = try reader.requiredString("id")
+        guard id.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }), id.count <= 64 else {
+            throw ConfigError(key: "\(path).id", problem: "must be letters, digits, - or _ (at most 64)")
+        }
+        let typeName = try reader.requiredString("type")
+        guard let type = ChannelConfiguration.ChannelType(rawValue: typeName) else {
+            let known = ChannelConfiguration.ChannelType.allCases.map(\.rawValue).joined(separator: ", ")
+            throw ConfigError(key: "\(path).type", problem: "must be one of \(known)")
+        }
+        let allowedIPs = try reader.stringList("allowed_ips")
+        let keys = ChannelConfiguration.keys[type]!
+        var settings: [String: String] = [:]
+        for key in keys.required { settings[key] = try reader.requiredString(key) }
+        for key in keys.optional { settings[key] = try reader.string(key) }
+        var maps: [String: [String: String]] = [:]
+        for key in keys.maps {
+            guard let map = try reader.stringMap(key), !map.isEmpty else {
+                throw ConfigError(key: "\(path).\(key)", problem: "is required (serial: file)")
+            }
+            maps[key] = map
+        }
+        for key in ["query_timeout_ms", "max_clock_skew_seconds"] {
+            if let text = settings[key], Int(text).map({ $0 > 0 }) != true {
+                throw ConfigError(key: "\(path).\(key)", problem: "must be a positive whole number")
+            }
+        }
+        try reader.rejectUnknownKeys()
+        return ChannelConfiguration(id: id, type: type, allowedIPs: allowedIPs, settings: settings, maps: maps,
+                                    keyPath: path)
+    }
+}

@@ -1,0 +1,155 @@
+public import Foundation
+
+/// One bound parameter: its type OID, wire format and bytes. Every value reaches the
+/// server as a parameter, never spliced into SQL text.
+public struct PostgresBind: Sendable {
+    public enum Format: Int32, Sendable { case text = 0, binary = 1 }
+
+    public let typeOID: UInt32
+    public let format: Format
+    /// nil is SQL NULL.
+    public let bytes: [UInt8]?
+
+    public init(typeOID: UInt32, format: Format, bytes: [UInt8]?) {
+        self.typeOID = typeOID
+        self.format = format
+        self.bytes = bytes
+    }
+
+    public static let null = PostgresBind(typeOID: 0, format: .text, bytes: nil)
+
+    public static func text(_ value: String) -> PostgresBind {
+        PostgresBind(typeOID: PostgresType.text, format: .binary, bytes: Array(value.utf8))
+    }
+
+    public static func text(_ value: String?) -> PostgresBind {
+        value.map { .text($0) } ?? .null
+    }
+
+    public static func int64(_ value: Int64) -> PostgresBind {
+        PostgresBind(typeOID: PostgresType.int8, format: .binary, bytes: BinaryWriter.bigEndian(value))
+    }
+
+    public static func int(_ value: Int) -> PostgresBind { .int64(Int64(value)) }
+
+    public static func int32(_ value: Int32) -> PostgresBind {
+        PostgresBind(typeOID: PostgresType.int4, format: .binary, bytes: BinaryWriter.bigEndian(value))
+    }
+
+    public static func bool(_ value: Bool) -> PostgresBind {
+        PostgresBind(typeOID: PostgresType.bool, format: .binary, bytes: [value ? 1 : 0])
+    }
+
+    public static func bytea(_ value: [UInt8]) -> PostgresBind {
+        PostgresBind(typeOID: PostgresType.bytea, format: .binary, bytes: value)
+    }
+
+    public static func timestamptz(_ value: Date) -> PostgresBind {
+        PostgresBind(typeOID: PostgresType.timestamptz, format: .binary,
+                     bytes: BinaryWriter.bigEndian(PostgresTime.microseconds(from: value)))
+    }
+
+    /// A value in PostgreSQL's text input syntax, typed by the SQL (`$1::inet`, `$2::jsonb`).
+    public static func literal(_ value: String) -> PostgresBind {
+        PostgresBind(typeOID: 0, format: .text, bytes: Array(value.utf8))
+    }
+
+    // Arrays go in the binary array format, so `unnest($1::bytea[])` takes raw bytes
+    // with no escaping.
+
+    public static func textArray(_ values: [String?]) -> PostgresBind {
+        array(elementOID: PostgresType.text, arrayOID: PostgresType.textArray,
+              values.map { $0.map { Array($0.utf8) } })
+    }
+
+    public static func byteaArray(_ values: [[UInt8]?]) -> PostgresBind {
+        array(elementOID: PostgresType.bytea, arrayOID: PostgresType.byteaArray, values)
+    }
+
+    public static func int64Array(_ values: [Int64?]) -> PostgresBind {
+        array(elementOID: PostgresType.int8, arrayOID: PostgresType.int8Array,
+              values.map { $0.map(BinaryWriter.bigEndian) })
+    }
+
+    public static func int32Array(_ values: [Int32?]) -> PostgresBind {
+        array(elementOID: PostgresType.int4, arrayOID: PostgresType.int4Array,
+              values.map { $0.map(BinaryWriter.bigEndian) })
+    }
+
+    public static func timestamptzArray(_ values: [Date?]) -> PostgresBind {
+        array(elementOID: PostgresType.timestamptz, arrayOID: PostgresType.timestamptzArray,
+              values.map { $0.map { BinaryWriter.bigEndian(PostgresTime.microseconds(from: $0)) } })
+    }
+
+    private static func array(elementOID: UInt32, arrayOID: UInt32, _ elements: [[UInt8]?]) -> PostgresBind {
+        var out: [UInt8] = []
+        out.reserveCapacity(20 + elements.reduce(0) { $0 + 4 + ($1?.count ?? 0) })
+        let hasNull = elements.contains { $0 == nil }
+        out += BinaryWriter.bigEndian(Int32(elements.isEmpty ? 0 : 1))  // dimensions
+        out += BinaryWriter.bigEndian(Int32(hasNull ? 1 : 0))
+        out += BinaryWriter.bigEndian(elementOID)
+        if !elements.isEmpty {
+            out += BinaryWriter.bigEndian(Int32(elements.count))
+            out += BinaryWriter.bigEndian(Int32(1))  // lower bound
+        }
+        for element in elements {
+            if let element {
+                out += BinaryWriter.bigEndian(Int32(element.count))
+                out += element
+            } else {
+                out += BinaryWriter.bigEndian(Int32(-1))
+            }
+        }
+        return PostgresBind(typeOID: arrayOID, format: .binary, bytes: out)
+    }
+}
+
+/// The built-in type OIDs this layer reads and writes.
+public enum PostgresType {
+    public static let bool: UInt32 = 16
+    public static let bytea: UInt32 = 17
+    public static let name: UInt32 = 19
+    public static let int8: UInt32 = 20
+    public static let int2: UInt32 = 21
+    public static let int4: UInt32 = 23
+    public static let text: UInt32 = 25
+    public static let oid: UInt32 = 26
+    public static let json: UInt32 = 114
+    public static let float4: UInt32 = 700
+    public static let float8: UInt32 = 701
+    public static let cidr: UInt32 = 650
+    public static let inet: UInt32 = 869
+    public static let bpchar: UInt32 = 1042
+    public static let varchar: UInt32 = 1043
+    public static let timestamp: UInt32 = 1114
+    public static let timestamptz: UInt32 = 1184
+    public static let uuid: UInt32 = 2950
+    public static let jsonb: UInt32 = 3802
+    public static let void: UInt32 = 2278
+    public static let boolArray: UInt32 = 1000
+    public static let byteaArray: UInt32 = 1001
+    public static let int4Array: UInt32 = 1007
+    public static let textArray: UInt32 = 1009
+    public static let int8Array: UInt32 = 1016
+    public static let timestamptzArray: UInt32 = 1185
+}
+
+/// PostgreSQL's binary timestamps count microseconds from 2000-01-01 00:00:00 UTC.
+enum PostgresTime {
+    static let epochOffset: TimeInterval = 946_684_800
+
+    static func microseconds(from date: Date) -> Int64 {
+        let seconds = date.timeIntervalSince1970 - epochOffset
+        return Int64((seconds * 1_000_000).rounded())
+    }
+
+    static func date(fromMicroseconds value: Int64) -> Date {
+        Date(timeIntervalSince1970: epochOffset + Double(value) / 1_000_000)
+    }
+}
+
+enum BinaryWriter {
+    static func bigEndian<T: FixedWidthInteger>(_ value: T) -> [UInt8] {
+        withUnsafeBytes(of: value.bigEndian) { Array($0) }
+    }
+}

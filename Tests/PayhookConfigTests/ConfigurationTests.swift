@@ -1,0 +1,79 @@
+import Foundation
+import PayhookConfig
+import Testing
+
+@Suite struct ConfigurationTests {
+    static let exampleURL = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Config/payhook.yaml")
+
+    @Test func loadsTheShippedExample() throws {
+        let configuration = try PayhookConfiguration.load(path: Self.exampleURL.path, environment: [:])
+        #expect(configuration.database.url == "postgres://payhook@127.0.0.1:5432/payhook")
+        #expect(configuration.receiver.host == "127.0.0.1")
+        #expect(configuration.receiver.port == 8080)
+        #expect(configuration.worker.threads == 4)
+        #expect(configuration.retry.maxAttempts == 12)
+        #expect(configuration.channels.map(\.id) == ["alipay", "wechatpay", "points"])
+        #expect(configuration.channels.map(\.type) == [.alipay, .wechatPayV3, .points])
+        let wechat = try #require(configuration.channel(id: "wechatpay"))
+        #expect(wechat.maps["platform_public_key_files"]?["PUB_KEY_ID_0001"] == "Config/keys/wechat_platform_public.pem")
+        #expect(wechat.allowedIPs == ["127.0.0.1/32"])
+        #expect(configuration.channel(id: "alipay")?.settings["seller_id"] == "2088000000000001")
+    }
+
+    @Test func environmentOverridesTheFile() throws {
+        let configuration = try PayhookConfiguration.load(path: Self.exampleURL.path, environment: [
+            "PAYHOOK_DATABASE_URL": "postgres://other@127.0.0.1:6000/x",
+            "PAYHOOK_WORKER_THREADS": "9",
+            "PAYHOOK_RECEIVER_LISTEN": "0.0.0.0:9090",
+        ])
+        #expect(configuration.database.url == "postgres://other@127.0.0.1:6000/x")
+        #expect(configuration.worker.threads == 9)
+        #expect(configuration.receiver.host == "0.0.0.0")
+        #expect(configuration.receiver.port == 9090)
+    }
+
+    @Test func environmentAloneIsEnough() throws {
+        let configuration = try PayhookConfiguration.parse(yaml: "", environment: ["PAYHOOK_DATABASE_URL": "postgres://a@b/c"])
+        #expect(configuration.database.url == "postgres://a@b/c")
+        #expect(configuration.worker.batchSize == 64)
+        #expect(configuration.channels.isEmpty)
+    }
+
+    @Test(arguments: [
+        ("worker: {threads: 2}", "database.url", "is required"),
+        ("database: {url: x}\nworker: {threads: zero}", "worker.threads", "must be a whole number from 1 to 256"),
+        ("database: {url: x}\nworker: {threads: 0}", "worker.threads", "must be a whole number from 1 to 256"),
+        ("database: {url: x}\nworker: {thread: 3}", "worker.thread", "is not a known setting"),
+        ("database: {url: x}\nretry: {factor: abc}", "retry.factor", "must be a number from 1.0 to 100.0"),
+        ("database: {url: x}\nreceiver: {listen: localhost}", "receiver.listen", "must be host:port, such as 127.0.0.1:8080"),
+        ("database: {url: x}\nchannels: [{id: a, type: paypal}]", "channels[0].type", "must be one of alipay, wechatpay_v3, points"),
+        ("database: {url: x}\nchannels: [{id: a, type: points, partner_id: p, hmac_secret_file: f}]", "channels[0].api_base_url", "is required"),
+        ("database: {url: x}\nchannels: [{id: a, type: points, partner_id: p, hmac_secret_file: f, api_base_url: u}, {id: a, type: points, partner_id: p, hmac_secret_file: f, api_base_url: u}]", "channels[1].id", "duplicates another channel's id"),
+        ("database: {url: x}\nchannels: [{id: w, type: wechatpay_v3, mchid: m, appid: a, apiv3_key_file: k, merchant_private_key_file: p, merchant_serial_no: s, api_base_url: u}]", "channels[0].platform_public_key_files", "is required (serial: file)"),
+        ("database: {url: x}\nchannels: [{id: a, type: alipay, app_id: a, alipay_public_key_file: f, app_private_key_file: g, gateway_url: u, query_timeout_ms: -5}]", "channels[0].query_timeout_ms", "must be a positive whole number"),
+        ("database: {url: x}\nworker: [1, 2]", "worker", "must be a mapping"),
+        ("database: {url: x}\ndatabase: {url: y}", "database", "given twice"),
+    ])
+    func errorsNameTheKey(yaml: String, key: String, problem: String) {
+        #expect(throws: ConfigError(key: key, problem: problem)) {
+            try PayhookConfiguration.parse(yaml: yaml)
+        }
+    }
+
+    @Test func errorsDoNotEchoValues() {
+        do {
+            _ = try PayhookConfiguration.parse(yaml: "database: {url: x}\nworker: {threads: s3cr3t}")
+            Issue.record("expected an error")
+        } catch {
+            #expect(!error.description.contains("s3cr3t"))
+        }
+    }
+
+    @Test func missingFileIsAnErrorNamingTheFlag() {
+        #expect(throws: ConfigError(key: "--config", problem: "cannot read /nonexistent/payhook.yaml")) {
+            try PayhookConfiguration.load(path: "/nonexistent/payhook.yaml", environment: [:])
+        }
+    }
+}

@@ -1,0 +1,195 @@
+import Foundation
+import Postgres
+import PostgresTestSupport
+import Testing
+
+/// The libpq layer against a real server: types, errors, transactions, notifications,
+/// pipelines, cancel and reconnect.
+@Suite struct ConnectionTests {
+    let database: TestDatabase
+
+    init() throws { database = try TestDatabase.create(migrated: false) }
+
+    @Test func readsEveryTypeWithoutSurprises() throws {
+        let connection = try database.connect()
+        let when = Date(timeIntervalSince1970: 1_790_000_000.123456)
+        let body: [UInt8] = [0, 1, 2, 0xFF, 0x5C, 0x78]  // NUL, high byte and "\x" stay verbatim
+        let row = try connection.query("""
+            SELECT $1::text, $2::bytea, $3::timestamptz, '10.1.2.3'::inet, '2001:db8::1'::inet,
+                   '{"a": [1, "x"]}'::jsonb, $4::bigint, $5::bool, NULL::text, NULL::bigint, 3::int4, 2.5::float8
+            """, [.text("héllo ✓"), .bytea(body), .timestamptz(when), .int64(-9_000_000_000_000), .bool(true)])[0]
+        #expect(try row.decode(0, as: String.self) == "héllo ✓")
+        #expect(try row.decode(1, as: [UInt8].self) == body)
+        let readBack = try row.decode(2, as: Date.self)
+        #expect(abs(readBack.timeIntervalSince(when)) < 0.000_001)
+        #expect(try row.decode(3, as: String.self) == "10.1.2.3")
+        #expect(try row.decode(4, as: String.self) == "2001:db8::1")
+        #expect(try row.decode(5, as: String.self) == #"{"a": [1, "x"]}"#)
+        #expect(try row.decode(6, as: Int64.self) == -9_000_000_000_000)
+        #expect(try row.decode(7, as: Bool.self))
+        #expect(try row.decode(8, as: String?.self) == nil)
+        #expect(try row.decode(9, as: Int64?.self) == nil)
+        #expect(try row.decode(10, as: Int.self) == 3)
+        #expect(try row.decode(11, as: Double.self) == 2.5)
+    }
+
+    @Test func nullAndTypeMismatchAreErrorsNamingTheColumn() throws {
+        let connection = try database.connect()
+        let row = try connection.query("SELECT NULL::text AS missing, 'x'::text AS word")[0]
+        #expect(throws: PostgresError.self) { try row.decode("missing", as: String.self) }
+        do {
+            _ = try row.decode("word", as: Int64.self)
+            Issue.record("expected a decoding error")
+        } catch {
+            #expect(error.code == .decoding)
+            #expect(error.description.contains("word"))
+        }
+    }
+
+    @Test func arraysTravelInBinary() throws {
+        let connection = try database.connect()
+        let result = try connection.query("""
+            SELECT * FROM unnest($1::text[], $2::bytea[], $3::bigint[], $4::timestamptz[])
+            """, [
+            .textArray(["a", nil, "\"quoted\" {braces}, commas"]),
+            .byteaArray([[1, 2], [], nil]),
+            .int64Array([1, nil, Int64.max]),
+            .timestamptzArray([Date(timeIntervalSince1970: 0), nil, nil]),
+        ])
+        #expect(result.count == 3)
+        #expect(try result[2].decode(0, as: String.self) == "\"quoted\" {braces}, commas")
+        #expect(try result[1].decode(0, as: String?.self) == nil)
+        #expect(try result[1].decode(1, as: [UInt8].self) == [])
+        #expect(try result[2].decode(1, as: [UInt8]?.self) == nil)
+        #expect(try result[2].decode(2, as: Int64.self) == Int64.max)
+        #expect(try result[0].decode(3, as: Date.self) == Date(timeIntervalSince1970: 0))
+    }
+
+    @Test func serverErrorsCarrySQLStateButNotValues() throws {
+        let connection = try database.connect()
+        do {
+            try connection.query("SELECT $1::bigint", [.text("secret-value-123")])
+            Issue.record("expected an error")
+        } catch {
+            #expect(error.code == .server)
+            #expect(error.sqlState == "22P02")
+            #expect(!error.description.contains("secret-value-123"))
+            #expect(String(reflecting: error).contains("secret-value-123"))  // debug text keeps it
+        }
+        // The connection is still usable afterwards.
+        #expect(try connection.query("SELECT 1")[0].decode(0, as: Int.self) == 1)
+    }
+
+    @Test func transactionsCommitOrRollBack() throws {
+        let connection = try database.connect()
+        try connection.execute(script: "CREATE TABLE t (v int)")
+        try connection.transaction { try $0.query("INSERT INTO t VALUES (1)") }
+        struct Boom: Error {}
+        #expect(throws: Boom.self) {
+            try connection.transaction { connection in
+                try connection.query("INSERT INTO t VALUES (2)")
+                throw Boom()
+            }
+        }
+        #expect(try connection.query("SELECT count(*) FROM t")[0].decode(0, as: Int.self) == 1)
+    }
+
+    @Test func preparedStatementsAreReused() throws {
+        let connection = try database.connect()
+        for value in 1...3 {
+            let result = try connection.query(prepared: "add_one", "SELECT $1::bigint + 1", [.int(value)])
+            #expect(try result[0].decode(0, as: Int.self) == value + 1)
+        }
+        let count = try connection.query(
+            "SELECT count(*) FROM pg_prepared_statements WHERE name = 'add_one'")[0].decode(0, as: Int.self)
+        #expect(count == 1)
+    }
+
+    @Test func notificationsArriveAndWaitsTimeOut() throws {
+        let listener = try database.connect()
+        let sender = try database.connect()
+        try listener.listen("payhook test channel")
+        let clock = ContinuousClock()
+        let start = clock.now
+        #expect(try listener.waitForNotifications(timeout: .milliseconds(150)).isEmpty)
+        #expect(clock.now - start >= .milliseconds(140))
+
+        try sender.query("SELECT pg_notify('payhook test channel', $1)", [.text("hello")])
+        let received = try listener.waitForNotifications(timeout: .seconds(5))
+        #expect(received.map(\.payload) == ["hello"])
+        #expect(received.first?.channel == "payhook test channel")
+    }
+
+    @Test func pipelineRunsInOneRoundTripAndIsAtomic() throws {
+        let connection = try database.connect()
+        try connection.execute(script: "CREATE TABLE p (v int PRIMARY KEY)")
+        let results = try connection.pipeline([
+            PipelineStatement("INSERT INTO p VALUES ($1)", [.int32(1)]),
+            PipelineStatement("INSERT INTO p VALUES ($1)", [.int32(2)]),
+            PipelineStatement("SELECT count(*) FROM p"),
+        ])
+        #expect(try results[2][0].decode(0, as: Int.self) == 2)
+
+        // A failing statement aborts the whole pipeline: nothing of it is committed.
+        do {
+            _ = try connection.pipeline([
+                PipelineStatement("INSERT INTO p VALUES ($1)", [.int32(3)]),
+                PipelineStatement("INSERT INTO p VALUES ($1)", [.int32(1)]),  // duplicate key
+                PipelineStatement("INSERT INTO p VALUES ($1)", [.int32(4)]),
+            ])
+            Issue.record("expected the duplicate to fail")
+        } catch {
+            #expect(error.sqlState == "23505")
+        }
+        #expect(try connection.query("SELECT count(*) FROM p")[0].decode(0, as: Int.self) == 2)
+        // The connection is back in normal mode.
+        #expect(try connection.query("SELECT 7")[0].decode(0, as: Int.self) == 7)
+    }
+
+    @Test func cancelStopsARunningStatement() async throws {
+        let serial = try SerialConnection(configuration: .init(conninfo: database.url))
+        let task = Task { try await serial.run { try $0.query("SELECT pg_sleep(30)") } }
+        try await Task.sleep(for: .milliseconds(300))
+        let start = ContinuousClock.now
+        task.cancel()
+        do {
+            _ = try await task.value
+            Issue.record("expected cancellation")
+        } catch let error as PostgresError {
+            #expect(error.code == .cancelled)
+            #expect(error.sqlState == "57014")
+        }
+        #expect(ContinuousClock.now - start < .seconds(5))
+        #expect(try await serial.run { try $0.query("SELECT 1")[0].decode(0, as: Int.self) } == 1)
+    }
+
+    @Test func reconnectsAfterTheBackendIsKilledAndKeepsListening() throws {
+        let connection = try database.connect()
+        try connection.listen("again")
+        let pid = try connection.query("SELECT pg_backend_pid()")[0].decode(0, as: Int.self)
+        let killer = try database.connect()
+        try killer.query("SELECT pg_terminate_backend($1)", [.int32(Int32(pid))])
+        do {
+            try connection.query("SELECT 1")
+            Issue.record("expected a lost connection")
+        } catch {
+            #expect(error.code == .connectionLost)
+            #expect(error.isTransient)
+        }
+        #expect(!connection.isConnected)
+        try connection.reconnect()
+        #expect(try connection.query("SELECT 1")[0].decode(0, as: Int.self) == 1)
+        try killer.query("NOTIFY again")
+        #expect(try connection.waitForNotifications(timeout: .seconds(5)).count == 1)
+    }
+
+    @Test func connectingToNothingFailsClearly() {
+        do {
+            _ = try Connection("postgres://postgres@127.0.0.1:1/none")
+            Issue.record("expected a connection failure")
+        } catch {
+            #expect(error.code == .connectionFailed, "\(String(reflecting: error))")
+            #expect(error.isTransient)
+        }
+    }
+}
