@@ -200,3 +200,31 @@ public struct QueueStore: Sendable {
         SELECT callback_id FROM finished
         """
 }
+
+extension QueueStore {
+    /// The plans of the hot-path statements (insert, claim, finish), so tests and the
+    /// benchmark can show that none of them scans the queue tables.
+    public func explainHotPath(on connection: Connection) throws(PostgresError) -> [(statement: String, plan: String)] {
+        func plan(_ sql: String, _ binds: [PostgresBind]) throws(PostgresError) -> String {
+            try connection.query("EXPLAIN " + sql, binds).rows
+                .map { row throws(PostgresError) in try row.decode(0, as: String.self) }
+                .joined(separator: "\n")
+        }
+        let sample = [Int64](1...64)
+        return [
+            ("insert", try plan(Self.insertSQL, [
+                .textArray(["c"]), .textArray(["notify"]), .timestamptzArray([Date()]), .textArray([nil]),
+                .textArray([nil]), .textArray(["POST"]), .textArray(["/"]), .textArray([""]), .textArray(["[]"]),
+                .byteaArray([[]]),
+            ])),
+            ("claim", try plan(Self.claimSQL, [.int64(64), .text(workerID), .int64(30_000)])),
+            ("finish", try plan(Self.finishSQL, [
+                .int64Array(sample), .int32Array(sample.map { _ in 1 }), .textArray(sample.map { _ in "done" }),
+                .textArray(sample.map { _ in "done" }), .int64Array(sample.map { _ in nil }),
+                .int32Array(sample.map { _ in 0 }), .textArray(sample.map { _ in nil }),
+                .textArray(sample.map { _ in nil }), .textArray(sample.map { _ in nil }),
+                .textArray(sample.map { _ in nil }), .timestamptzArray(sample.map { _ in Date() }), .text(workerID),
+            ])),
+        ]
+    }
+}

@@ -44,20 +44,25 @@ public final class TestCluster: Sendable {
 
     public func remove() { _ = try? Self.run([Self.script, "remove", directory]) }
 
+    /// Runs the script with popen: Foundation's `Process.waitUntilExit` can hang when
+    /// called from a task on Linux.
     @discardableResult
     static func run(_ arguments: [String]) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = arguments
-        let output = Pipe()
-        process.standardOutput = output
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw TestSupportError("\(arguments.dropFirst().joined(separator: " ")) exited \(process.terminationStatus)")
+        let command = (["/bin/bash"] + arguments).map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }
+            .joined(separator: " ")
+        guard let pipe = popen(command, "r") else { throw TestSupportError("popen failed") }
+        var output: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = fread(&buffer, 1, buffer.count, pipe)
+            if count <= 0 { break }
+            output += buffer[0..<count]
         }
-        return String(decoding: data, as: UTF8.self)
+        let status = pclose(pipe)
+        guard status == 0 else {
+            throw TestSupportError("\(arguments.dropFirst().joined(separator: " ")) exited with status \(status)")
+        }
+        return String(decoding: output, as: UTF8.self)
     }
 }
 

@@ -1,0 +1,150 @@
+import CallbackQueue
+import Foundation
+import Postgres
+import PostgresTestSupport
+import Testing
+
+/// Claim and finish against a real PostgreSQL: exactly-once under concurrency, the lease
+/// fence, retries and releases, and plans without table scans.
+@Suite struct QueueStoreTests {
+    let database: TestDatabase
+
+    init() throws { database = try TestDatabase.create() }
+
+    @Test func storedRowKeepsBytesAndHeadersVerbatim() throws {
+        let connection = try database.connect()
+        var callback = QueueTestData.callback(7)
+        callback.body = [0x00, 0xFF, 0x25, 0x32, 0x30] + Array("中文&sign=abc==".utf8)
+        callback.query = "a=1&a=2"
+        let id = try QueueStore.insert([callback], on: connection)[0]
+        let row = try connection.query("""
+            SELECT channel, kind, source_ip, method, path, query, headers, body, state, attempts
+            FROM callbacks WHERE id = $1
+            """, [.int64(id)])[0]
+        #expect(try row.decode(0, as: String.self) == "alipay")
+        #expect(try row.decode(1, as: String.self) == "notify")
+        #expect(try row.decode(2, as: String.self) == "203.0.113.7")
+        #expect(try row.decode(5, as: String.self) == "a=1&a=2")
+        #expect(try row.decode(7, as: [UInt8].self) == callback.body)
+        #expect(try row.decode(8, as: String.self) == "pending")
+        #expect(try row.decode(9, as: Int.self) == 0)
+
+        let claimed = try QueueStore(workerID: "w").claim(limit: 10, on: connection)
+        #expect(claimed.count == 1)
+        #expect(claimed[0].callback.headers == callback.headers)  // order and repeats kept
+        #expect(claimed[0].callback.body == callback.body)
+        #expect(claimed[0].attempt == 1)
+    }
+
+    @Test func eightClaimersFinishEveryRowExactlyOnce() async throws {
+        let setup = try database.connect()
+        let total = 20_000
+        var expected: Set<Int64> = []
+        for start in stride(from: 0, to: total, by: 1000) {
+            expected.formUnion(try QueueStore.insert((start..<start + 1000).map { QueueTestData.callback($0) }, on: setup))
+        }
+        try setup.query("ANALYZE callback_jobs")
+        for (statement, plan) in try QueueStore(workerID: "explain").explainHotPath(on: setup) {
+            #expect(!plan.contains("Seq Scan on callback_jobs"), "\(statement):\n\(plan)")
+            #expect(!plan.contains("Seq Scan on callback_payloads"), "\(statement):\n\(plan)")
+        }
+
+        let claimedByWorker = try await withThrowingTaskGroup(of: [Int64].self) { group in
+            for worker in 0..<8 {
+                group.addTask {
+                    let connection = try database.connect()
+                    let store = QueueStore(workerID: "worker-\(worker)")
+                    var mine: [Int64] = []
+                    while true {
+                        let batch = try store.claim(limit: 64, on: connection)
+                        if batch.isEmpty { break }
+                        let refused = try store.finish(batch.map {
+                            QueueStore.Finish(callbackID: $0.id, attempt: $0.attempt, startedAt: Date(), outcome: .done)
+                        }, on: connection)
+                        #expect(refused.isEmpty)
+                        mine += batch.map(\.id)
+                    }
+                    return mine
+                }
+            }
+            return try await group.reduce(into: [[Int64]]()) { $0.append($1) }
+        }
+        let all = claimedByWorker.flatMap { $0 }
+        #expect(all.count == total)
+        #expect(Set(all) == expected)
+        #expect(claimedByWorker.filter { !$0.isEmpty }.count > 1)  // the work really was shared
+        let check = try database.connect()
+        let counts = try check.query("""
+            SELECT (SELECT count(*) FROM callback_jobs WHERE state = 'done' AND attempts = 1),
+                   (SELECT count(*) FROM callback_attempts WHERE outcome = 'done'),
+                   (SELECT count(DISTINCT callback_id) FROM callback_attempts)
+            """)[0]
+        #expect(try counts.decode(0, as: Int.self) == total)
+        #expect(try counts.decode(1, as: Int.self) == total)
+        #expect(try counts.decode(2, as: Int.self) == total)
+    }
+
+    @Test func expiredLeaseIsTakenOverAndTheLateFinishIsFenced() throws {
+        let connection = try database.connect()
+        let id = try QueueStore.insert([QueueTestData.callback(1)], on: connection)[0]
+        let slow = QueueStore(workerID: "slow", leaseSeconds: 0.2)
+        let fast = QueueStore(workerID: "fast", leaseSeconds: 30)
+
+        let first = try slow.claim(limit: 1, on: connection)
+        #expect(first.map(\.id) == [id])
+        #expect(try fast.claim(limit: 1, on: connection).isEmpty)  // lease still held
+        Thread.sleep(forTimeInterval: 0.3)
+        let second = try fast.claim(limit: 1, on: connection)
+        #expect(second.map(\.id) == [id])
+        #expect(second[0].attempt == 2)
+
+        let refused = try slow.finish([QueueStore.Finish(callbackID: id, attempt: first[0].attempt,
+                                                         startedAt: Date(), outcome: .done)], on: connection)
+        #expect(refused == [id])
+        let row = try connection.query("SELECT state, locked_by FROM callback_jobs WHERE callback_id = $1", [.int64(id)])[0]
+        #expect(try row.decode(0, as: String.self) == "processing")
+        #expect(try row.decode(1, as: String.self) == "fast")
+
+        #expect(try fast.finish([QueueStore.Finish(callbackID: id, attempt: 2, startedAt: Date(), outcome: .done)],
+                                on: connection).isEmpty)
+        let outcomes = try connection.query(
+            "SELECT worker, outcome FROM callback_attempts WHERE callback_id = $1 ORDER BY id", [.int64(id)]
+        ).rows.map { "\(try $0.decode(0, as: String.self)):\(try $0.decode(1, as: String.self))" }
+        #expect(outcomes == ["slow:lease_lost", "fast:done"])
+    }
+
+    @Test func retryWaitsReleaseReturnsAtOnceRejectAndDeadAreRecorded() throws {
+        let connection = try database.connect()
+        let ids = try QueueStore.insert((0..<4).map { QueueTestData.callback($0) }, on: connection)
+        let store = QueueStore(workerID: "w")
+        let claimed = try store.claim(limit: 4, on: connection)
+        #expect(claimed.count == 4)
+        let outcomes: [AttemptOutcome] = [
+            .retry(afterSeconds: 60, reason: "query_unavailable", error: "HTTP 503"),
+            .released,
+            .rejected(reason: "bad_signature", error: "signature does not verify"),
+            .dead(reason: "query_unavailable", error: "budget spent"),
+        ]
+        try store.finish(zip(claimed, outcomes).map {
+            QueueStore.Finish(callbackID: $0.id, attempt: $0.attempt, startedAt: Date(), outcome: $1,
+                              outTradeNo: "T\($0.id)")
+        }, on: connection)
+
+        let rows = try connection.query("""
+            SELECT callback_id, state, attempts, next_attempt_at > now() + interval '50 seconds', reason, last_error,
+                   out_trade_no, locked_by
+            FROM callback_jobs ORDER BY callback_id
+            """).rows
+        #expect(try rows.map { try $0.decode(1, as: String.self) } == ["pending", "pending", "rejected", "dead"])
+        #expect(try rows[0].decode(3, as: Bool.self))  // retry is due in a minute
+        #expect(try rows[0].decode(2, as: Int.self) == 1)
+        #expect(try rows[1].decode(2, as: Int.self) == 0)  // release gives the attempt back
+        #expect(try rows[2].decode(4, as: String.self) == "bad_signature")
+        #expect(try rows[3].decode(5, as: String.self) == "budget spent")
+        #expect(try rows[0].decode(6, as: String.self) == "T\(ids[0])")
+        #expect(try rows.allSatisfy { try $0.decode(7, as: String?.self) == nil })
+
+        // Only the released row is due again now.
+        #expect(try store.claim(limit: 10, on: connection).map(\.id) == [ids[1]])
+    }
+}
