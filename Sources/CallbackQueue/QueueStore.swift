@@ -187,8 +187,10 @@ public struct QueueStore: Sendable {
                 channel_trade_no = coalesce(input.channel_trade_no, job.channel_trade_no),
                 updated_at = now()
             FROM input
+            -- locked_by is set exactly while processing (a CHECK), so this is the fence; not
+            -- naming the state keeps the plan on the primary key.
             WHERE job.callback_id = input.callback_id
-              AND job.state = 'processing' AND job.locked_by = $12 AND job.attempts = input.attempt
+              AND job.locked_by = $12 AND job.attempts = input.attempt
             RETURNING job.callback_id
         ), logged AS (
             INSERT INTO callback_attempts (callback_id, attempt, worker, started_at, outcome, reason, error)

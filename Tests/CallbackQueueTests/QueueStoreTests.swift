@@ -44,10 +44,13 @@ import Testing
             expected.formUnion(try QueueStore.insert((start..<start + 1000).map { QueueTestData.callback($0) }, on: setup))
         }
         try setup.query("ANALYZE callback_jobs")
-        for (statement, plan) in try QueueStore(workerID: "explain").explainHotPath(on: setup) {
+        let plans = try QueueStore(workerID: "explain").explainHotPath(on: setup)
+        for (statement, plan) in plans {
             #expect(!plan.contains("Seq Scan on callback_jobs"), "\(statement):\n\(plan)")
             #expect(!plan.contains("Seq Scan on callback_payloads"), "\(statement):\n\(plan)")
         }
+        let finishPlan = try #require(plans.first { $0.statement == "finish" }?.plan)
+        #expect(finishPlan.contains("Index Scan using callback_jobs_pkey"), "finish must touch rows by primary key")
 
         let claimedByWorker = try await withThrowingTaskGroup(of: [Int64].self) { group in
             for worker in 0..<8 {
