@@ -27,7 +27,9 @@ payhook_start_cluster() {
   local base="$PAYHOOK_ROOT/.run"
   mkdir -p "$base"
   PAYHOOK_CLUSTER_DIR=$(mktemp -d "$base/pg.XXXXXX")
-  if ! "$PAYHOOK_ROOT/Deploy/pg-cluster" start "$PAYHOOK_CLUSTER_DIR" >/dev/null 2>"$base/start.err"; then
+  local problem
+  if ! problem=$("$PAYHOOK_ROOT/Deploy/pg-cluster" start "$PAYHOOK_CLUSTER_DIR" 2>&1 >/dev/null); then
+    echo "==> $problem; using /tmp instead"
     rm -rf "$PAYHOOK_CLUSTER_DIR"
     PAYHOOK_CLUSTER_DIR=$(mktemp -d /tmp/payhook-pg.XXXXXX)
     "$PAYHOOK_ROOT/Deploy/pg-cluster" start "$PAYHOOK_CLUSTER_DIR" >/dev/null
