@@ -167,3 +167,17 @@ enum Bytes {
         return String((0..<count).map { _ in alphabet[Int(rng.next() % UInt64(alphabet.count))] })
     }
 }
+
+/// Random nonces for signed messages.
+public enum Nonce {
+    /// `count` random characters from `A-Z0-9` (system CSPRNG).
+    public static func random(_ count: Int = 32) -> String {
+        Bytes.randomAlphanumeric(count)
+    }
+}
+
+extension FormEncoding {
+    static func percentDecode(_ bytes: [UInt8]) -> [UInt8]? {
+        bytes.withUnsafeBufferPointer { percentDecode($0) }
+    }
+}

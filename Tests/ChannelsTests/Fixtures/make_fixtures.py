@@ -145,7 +145,7 @@ def wechat_notify(key, serial_name, trade_state, timestamp, nonce, resource_nonc
     }
     return json.dumps({"headers": headers, "body": body}, ensure_ascii=False, indent=1)
 
-TS = 1795749606  # 2026-11-27T10:00:06+08:00
+TS = 1795749606  # 2026-11-27T11:20:06+08:00
 write("wechat_notify_cert.json", wechat_notify(cert_key, CERT_SERIAL, "SUCCESS", TS, "5K8264ILTKCH16CQ2502SI8ZNMTM67VS", "fdasflkja484"))
 write("wechat_notify_pubkey_id.json", wechat_notify(pubid_key, PUBKEY_ID, "SUCCESS", TS, "7H3JQ2W9KD0PX4ZB1N6RM8VT5YC2LE0A", "0123456789ab"))
 write("wechat_notify_closed.json", wechat_notify(pubid_key, PUBKEY_ID, "CLOSED", TS, "Q8W7E6R5T4Y3U2I1O0P9A8S7D6F5G4H3", "ba9876543210"))
