@@ -65,7 +65,7 @@ public struct RSAPublicKey: Sendable {
     public var pemRepresentation: String { key.pemRepresentation }
 
     /// RSASSA-PKCS1-v1_5 with SHA-256 (Alipay RSA2, WeChat Pay).
-    func isValidSHA256Signature(_ signature: [UInt8], for message: some DataProtocol) -> Bool {
+    package func isValidSHA256Signature(_ signature: [UInt8], for message: some DataProtocol) -> Bool {
         key.isValidSignature(_RSA.Signing.RSASignature(rawRepresentation: signature), for: SHA256.hash(data: message), padding: .insecurePKCS1v1_5)
     }
 
@@ -115,7 +115,7 @@ public struct RSAPrivateKey: Sendable {
     /// PKCS#8 PEM (for writing the simulator's generated keys to files).
     public var pkcs8PEMRepresentation: String { key.pkcs8PEMRepresentation }
 
-    func signSHA256(_ message: some DataProtocol) -> [UInt8] {
+    package func signSHA256(_ message: some DataProtocol) -> [UInt8] {
         // Signing with a valid key over a digest does not fail; a failure is a library bug.
         let signature = try! key.signature(for: SHA256.hash(data: message), padding: .insecurePKCS1v1_5)
         return Array(signature.rawRepresentation)
