@@ -153,6 +153,21 @@ import Testing
         }
     }
 
+    @Test func tamperedCiphertextUnderAValidSignatureIsDecryptFailed() throws {
+        // Someone holding a trusted platform key (here: the test's) re-signs a body whose
+        // encrypted amount was altered: the AEAD tag still catches it.
+        let s = try side()
+        let message = s.notify(for: order, eventID: "E1", timestamp: signedAt, resourceNonce: "0123456789ab")
+        var text = String(decoding: message.body, as: UTF8.self)
+        let start = try #require(text.range(of: "\"ciphertext\":\"")).upperBound
+        let original = text[start]
+        text.replaceSubrange(start...start, with: original == "A" ? "B" : "A")
+        let body = Array(text.utf8)
+        expectRejection(.decryptFailed) { () throws(Rejection) in
+            try adapter.verify(RawCallback(headers: s.signedHeaders(body: body, timestamp: signedAt), body: body, receivedAt: signedAt))
+        }
+    }
+
     @Test func merchantMismatch() throws {
         for s in [try side(mchID: "1900000999"), try side(appID: "wx0000000000000999")] {
             let message = s.notify(for: order, eventID: "E1", timestamp: signedAt)
