@@ -98,3 +98,14 @@ public struct QueryError: Error, Sendable, Hashable, CustomStringConvertible {
         "\(kind.rawValue) \(code.rawValue)" + (detail.isEmpty ? "" : ": \(detail)")
     }
 }
+
+extension Rejection {
+    /// `text` if it is short and plainly printable (letters, digits, `_ - . /`), else a placeholder:
+    /// details quote header values only when they cannot carry payload or control bytes.
+    static func quoted(_ text: String, max: Int = 64) -> String {
+        let safe = text.utf8.count <= max && text.utf8.allSatisfy {
+            ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x7A) || $0 == 0x5F || $0 == 0x2D || $0 == 0x2E || $0 == 0x2F
+        }
+        return safe ? text : "(unprintable)"
+    }
+}

@@ -43,7 +43,7 @@ public struct AlipayAdapter: ChannelAdapter {
         switch signType {
         case "RSA2": algorithm = .rsa2
         case "RSA" where configuration.allowSHA1SignType: algorithm = .rsa
-        default: throw Rejection(.unsupportedSignType, signType.count <= 16 ? signType : "unknown")
+        default: throw Rejection(.unsupportedSignType, Rejection.quoted(signType))
         }
         guard let signText = fields.raw("sign") else { throw .malformed("sign missing") }
         guard let signature = AlipaySignature.decodeBase64(signText), !signature.isEmpty else {

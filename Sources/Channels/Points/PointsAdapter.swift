@@ -88,7 +88,7 @@ enum PointsSignature {
             let nonce = headers.first(named: nonceHeader), let signatureText = headers.first(named: signatureHeader)
         else { throw .malformed("X-Points-Partner-Id, -Timestamp, -Nonce and -Signature headers are required") }
         if let type = headers.first(named: signatureTypeHeader), type != signatureType {
-            throw Rejection(.unsupportedSignType, type.count <= 32 ? type : "unknown")
+            throw Rejection(.unsupportedSignType, Rejection.quoted(type))
         }
         guard validNonce(nonce) else { throw .malformed("X-Points-Nonce") }
         guard timestamp.utf8.count <= 12, let seconds = Int64(timestamp), seconds >= 0 else { throw .malformed("X-Points-Timestamp") }

@@ -34,10 +34,10 @@ enum WeChatPaySignature {
         else { throw .malformed("Wechatpay-Timestamp, -Nonce, -Signature and -Serial headers are required") }
         if signatureText.hasPrefix(probePrefix) { throw Rejection(.probeSignature) }
         if let type = headers.first(named: "Wechatpay-Signature-Type"), type != signatureType {
-            throw Rejection(.unsupportedSignType, type.count <= 40 ? type : "unknown")
+            throw Rejection(.unsupportedSignType, Rejection.quoted(type))
         }
         guard let key = keys[WeChatPayConfiguration.normalizeSerial(serial)] else {
-            throw Rejection(.unknownKey, serial.count <= 64 ? "Wechatpay-Serial \(serial)" : "Wechatpay-Serial")
+            throw Rejection(.unknownKey, "Wechatpay-Serial \(Rejection.quoted(serial))")
         }
         guard timestamp.utf8.count <= 12, let seconds = Int64(timestamp), seconds >= 0 else {
             throw .malformed("Wechatpay-Timestamp")
