@@ -66,18 +66,30 @@ enum IPAddress {
         return parseIPv4(text)
     }
 
+    /// Dotted quad: four decimal parts 0...255, no leading zeros (no octal-looking forms).
     static func parseIPv4(_ text: Substring) -> [UInt8]? {
-        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 4 else { return nil }
         var out: [UInt8] = []
         out.reserveCapacity(4)
-        for part in parts {
-            guard !part.isEmpty, part.count <= 3, part.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
-                let value = UInt8(part)
-            else { return nil }
-            if part.count > 1 && part.first == "0" { return nil }  // no octal-looking forms
-            out.append(value)
+        var value = 0
+        var digits = 0
+        var leadingZero = false
+        for b in text.utf8 {
+            if b == UInt8(ascii: ".") {
+                guard digits > 0, out.count < 3 else { return nil }
+                out.append(UInt8(value))
+                value = 0
+                digits = 0
+                leadingZero = false
+                continue
+            }
+            guard b >= 0x30, b <= 0x39, !leadingZero else { return nil }
+            if digits == 0 && b == 0x30 { leadingZero = true }
+            value = value * 10 + Int(b - 0x30)
+            digits += 1
+            guard value <= 255 else { return nil }
         }
+        guard digits > 0, out.count == 3 else { return nil }
+        out.append(UInt8(value))
         return out
     }
 

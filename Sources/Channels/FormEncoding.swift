@@ -20,11 +20,24 @@ enum FormEncoding {
             if end > start {
                 var eq = start
                 while eq < end, bytes[eq] != UInt8(ascii: "=") { eq += 1 }
-                guard let keyBytes = percentDecode(UnsafeBufferPointer(rebasing: bytes[start..<eq])),
-                    let key = String(validating: keyBytes, as: UTF8.self)
-                else { return nil }
+                let rawKey = UnsafeBufferPointer(rebasing: bytes[start..<eq])
+                let key: String
+                if rawKey.contains(where: { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") }) {
+                    guard let keyBytes = percentDecode(rawKey), let decoded = Bytes.utf8String(keyBytes) else { return nil }
+                    key = decoded
+                } else {
+                    guard let plain = Bytes.utf8String(rawKey) else { return nil }
+                    key = plain
+                }
                 let valueStart = eq < end ? eq + 1 : end
-                guard let value = percentDecode(UnsafeBufferPointer(rebasing: bytes[valueStart..<end])) else { return nil }
+                let rawValue = UnsafeBufferPointer(rebasing: bytes[valueStart..<end])
+                let value: [UInt8]
+                if rawValue.contains(where: { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") }) {
+                    guard let decoded = percentDecode(rawValue) else { return nil }
+                    value = decoded
+                } else {
+                    value = Array(rawValue)
+                }
                 pairs.append(Pair(key: key, value: value))
             }
             start = end + 1
@@ -160,6 +173,25 @@ enum Bytes {
         return String(decoding: bytes, as: UTF8.self)
     }
 
+    /// The bytes as text if they are valid UTF-8, else nil. (`String(validating:as:)` is not
+    /// specialized across modules and costs a generic-metadata lookup per call on the hot path.)
+    @inline(__always)
+    static func utf8String(_ bytes: UnsafeBufferPointer<UInt8>) -> String? {
+        var ascii = true
+        for b in bytes where b >= 0x80 {
+            ascii = false
+            break
+        }
+        let text = String(decoding: bytes, as: UTF8.self)
+        if ascii { return text }
+        // Decoding repairs invalid sequences with U+FFFD; valid input comes back byte for byte.
+        return text.utf8.elementsEqual(bytes) ? text : nil
+    }
+
+    static func utf8String(_ bytes: [UInt8]) -> String? {
+        bytes.withUnsafeBufferPointer { utf8String($0) }
+    }
+
     /// A random alphanumeric string (nonces).
     static func randomAlphanumeric(_ count: Int) -> String {
         let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
@@ -179,5 +211,138 @@ public enum Nonce {
 extension FormEncoding {
     static func percentDecode(_ bytes: [UInt8]) -> [UInt8]? {
         bytes.withUnsafeBufferPointer { percentDecode($0) }
+    }
+}
+
+/// A decoded form held in one buffer: every value's decoded bytes sit in `storage`, found by
+/// range. One allocation for all values instead of one per value: the notify hot path.
+struct DecodedForm {
+    var keys: [String]
+    var values: [Range<Int>]
+    var storage: [UInt8]
+
+    /// nil on a bad `%` escape or a key that is not UTF-8 text.
+    init?(_ bytes: UnsafeBufferPointer<UInt8>) {
+        var keys: [String] = []
+        var values: [Range<Int>] = []
+        keys.reserveCapacity(32)
+        values.reserveCapacity(32)
+        var failed = false
+        // Decoding never grows the text, so one buffer of the input's size holds every value.
+        let storage = [UInt8](unsafeUninitializedCapacity: max(bytes.count, 1)) { out, initialized in
+            if let written = DecodedForm.decode(bytes, into: out, keys: &keys, values: &values) {
+                initialized = written
+            } else {
+                initialized = 0
+                failed = true
+            }
+        }
+        if failed { return nil }
+        self.keys = keys
+        self.values = values
+        self.storage = storage
+    }
+
+    /// Decodes every pair; values go to `out` (returns the bytes written), keys become
+    /// strings. nil on a bad escape or a non-UTF-8 key.
+    private static func decode(
+        _ bytes: UnsafeBufferPointer<UInt8>, into out: UnsafeMutableBufferPointer<UInt8>, keys: inout [String], values: inout [Range<Int>]
+    ) -> Int? {
+        let count = bytes.count
+        var written = 0
+        var start = 0
+        while start < count {
+            var end = start
+            var eq = -1
+            var escaped = false
+            // Skip 8 bytes at a time while none is `&`, `=`, `%` or `+`.
+            let base = bytes.baseAddress!
+            while end + 8 <= count {
+                let word = UnsafeRawPointer(base + end).loadUnaligned(as: UInt64.self)
+                if DecodedForm.hasByte(word, 0x26) || DecodedForm.hasByte(word, 0x3D) || DecodedForm.hasByte(word, 0x25) || DecodedForm.hasByte(word, 0x2B) {
+                    break
+                }
+                end += 8
+            }
+            while end < count {
+                let b = bytes[end]
+                if b == UInt8(ascii: "&") { break }
+                if b == UInt8(ascii: "=") && eq < 0 { eq = end }
+                if b == UInt8(ascii: "%") || b == UInt8(ascii: "+") { escaped = true }
+                end += 1
+            }
+            if end > start {
+                let keyEnd = eq < 0 ? end : eq
+                let valueStart = eq < 0 ? end : eq + 1
+                // The key is decoded into the spot its value will overwrite.
+                guard let keyLength = decodePart(bytes, start, keyEnd, escaped, out, written),
+                    let key = Bytes.utf8String(UnsafeBufferPointer(rebasing: out[written..<(written + keyLength)]))
+                else { return nil }
+                guard let valueLength = decodePart(bytes, valueStart, end, escaped, out, written) else { return nil }
+                keys.append(key)
+                values.append(written..<(written + valueLength))
+                written += valueLength
+            }
+            start = end + 1
+        }
+        return written
+    }
+
+    /// Whether any byte of `word` equals `byte` (SWAR zero-byte test, exact).
+    @inline(__always)
+    static func hasByte(_ word: UInt64, _ byte: UInt8) -> Bool {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let x = word ^ (ones &* UInt64(byte))
+        return (x &- ones) & ~x & 0x8080_8080_8080_8080 != 0
+    }
+
+    @inline(__always)
+    private static func decodePart(
+        _ bytes: UnsafeBufferPointer<UInt8>, _ from: Int, _ to: Int, _ escaped: Bool, _ out: UnsafeMutableBufferPointer<UInt8>, _ at: Int
+    ) -> Int? {
+        guard escaped else {
+            if to > from {
+                UnsafeMutableRawPointer(out.baseAddress! + at).copyMemory(from: bytes.baseAddress! + from, byteCount: to - from)
+            }
+            return to - from
+        }
+        var w = at
+        var i = from
+        while i < to {
+            let b = bytes[i]
+            if b == UInt8(ascii: "%") {
+                guard i + 2 < to, let hi = FormEncoding.hexValue(bytes[i + 1]), let lo = FormEncoding.hexValue(bytes[i + 2]) else { return nil }
+                out[w] = hi << 4 | lo
+                i += 3
+            } else {
+                out[w] = b == UInt8(ascii: "+") ? 0x20 : b
+                i += 1
+            }
+            w += 1
+        }
+        return w - at
+    }
+
+    var count: Int { keys.count }
+
+    func index(of key: String) -> Int? {
+        let length = key.utf8.count
+        for i in 0..<keys.count where keys[i].utf8.count == length && keys[i] == key { return i }
+        return nil
+    }
+
+    func value(_ key: String) -> ArraySlice<UInt8>? {
+        index(of: key).map { storage[values[$0]] }
+    }
+
+    /// The value as printable ASCII; nil when absent, empty, or not ASCII.
+    func ascii(_ key: String) -> String? {
+        guard let bytes = value(key), !bytes.isEmpty else { return nil }
+        for b in bytes where b < 0x20 || b > 0x7E { return nil }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    var pairs: [FormEncoding.Pair] {
+        (0..<keys.count).map { FormEncoding.Pair(key: keys[$0], value: Array(storage[values[$0]])) }
     }
 }

@@ -31,52 +31,58 @@ enum JSONValue: Sendable, Hashable {
 
     static func parse(_ bytes: ArraySlice<UInt8>) throws(ParseError) -> JSONValue {
         let result: Result<JSONValue, ParseError> = bytes.withUnsafeBufferPointer { buffer in
-            var reader = Reader(buffer: buffer)
-            return Result { () throws(ParseError) -> JSONValue in
-                reader.skipWhitespace()
-                let value = try reader.value(depth: 0)
-                reader.skipWhitespace()
-                guard reader.position == buffer.count else { throw ParseError(offset: reader.position) }
-                return value
-            }
+            Result { () throws(ParseError) -> JSONValue in try parse(buffer: buffer) }
         }
         return try result.get()
+    }
+
+    // The reader lives in a plain function, not in a closure: a captured `var` would be
+    // boxed and every access checked for exclusivity at run time.
+    private static func parse(buffer: UnsafeBufferPointer<UInt8>) throws(ParseError) -> JSONValue {
+        var reader = Reader(buffer: buffer)
+        reader.skipWhitespace()
+        let value = try reader.value(depth: 0)
+        reader.skipWhitespace()
+        guard reader.position == buffer.count else { throw ParseError(offset: reader.position) }
+        return value
     }
 
     /// Parses a top-level object and returns each member with its value and the byte range
     /// of that value's exact text in `bytes`.
     static func topLevelMembers(_ bytes: [UInt8]) throws(ParseError) -> [(key: String, value: JSONValue, range: Range<Int>)] {
         let result: Result<[(key: String, value: JSONValue, range: Range<Int>)], ParseError> = bytes.withUnsafeBufferPointer { buffer in
-            var reader = Reader(buffer: buffer)
-            return Result { () throws(ParseError) -> [(key: String, value: JSONValue, range: Range<Int>)] in
-                var out: [(key: String, value: JSONValue, range: Range<Int>)] = []
-                reader.skipWhitespace()
-                try reader.expect(UInt8(ascii: "{"))
-                reader.skipWhitespace()
-                if reader.peek() == UInt8(ascii: "}") {
-                    reader.position += 1
-                } else {
-                    while true {
-                        reader.skipWhitespace()
-                        let key = try reader.string()
-                        reader.skipWhitespace()
-                        try reader.expect(UInt8(ascii: ":"))
-                        reader.skipWhitespace()
-                        let start = reader.position
-                        let value = try reader.value(depth: 1)
-                        out.append((key, value, start..<reader.position))
-                        reader.skipWhitespace()
-                        if reader.peek() == UInt8(ascii: ",") { reader.position += 1; continue }
-                        try reader.expect(UInt8(ascii: "}"))
-                        break
-                    }
-                }
-                reader.skipWhitespace()
-                guard reader.position == buffer.count else { throw ParseError(offset: reader.position) }
-                return out
-            }
+            Result { () throws(ParseError) -> [(key: String, value: JSONValue, range: Range<Int>)] in try topLevelMembers(buffer: buffer) }
         }
         return try result.get()
+    }
+
+    private static func topLevelMembers(buffer: UnsafeBufferPointer<UInt8>) throws(ParseError) -> [(key: String, value: JSONValue, range: Range<Int>)] {
+        var reader = Reader(buffer: buffer)
+        var out: [(key: String, value: JSONValue, range: Range<Int>)] = []
+        reader.skipWhitespace()
+        try reader.expect(UInt8(ascii: "{"))
+        reader.skipWhitespace()
+        if reader.peek() == UInt8(ascii: "}") {
+            reader.position += 1
+        } else {
+            while true {
+                reader.skipWhitespace()
+                let key = try reader.string()
+                reader.skipWhitespace()
+                try reader.expect(UInt8(ascii: ":"))
+                reader.skipWhitespace()
+                let start = reader.position
+                let value = try reader.value(depth: 1)
+                out.append((key, value, start..<reader.position))
+                reader.skipWhitespace()
+                if reader.peek() == UInt8(ascii: ",") { reader.position += 1; continue }
+                try reader.expect(UInt8(ascii: "}"))
+                break
+            }
+        }
+        reader.skipWhitespace()
+        guard reader.position == buffer.count else { throw ParseError(offset: reader.position) }
+        return out
     }
 
     subscript(key: String) -> JSONValue? {
@@ -203,12 +209,25 @@ enum JSONValue: Sendable, Hashable {
         mutating func string() throws(ParseError) -> String {
             try expect(UInt8(ascii: "\""))
             let start = position
+            // Skip 8 bytes at a time while none is a quote, a backslash or a control byte.
+            if let base = buffer.baseAddress {
+                let ones: UInt64 = 0x0101_0101_0101_0101
+                let highs: UInt64 = 0x8080_8080_8080_8080
+                while position + 8 <= buffer.count {
+                    let word = UInt64(littleEndian: UnsafeRawPointer(base + position).loadUnaligned(as: UInt64.self))
+                    let quote = word ^ (ones &* 0x22)
+                    let backslash = word ^ (ones &* 0x5C)
+                    let special = ((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash) | ((word &- ones &* 0x20) & ~word)
+                    if special & highs != 0 { break }
+                    position += 8
+                }
+            }
             // Fast path: no escapes.
             while position < buffer.count {
                 let b = buffer[position]
                 if b == UInt8(ascii: "\"") {
                     let slice = UnsafeBufferPointer(rebasing: buffer[start..<position])
-                    guard let text = String(validating: slice, as: UTF8.self) else { throw ParseError(offset: start) }
+                    guard let text = Bytes.utf8String(slice) else { throw ParseError(offset: start) }
                     position += 1
                     return text
                 }
@@ -222,7 +241,7 @@ enum JSONValue: Sendable, Hashable {
                 let b = buffer[position]
                 if b == UInt8(ascii: "\"") {
                     position += 1
-                    guard let text = String(validating: bytes, as: UTF8.self) else { throw ParseError(offset: start) }
+                    guard let text = Bytes.utf8String(bytes) else { throw ParseError(offset: start) }
                     return text
                 }
                 if b < 0x20 { throw ParseError(offset: position) }

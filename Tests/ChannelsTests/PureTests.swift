@@ -182,3 +182,39 @@ import Testing
         ])
     }
 }
+
+@Suite struct FormDecodingTests {
+    @Test(arguments: ["a=1&b=%E4%B8%AD&c=x+y", "", "&&", "a", "a=", "=v", "k=v=w&k2", "a=1&", "sign=abc%3D%3D&sign_type=RSA2",
+                      String(repeating: "key_number_long=value+with+spaces%21&", count: 20)])
+    func decodedFormMatchesPairs(_ text: String) throws {
+        let pairs = try #require(FormEncoding.parse(text))
+        var copy = text
+        let form = try #require(copy.withUTF8 { DecodedForm($0) })
+        #expect(form.pairs == pairs)
+    }
+
+    @Test(arguments: ["a=%zz", "a=%4", "%ff=1", "b=1&a=%"])
+    func badEscapesAndKeysFail(_ text: String) {
+        var copy = text
+        #expect(copy.withUTF8 { DecodedForm($0) } == nil)
+        #expect(FormEncoding.parse(text) == nil)
+    }
+
+    @Test func utf8Validation() {
+        #expect(Bytes.utf8String([0x61, 0xE4, 0xB8, 0xAD]) == "a中")
+        #expect(Bytes.utf8String([0xFF]) == nil)
+        #expect(Bytes.utf8String([0xED, 0xA0, 0x80]) == nil)        // surrogate
+        #expect(Bytes.utf8String([0xC0, 0x80]) == nil)              // overlong
+        #expect(Bytes.utf8String([0xF0, 0x9F, 0x98, 0x41]) == nil)  // truncated 4-byte sequence, same length when repaired
+        #expect(Bytes.utf8String([0xEF, 0xBF, 0xBD]) == "\u{FFFD}")  // a real U+FFFD is valid
+    }
+
+    @Test func signContentSortsDropsAndRefusesRepeats() throws {
+        let pairs = try #require(FormEncoding.parse("notify_type=x&b=2&sign=s&sign_type=RSA2&notify_time=t&a=&notify_id=n&buyer_pay_amount=1&buyer_id=9"))
+        let content = try #require(AlipaySignature.signContent(pairs))
+        #expect(String(decoding: content, as: UTF8.self) == "b=2&buyer_id=9&buyer_pay_amount=1&notify_id=n&notify_time=t&notify_type=x")
+        let withType = try #require(AlipaySignature.signContent(pairs, excludingSignType: false))
+        #expect(String(decoding: withType, as: UTF8.self).hasSuffix("&sign_type=RSA2"))
+        #expect(AlipaySignature.signContent(try #require(FormEncoding.parse("a=1&b=2&a=3"))) == nil)
+    }
+}

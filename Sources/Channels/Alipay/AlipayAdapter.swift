@@ -18,19 +18,18 @@ public struct AlipayAdapter: ChannelAdapter {
     public func verify(_ raw: RawCallback) throws(Rejection) -> PaymentNotification {
         try checkSource(raw)
         // The notify carries its parameters in the form body; the browser return in the query.
-        let pairs: [FormEncoding.Pair]?
-        switch raw.kind {
-        case .notify:
-            pairs = raw.body.isEmpty && !raw.query.isEmpty ? FormEncoding.parse(raw.query) : FormEncoding.parse(raw.body)
-        case .return:
-            pairs = FormEncoding.parse(raw.query)
+        let form: DecodedForm?
+        if raw.kind == .return || (raw.body.isEmpty && !raw.query.isEmpty) {
+            var query = raw.query
+            form = query.withUTF8 { DecodedForm($0) }
+        } else {
+            form = raw.body.withUnsafeBufferPointer { DecodedForm($0) }
         }
-        guard let pairs else { throw .malformed("form encoding") }
-        return try verify(pairs: pairs, kind: raw.kind)
+        guard let form else { throw .malformed("form encoding") }
+        return try verify(form: form, kind: raw.kind)
     }
 
-    func verify(pairs: [FormEncoding.Pair], kind: RawCallback.Kind) throws(Rejection) -> PaymentNotification {
-        let fields = Fields(pairs)
+    func verify(form fields: DecodedForm, kind: RawCallback.Kind) throws(Rejection) -> PaymentNotification {
         let charset: AlipayCharset
         if let name = fields.ascii("charset") {
             guard let known = AlipayCharset(name: name) else { throw .malformed("charset") }
@@ -45,11 +44,11 @@ public struct AlipayAdapter: ChannelAdapter {
         case "RSA" where configuration.allowSHA1SignType: algorithm = .rsa
         default: throw Rejection(.unsupportedSignType, Rejection.quoted(signType))
         }
-        guard let signText = fields.raw("sign") else { throw .malformed("sign missing") }
-        guard let signature = AlipaySignature.decodeBase64(signText), !signature.isEmpty else {
+        guard let signText = fields.value("sign") else { throw .malformed("sign missing") }
+        guard let signature = AlipaySignature.decodeBase64(Array(signText)), !signature.isEmpty else {
             throw .malformed("sign is not base64")
         }
-        guard let content = AlipaySignature.signContent(pairs, excludingSignType: true) else {
+        guard let content = AlipaySignature.signContent(fields) else {
             throw .malformed("repeated parameter")
         }
         let valid =
@@ -77,7 +76,7 @@ public struct AlipayAdapter: ChannelAdapter {
         } else {
             throw .malformed("trade_status missing")
         }
-        guard let amountText = fields.raw("total_amount") else { throw .malformed("total_amount missing") }
+        guard let amountText = fields.value("total_amount") else { throw .malformed("total_amount missing") }
         guard let amount = amountText.withUnsafeBufferPointer({ Money.parseMinorUnits(utf8: $0) }) else {
             throw .malformed("total_amount")
         }
@@ -87,7 +86,7 @@ public struct AlipayAdapter: ChannelAdapter {
             paidAt = date
         }
         let currency = fields.ascii("trans_currency") ?? "CNY"
-        let subject = fields.raw("subject").flatMap { charset.decode($0) }
+        let subject = fields.value("subject").flatMap { charset.decode(Array($0)) }
         return PaymentNotification(
             channelID: configuration.channelID, channelType: .alipay, outTradeNo: outTradeNo,
             channelTradeNo: tradeNo, status: status, amountMinor: amount, currency: currency,
@@ -108,7 +107,8 @@ public struct AlipayAdapter: ChannelAdapter {
         init(_ pairs: [FormEncoding.Pair]) { self.pairs = pairs }
 
         func raw(_ key: String) -> [UInt8]? {
-            for pair in pairs where pair.key == key { return pair.value }
+            let length = key.utf8.count
+            for pair in pairs where pair.key.utf8.count == length && pair.key == key { return pair.value }
             return nil
         }
 

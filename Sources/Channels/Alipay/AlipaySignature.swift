@@ -8,18 +8,61 @@ enum AlipaySignature {
     /// value, sorted by key (byte order), joined as `k=v` with `&`, over the raw (decoded)
     /// bytes in the message's charset. nil when a key repeats (ambiguous).
     static func signContent(_ pairs: [FormEncoding.Pair], excludingSignType: Bool = true) -> [UInt8]? {
-        var kept = pairs.filter { !$0.value.isEmpty && $0.key != "sign" && !(excludingSignType && $0.key == "sign_type") }
-        kept.sort { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
+        pairs.withUnsafeBufferPointer { buffer in
+            signContent(count: buffer.count, key: { buffer[$0].key }, excludingSignType: excludingSignType) { i, out in
+                out.append(contentsOf: buffer[i].value)
+            } valueIsEmpty: { buffer[$0].value.isEmpty }
+        }
+    }
+
+    static func signContent(_ form: DecodedForm) -> [UInt8]? {
+        form.storage.withUnsafeBufferPointer { storage in
+            signContent(count: form.count, key: { form.keys[$0] }, excludingSignType: true) { i, out in
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: storage[form.values[i]]))
+            } valueIsEmpty: { form.values[$0].isEmpty }
+        }
+    }
+
+    @inline(__always)
+    private static func signContent(
+        count: Int, key: (Int) -> String, excludingSignType: Bool, appendValue: (Int, inout [UInt8]) -> Void,
+        valueIsEmpty: (Int) -> Bool
+    ) -> [UInt8]? {
+        // Sort (first-8-bytes prefix, index) pairs: one integer compare decides almost
+        // every comparison; equal prefixes fall back to the whole key.
+        var order: [(prefix: UInt64, index: Int)] = []
+        order.reserveCapacity(count)
+        var total = 0
+        for index in 0..<count {
+            if valueIsEmpty(index) { continue }
+            var name = key(index)
+            let prefix: UInt64? = name.withUTF8 { utf8 in
+                if utf8.count == 4 && utf8[0] == 0x73 && utf8[1] == 0x69 && utf8[2] == 0x67 && utf8[3] == 0x6E { return nil }  // sign
+                if excludingSignType && utf8.count == 9 && utf8.elementsEqual("sign_type".utf8) { return nil }
+                var prefix: UInt64 = 0
+                for i in 0..<8 { prefix = prefix << 8 | UInt64(i < utf8.count ? utf8[i] : 0) }
+                total += utf8.count + 2
+                return prefix
+            }
+            guard let prefix else { continue }
+            order.append((prefix, index))
+        }
+        order.sort { a, b in
+            if a.prefix != b.prefix { return a.prefix < b.prefix }
+            return key(a.index).utf8.lexicographicallyPrecedes(key(b.index).utf8)
+        }
         var out: [UInt8] = []
-        out.reserveCapacity(kept.reduce(0) { $0 + $1.key.utf8.count + $1.value.count + 2 })
-        var previous: String? = nil
-        for (i, pair) in kept.enumerated() {
-            if pair.key == previous { return nil }
-            previous = pair.key
-            if i > 0 { out.append(UInt8(ascii: "&")) }
-            out.append(contentsOf: pair.key.utf8)
+        out.reserveCapacity(total + 1024)
+        for (position, entry) in order.enumerated() {
+            let name = key(entry.index)
+            if position > 0 {
+                let previous = order[position - 1]
+                if previous.prefix == entry.prefix && key(previous.index) == name { return nil }
+                out.append(UInt8(ascii: "&"))
+            }
+            out.append(contentsOf: name.utf8)
             out.append(UInt8(ascii: "="))
-            out.append(contentsOf: pair.value)
+            appendValue(entry.index, &out)
         }
         return out
     }
@@ -71,7 +114,7 @@ enum AlipayCharset: Sendable {
     /// Text for display fields (`subject`); nil when the bytes are not valid in the charset.
     func decode(_ bytes: [UInt8]) -> String? {
         switch self {
-        case .utf8: return String(validating: bytes, as: UTF8.self)
+        case .utf8: return Bytes.utf8String(bytes)
         case .gbk: return GBK.decode(bytes)
         }
     }

@@ -288,7 +288,7 @@ public struct PointsChannelSide: Sendable {
     public func readQueryRequest(_ request: ReceivedRequest, now: Date) -> Result<String, ChannelResponseError> {
         guard request.method == "GET", let range = request.path.range(of: "/v1/orders/"),
             let decoded = FormEncoding.percentDecode(Array(request.path[range.upperBound...].utf8)),
-            let outTradeNo = String(validating: decoded, as: UTF8.self), !outTradeNo.isEmpty
+            let outTradeNo = Bytes.utf8String(decoded), !outTradeNo.isEmpty
         else { return .failure(error(404, "NOT_FOUND", "no such resource", now: now)) }
         let target = request.query.isEmpty ? request.path : request.path + "?" + request.query
         do {

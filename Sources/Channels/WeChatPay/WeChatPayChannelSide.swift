@@ -80,7 +80,7 @@ public struct WeChatPayChannelSide: Sendable {
         let prefix = "/v3/pay/transactions/out-trade-no/"
         guard request.method == "GET", request.path.hasPrefix(prefix),
             let decoded = FormEncoding.percentDecode(Array(request.path.dropFirst(prefix.count).utf8)),
-            let outTradeNo = String(validating: decoded, as: UTF8.self), !outTradeNo.isEmpty
+            let outTradeNo = Bytes.utf8String(decoded), !outTradeNo.isEmpty
         else { return .failure(error(404, "NOT_FOUND", "no such resource", now: now)) }
         let query = FormEncoding.parse(request.query) ?? []
         guard query.first(where: { $0.key == "mchid" })?.value == Array(mchID.utf8) else {
