@@ -218,3 +218,20 @@ import Testing
         #expect(AlipaySignature.signContent(try #require(FormEncoding.parse("a=1&b=2&a=3"))) == nil)
     }
 }
+
+@Suite struct Base64Tests {
+    @Test func matchesFoundation() {
+        var rng = SystemRandomNumberGenerator()
+        for length in 0..<70 {
+            let bytes = (0..<length).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            let text = Data(bytes).base64EncodedString()
+            #expect(Base64.decode(text) == bytes, "length \(length)")
+        }
+    }
+
+    @Test(arguments: ["A", "AB=", "A===", "AB=C", "AB C", "****", "QUJD\n", "QQ==QQ==", "=AAA"])
+    func refusesInvalid(_ text: String) {
+        // (Foundation is laxer: it accepts "AB=C".)
+        #expect(Base64.decode(text) == nil)
+    }
+}

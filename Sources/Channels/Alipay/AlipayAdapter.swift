@@ -45,7 +45,7 @@ public struct AlipayAdapter: ChannelAdapter {
         default: throw Rejection(.unsupportedSignType, Rejection.quoted(signType))
         }
         guard let signText = fields.value("sign") else { throw .malformed("sign missing") }
-        guard let signature = AlipaySignature.decodeBase64(Array(signText)), !signature.isEmpty else {
+        guard let signature = signText.withUnsafeBufferPointer({ Base64.decode($0) }), !signature.isEmpty else {
             throw .malformed("sign is not base64")
         }
         guard let content = AlipaySignature.signContent(fields) else {

@@ -67,15 +67,9 @@ enum AlipaySignature {
         return out
     }
 
-    static func decodeBase64(_ bytes: [UInt8]) -> [UInt8]? {
-        guard let data = Data(base64Encoded: Data(bytes)) else { return nil }
-        return Array(data)
-    }
+    static func decodeBase64(_ bytes: [UInt8]) -> [UInt8]? { Base64.decode(bytes) }
 
-    static func decodeBase64(_ text: String) -> [UInt8]? {
-        guard let data = Data(base64Encoded: text) else { return nil }
-        return Array(data)
-    }
+    static func decodeBase64(_ text: String) -> [UInt8]? { Base64.decode(text) }
 
     static func base64(_ bytes: [UInt8]) -> String { Data(bytes).base64EncodedString() }
 

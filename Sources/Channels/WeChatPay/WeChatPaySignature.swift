@@ -44,7 +44,7 @@ enum WeChatPaySignature {
         }
         let skew = abs(now.timeIntervalSince1970 - Double(seconds))
         guard skew <= Double(maxSkewSeconds) else { throw Rejection(.staleTimestamp, "\(Int64(skew)) s from receive time") }
-        guard let signature = Data(base64Encoded: signatureText), !signature.isEmpty else {
+        guard let signature = Base64.decode(signatureText), !signature.isEmpty else {
             throw .malformed("Wechatpay-Signature is not base64")
         }
         guard key.isValidSHA256Signature(Array(signature), for: responseMessage(timestamp: timestamp, nonce: nonce, body: body)) else {
@@ -60,7 +60,7 @@ enum WeChatPaySignature {
         else { throw .malformed("resource fields") }
         guard algorithm == "AEAD_AES_256_GCM" else { throw Rejection(.unsupportedSignType, "resource algorithm") }
         let associatedData = resource["associated_data"]?.stringValue ?? ""
-        guard let combined = Data(base64Encoded: ciphertextText), combined.count >= 16 else {
+        guard let combined = Base64.decode(ciphertextText), combined.count >= 16 else {
             throw .malformed("resource.ciphertext")
         }
         guard key.byteCount == 32 else { throw Rejection(.decryptFailed, "APIv3 key is not 32 bytes") }
