@@ -121,6 +121,20 @@ let package = Package(
             dependencies: ["CallbackQueue", "Postgres", "PostgresTestSupport"],
             swiftSettings: swiftSettings
         ),
+        // libFuzzer target over the channel adapters (see Sources/Channels/FUZZING.md).
+        .executableTarget(
+            name: "ChannelFuzz",
+            dependencies: ["Channels"],
+            path: "Tests/ChannelFuzz",
+            swiftSettings: swiftSettings
+        ),
+        // Verification throughput per channel type beside raw RSA verify.
+        .executableTarget(
+            name: "ChannelBenchmark",
+            dependencies: ["Channels"],
+            path: "Benchmarks/ChannelBenchmark",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "ChannelsTests",
             dependencies: ["Channels"],

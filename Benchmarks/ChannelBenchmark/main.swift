@@ -1,0 +1,102 @@
+// Verification throughput per core (one thread) for each channel type, beside the raw
+// RSA-2048 verify rate of the same library measured in the same run.
+//
+//     swift run -c release ChannelBenchmark [seconds-per-case]
+import Channels
+import Foundation
+
+//     swift run -c release ChannelBenchmark 2 alipay     (one case, for profiling)
+let secondsPerCase = CommandLine.arguments.dropFirst().first.flatMap(Double.init) ?? 2.0
+let only = CommandLine.arguments.dropFirst(2).first
+let now = Date()
+
+// Keys and payloads made the way the channels make them.
+let alipayKey = RSAPrivateKey.generate()
+let wechatKey = RSAPrivateKey.generate()
+let apiV3Key = SharedSecret(text: "BENCHbenchBENCHbenchBENCHbench00")
+let secret = SharedSecret(text: "points-benchmark-secret-0123456789")
+
+let alipay = AlipayAdapter(configuration: AlipayConfiguration(
+    channelID: "alipay", appID: "2021000000000001", sellerID: "2088000000000001",
+    alipayPublicKey: alipayKey.publicKey, appPrivateKey: nil, allowedIPs: [CIDR.parse("127.0.0.0/8")!]))
+let wechat = WeChatPayAdapter(configuration: WeChatPayConfiguration(
+    channelID: "wechatpay", mchID: "1900000001", appID: "wx0000000000000001", apiV3Key: apiV3Key,
+    platformKeys: ["PUB_KEY_ID_0001": wechatKey.publicKey, "5157F09EFDC096DE15EBE81A47057A7232F1B8E1": RSAPrivateKey.generate().publicKey],
+    merchantPrivateKey: nil, merchantSerialNo: "1", allowedIPs: [CIDR.parse("127.0.0.0/8")!]))
+let points = PointsAdapter(configuration: PointsConfiguration(
+    channelID: "points", partnerID: "site-001", hmacSecret: secret, apiBaseURL: "http://127.0.0.1/api"))
+
+let order = ChannelOrder(outTradeNo: "ORDER-20261127-000000000001", channelTradeNo: "2026112722001400001000012345",
+                         status: .paid, amountMinor: 8888, paidAt: now, subject: "测试商品 Payhook benchmark order #1")
+let alipayBody = AlipayChannelSide(alipayPrivateKey: alipayKey, appPublicKey: nil, appID: "2021000000000001", sellerID: "2088000000000001")
+    .notifyBody(for: order, notifyID: "2026112700222100001012345678901234", notifyTime: now, extra: [
+        ("seller_email", "shop@example.com"), ("buyer_id", "2088102122524333"), ("buyer_logon_id", "abc***@example.com"),
+        ("invoice_amount", "88.88"), ("point_amount", "0.00"),
+        ("fund_bill_list", #"[{"amount":"88.88","fundChannel":"ALIPAYACCOUNT"}]"#),
+        ("body", "Payhook benchmark order body text, a typical description of what was bought"),
+        ("passback_params", "merchant%3Dsite-001%26campaign%3Dwinter"),
+    ])
+let alipayRaw = RawCallback(body: alipayBody)
+
+let wechatSide = WeChatPayChannelSide(signingKey: wechatKey, signingSerial: "PUB_KEY_ID_0001", apiV3Key: apiV3Key,
+                                      merchantPublicKey: nil, mchID: "1900000001", appID: "wx0000000000000001")
+let wechatMessage = wechatSide.notify(for: order, eventID: "EV-2026112710000500001", timestamp: now)
+let wechatRaw = RawCallback(headers: wechatMessage.headers, body: wechatMessage.body, receivedAt: now)
+
+let pointsMessage = PointsChannelSide(partnerID: "site-001", hmacSecret: secret)
+    .notify(for: ChannelOrder(outTradeNo: order.outTradeNo, channelTradeNo: "PT202611270000000001", status: .paid, amountMinor: 8888, paidAt: now, points: 8888),
+            eventID: "PEV-20261127-000001", timestamp: now)
+let pointsRaw = RawCallback(headers: pointsMessage.headers, body: pointsMessage.body, receivedAt: now)
+
+// Every payload must verify before it is timed.
+for (name, adapter, raw) in [("alipay", AnyChannelAdapter.alipay(alipay), alipayRaw), ("wechatpay_v3", .wechatPay(wechat), wechatRaw), ("points", .points(points), pointsRaw)] {
+    guard case .success = adapter.verifyResult(raw) else { fatalError("\(name) payload does not verify") }
+}
+
+let rawMessage = Array(repeating: UInt8(ascii: "a"), count: alipayBody.count)
+let rawSignature = alipayKey.signSHA256(rawMessage)
+let rawPublic = alipayKey.publicKey
+
+/// Operations per second over one slice of `seconds`.
+@inline(never) func slice(_ seconds: Double, _ body: () -> Bool) -> Double {
+    let clock = ContinuousClock()
+    let start = clock.now
+    var count = 0
+    var elapsed = Duration.zero
+    repeat {
+        for _ in 0..<50 { precondition(body()) }
+        count += 50
+        elapsed = clock.now - start
+    } while elapsed < .seconds(seconds)
+    return Double(count) / (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+}
+
+func ok(_ result: Result<PaymentNotification, Rejection>) -> Bool {
+    if case .success = result { return true }
+    return false
+}
+
+print("Payhook channel verification, one thread, \(secondsPerCase) s per case in \(slices) interleaved slices, best slice")
+print("payload sizes: alipay \(alipayBody.count) B form, wechatpay_v3 \(wechatMessage.body.count) B JSON, points \(pointsMessage.body.count) B JSON")
+// The cases run interleaved in 20 slices each and report their best slice, so a burst of
+// load from elsewhere on the machine hits all cases alike and not one case's whole figure.
+let cases: [(String, () -> Bool)] = [
+    ("raw RSA-2048 verify (\(rawMessage.count) B, SHA-256)", { rawPublic.isValidSHA256Signature(rawSignature, for: rawMessage) }),
+    ("alipay parse+verify", { ok(alipay.verifyResult(alipayRaw)) }),
+    ("wechatpay_v3 parse+verify+decrypt", { ok(wechat.verifyResult(wechatRaw)) }),
+    ("points parse+verify (HMAC)", { ok(points.verifyResult(pointsRaw)) }),
+].filter { only == nil || $0.0.hasPrefix(only!) || $0.0.hasPrefix("raw") }
+for (_, body) in cases { for _ in 0..<200 { precondition(body()) } }  // warm up
+var best = [Double](repeating: 0, count: cases.count)
+let slices = 20
+for _ in 0..<slices {
+    for (i, (_, body)) in cases.enumerated() { best[i] = max(best[i], slice(secondsPerCase / Double(slices), body)) }
+}
+let rsa = best[0]
+let rows = zip(cases.map(\.0), best).map { ($0, $1) }
+func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }
+print(pad("case", 44) + pad("ops/s", 12) + "vs raw RSA verify")
+for (name, rate) in rows {
+    let ratio = rate / rsa * 100
+    print(pad(name, 44) + pad(String(format: "%.0f", rate), 12) + String(format: "%.1f%%", ratio) + String(format: "   (%.1f µs/op)", 1e6 / rate))
+}

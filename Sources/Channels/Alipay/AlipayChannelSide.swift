@@ -1,0 +1,185 @@
+public import Foundation
+
+/// An order as a simulated channel knows it.
+public struct ChannelOrder: Sendable, Hashable {
+    public var outTradeNo: String
+    public var channelTradeNo: String
+    public var status: PaymentStatus
+    public var amountMinor: Int64
+    public var currency: String
+    public var paidAt: Date?
+    /// Alipay `subject`; WeChat `description` (not part of notifies); unused by points.
+    public var subject: String
+    /// Points spent (points channel).
+    public var points: Int64?
+
+    public init(
+        outTradeNo: String, channelTradeNo: String, status: PaymentStatus, amountMinor: Int64,
+        currency: String = "CNY", paidAt: Date? = nil, subject: String = "Payhook order", points: Int64? = nil
+    ) {
+        self.outTradeNo = outTradeNo
+        self.channelTradeNo = channelTradeNo
+        self.status = status
+        self.amountMinor = amountMinor
+        self.currency = currency
+        self.paidAt = paidAt
+        self.subject = subject
+        self.points = points
+    }
+}
+
+/// A request as the simulated channel's HTTP server received it.
+public struct ReceivedRequest: Sendable {
+    public var method: String
+    public var path: String
+    /// Raw query string without `?`.
+    public var query: String
+    public var headers: [HeaderField]
+    public var body: [UInt8]
+
+    public init(method: String, path: String, query: String = "", headers: [HeaderField] = [], body: [UInt8] = []) {
+        self.method = method
+        self.path = path
+        self.query = query
+        self.headers = headers
+        self.body = body
+    }
+
+    /// Splits a ``ChannelRequest`` the way a server would see it (in-process transports).
+    public init(_ request: ChannelRequest) {
+        let target = request.target
+        if let q = target.firstIndex(of: "?") {
+            self.init(method: request.method, path: String(target[..<q]), query: String(target[target.index(after: q)...]),
+                      headers: request.headers, body: request.body)
+        } else {
+            self.init(method: request.method, path: target, headers: request.headers, body: request.body)
+        }
+    }
+}
+
+/// Alipay's side, for the simulator and tests: signs notifies and answers
+/// `alipay.trade.query` exactly as Alipay does, with keys the caller supplies.
+public struct AlipayChannelSide: Sendable {
+    /// Alipay's own key (its public half is the merchant's `alipay_public_key_file`).
+    public var alipayPrivateKey: RSAPrivateKey
+    /// The merchant app's public key, to check query requests; nil skips the check.
+    public var appPublicKey: RSAPublicKey?
+    public var appID: String
+    public var sellerID: String
+
+    public init(alipayPrivateKey: RSAPrivateKey, appPublicKey: RSAPublicKey?, appID: String, sellerID: String) {
+        self.alipayPrivateKey = alipayPrivateKey
+        self.appPublicKey = appPublicKey
+        self.appID = appID
+        self.sellerID = sellerID
+    }
+
+    public enum Charset: String, Sendable { case utf8 = "utf-8", gbk }
+
+    /// A signed notify form body (`application/x-www-form-urlencoded`) for the order.
+    /// `extra` parameters are added before signing; `signType` `RSA` signs with SHA-1.
+    public func notifyBody(
+        for order: ChannelOrder, notifyID: String, notifyTime: Date, charset: Charset = .utf8,
+        signType: String = "RSA2", extra: [(String, String)] = []
+    ) -> [UInt8] {
+        let cs: AlipayCharset = charset == .gbk ? .gbk : .utf8
+        var fields: [(String, String)] = [
+            ("notify_time", Timestamps.formatAlipay(notifyTime)), ("notify_type", "trade_status_sync"),
+            ("notify_id", notifyID), ("charset", charset.rawValue), ("version", "1.0"),
+            ("app_id", appID), ("auth_app_id", appID), ("seller_id", sellerID),
+            ("trade_no", order.channelTradeNo), ("out_trade_no", order.outTradeNo),
+            ("trade_status", AlipaySignature.tradeStatus(order.status)),
+            ("total_amount", Money.format(minorUnits: order.amountMinor)),
+            ("receipt_amount", Money.format(minorUnits: order.amountMinor)),
+            ("buyer_pay_amount", Money.format(minorUnits: order.amountMinor)),
+            ("subject", order.subject), ("gmt_create", Timestamps.formatAlipay(order.paidAt ?? notifyTime)),
+        ]
+        if let paidAt = order.paidAt { fields.append(("gmt_payment", Timestamps.formatAlipay(paidAt))) }
+        if order.currency != "CNY" { fields.append(("trans_currency", order.currency)) }
+        fields.append(contentsOf: extra)
+        var pairs = fields.map { FormEncoding.Pair(key: $0.0, value: cs.encode($0.1) ?? Array($0.1.utf8)) }
+        let content = AlipaySignature.signContent(pairs, excludingSignType: true)!
+        let signature = signType == "RSA" ? alipayPrivateKey.signSHA1(content) : alipayPrivateKey.signSHA256(content)
+        pairs.append(.init(key: "sign", value: Array(AlipaySignature.base64(signature).utf8)))
+        pairs.append(.init(key: "sign_type", value: Array(signType.utf8)))
+        return FormEncoding.encode(pairs)
+    }
+
+    /// The out_trade_no a query request asks for, after checking the request's signature
+    /// (when ``appPublicKey`` is set); or the error response Alipay would give.
+    public func readQueryRequest(_ request: ReceivedRequest) -> Result<String, ChannelResponseError> {
+        var pairs: [FormEncoding.Pair] = []
+        if !request.query.isEmpty, let fromQuery = FormEncoding.parse(request.query) { pairs += fromQuery }
+        guard let fromBody = FormEncoding.parse(request.body) else { return .failure(error("40002", "isv.invalid-parameter")) }
+        pairs += fromBody
+        let fields = AlipayAdapter.Fields(pairs)
+        guard fields.ascii("method") == AlipayQuery.method else { return .failure(error("40002", "isv.invalid-method")) }
+        guard fields.ascii("app_id") == appID else { return .failure(error("40002", "isv.invalid-app-id")) }
+        if let appPublicKey {
+            guard let signText = fields.raw("sign"), let signature = AlipaySignature.decodeBase64(signText),
+                let content = AlipaySignature.signContent(pairs, excludingSignType: false),
+                appPublicKey.isValidSHA256Signature(signature, for: content)
+            else { return .failure(error("40002", "isv.invalid-signature")) }
+        }
+        guard let biz = fields.raw("biz_content"), let json = try? JSONValue.parse(biz),
+            let no = json["out_trade_no"]?.stringValue
+        else { return .failure(error("40002", "isv.missing-biz-content")) }
+        return .success(no)
+    }
+
+    /// The signed `alipay.trade.query` answer for an order (nil: ACQ.TRADE_NOT_EXIST). The
+    /// bytes depend only on the arguments, so callers may memoize them per order state.
+    public func queryResponse(for order: ChannelOrder?, outTradeNo: String) -> ChannelResponse {
+        let inner: JSONValue
+        if let order {
+            var members: [JSONValue.Member] = [
+                .init(key: "code", value: .string("10000")), .init(key: "msg", value: .string("Success")),
+                .init(key: "buyer_logon_id", value: .string("sim***@example.com")),
+                .init(key: "buyer_pay_amount", value: .string(Money.format(minorUnits: order.status == .paid ? order.amountMinor : 0))),
+                .init(key: "out_trade_no", value: .string(order.outTradeNo)),
+                .init(key: "total_amount", value: .string(Money.format(minorUnits: order.amountMinor))),
+                .init(key: "trade_no", value: .string(order.channelTradeNo)),
+                .init(key: "trade_status", value: .string(AlipaySignature.tradeStatus(order.status))),
+            ]
+            if let paidAt = order.paidAt { members.append(.init(key: "send_pay_date", value: .string(Timestamps.formatAlipay(paidAt)))) }
+            if order.currency != "CNY" { members.append(.init(key: "trans_currency", value: .string(order.currency))) }
+            inner = .object(members)
+        } else {
+            inner = .object([
+                .init(key: "code", value: .string("40004")), .init(key: "msg", value: .string("Business Failed")),
+                .init(key: "sub_code", value: .string("ACQ.TRADE_NOT_EXIST")), .init(key: "sub_msg", value: .string("交易不存在")),
+                .init(key: "out_trade_no", value: .string(outTradeNo)),
+            ])
+        }
+        return signedResponse(node: AlipayQuery.responseNode, inner: inner)
+    }
+
+    /// Reads the request and answers from `lookup`.
+    public func answerQuery(_ request: ReceivedRequest, lookup: (String) -> ChannelOrder?) -> ChannelResponse {
+        switch readQueryRequest(request) {
+        case .failure(let failure): return failure.response
+        case .success(let no): return queryResponse(for: lookup(no), outTradeNo: no)
+        }
+    }
+
+    private func signedResponse(node: String, inner: JSONValue) -> ChannelResponse {
+        let innerText = inner.serialized()
+        let sign = AlipaySignature.base64(alipayPrivateKey.signSHA256(Array(innerText.utf8)))
+        let text = "{\"\(node)\":\(innerText),\"sign\":\"\(sign)\"}"
+        return ChannelResponse(status: 200, headers: [HeaderField(name: "Content-Type", value: "text/html;charset=utf-8")], body: Array(text.utf8))
+    }
+
+    private func error(_ code: String, _ subCode: String) -> ChannelResponseError {
+        let inner = JSONValue.object([
+            .init(key: "code", value: .string(code)), .init(key: "msg", value: .string("Invalid Arguments")),
+            .init(key: "sub_code", value: .string(subCode)), .init(key: "sub_msg", value: .string(subCode)),
+        ])
+        return ChannelResponseError(response: signedResponse(node: AlipayQuery.responseNode, inner: inner))
+    }
+}
+
+/// A channel side's refusal of a request, carrying the response the channel would give.
+public struct ChannelResponseError: Error, Sendable, Hashable {
+    public var response: ChannelResponse
+    public init(response: ChannelResponse) { self.response = response }
+}

@@ -1,0 +1,66 @@
+import Foundation
+
+/// One `type: alipay` channel, keys loaded (public-key mode).
+public struct AlipayConfiguration: Sendable {
+    /// The channel id (`id:`).
+    public var channelID: String
+    /// `app_id`: must equal every notify's `app_id`.
+    public var appID: String
+    /// `seller_id`: when set, must equal every notify's `seller_id`. Default nil (not checked).
+    public var sellerID: String?
+    /// From `alipay_public_key_file`: verifies notifies and query responses.
+    public var alipayPublicKey: RSAPublicKey
+    /// From `app_private_key_file`: signs query requests. Optional for verify-only use.
+    public var appPrivateKey: RSAPrivateKey?
+    /// `gateway_url`. Default `https://openapi.alipay.com/gateway.do`.
+    public var gatewayURL: String
+    /// `allowed_ips`. Default empty (the signature alone decides).
+    public var allowedIPs: [CIDR]
+    /// `query_timeout_ms`. Default 3000 ms.
+    public var queryTimeout: Duration
+    /// `allow_sign_type_rsa`: accept legacy `sign_type=RSA` (SHA-1). Default false: such
+    /// notifies are rejected as `unsupported_sign_type`.
+    public var allowSHA1SignType: Bool
+
+    public static let defaultGatewayURL = "https://openapi.alipay.com/gateway.do"
+
+    public init(
+        channelID: String, appID: String, sellerID: String? = nil, alipayPublicKey: RSAPublicKey,
+        appPrivateKey: RSAPrivateKey?, gatewayURL: String = AlipayConfiguration.defaultGatewayURL,
+        allowedIPs: [CIDR] = [], queryTimeout: Duration = .milliseconds(3000), allowSHA1SignType: Bool = false
+    ) {
+        self.channelID = channelID
+        self.appID = appID
+        self.sellerID = sellerID
+        self.alipayPublicKey = alipayPublicKey
+        self.appPrivateKey = appPrivateKey
+        self.gatewayURL = gatewayURL
+        self.allowedIPs = allowedIPs
+        self.queryTimeout = queryTimeout
+        self.allowSHA1SignType = allowSHA1SignType
+    }
+
+    /// Loads keys from the files the YAML names; errors name the key and the file.
+    public static func load(
+        channelID: String, appID: String, sellerID: String? = nil, alipayPublicKeyFile: String,
+        appPrivateKeyFile: String?, gatewayURL: String? = nil, allowedIPs: [String] = [],
+        queryTimeoutMs: Int? = nil, allowSHA1SignType: Bool = false
+    ) throws(ChannelConfigurationError) -> AlipayConfiguration {
+        guard !appID.isEmpty else { throw ChannelConfigurationError(key: "channels[\(channelID)].app_id", problem: "is empty") }
+        let publicKey = try loadKey(channelID, "alipay_public_key_file") { () throws(KeyLoadError) in try KeyFiles.publicKey(alipayPublicKeyFile) }
+        var privateKey: RSAPrivateKey? = nil
+        if let appPrivateKeyFile {
+            privateKey = try loadKey(channelID, "app_private_key_file") { () throws(KeyLoadError) in try KeyFiles.privateKey(appPrivateKeyFile) }
+        }
+        if let timeout = queryTimeoutMs, timeout <= 0 {
+            throw ChannelConfigurationError(key: "channels[\(channelID)].query_timeout_ms", problem: "must be positive")
+        }
+        return AlipayConfiguration(
+            channelID: channelID, appID: appID, sellerID: sellerID?.isEmpty == true ? nil : sellerID,
+            alipayPublicKey: publicKey, appPrivateKey: privateKey,
+            gatewayURL: gatewayURL ?? defaultGatewayURL,
+            allowedIPs: try parseAllowedIPs(channelID, allowedIPs),
+            queryTimeout: .milliseconds(queryTimeoutMs ?? 3000), allowSHA1SignType: allowSHA1SignType
+        )
+    }
+}

@@ -1,0 +1,122 @@
+import Foundation
+
+/// Alipay's signing rules, shared by the adapter, the query client and the channel side.
+enum AlipaySignature {
+    enum Algorithm: Sendable { case rsa2, rsa }
+
+    /// The text Alipay signs: every parameter except `sign` and `sign_type` with a non-empty
+    /// value, sorted by key (byte order), joined as `k=v` with `&`, over the raw (decoded)
+    /// bytes in the message's charset. nil when a key repeats (ambiguous).
+    static func signContent(_ pairs: [FormEncoding.Pair], excludingSignType: Bool = true) -> [UInt8]? {
+        pairs.withUnsafeBufferPointer { buffer in
+            signContent(count: buffer.count, key: { buffer[$0].key }, excludingSignType: excludingSignType) { i, out in
+                out.append(contentsOf: buffer[i].value)
+            } valueIsEmpty: { buffer[$0].value.isEmpty }
+        }
+    }
+
+    static func signContent(_ form: DecodedForm) -> [UInt8]? {
+        form.storage.withUnsafeBufferPointer { storage in
+            signContent(count: form.count, key: { form.keys[$0] }, excludingSignType: true) { i, out in
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: storage[form.values[i]]))
+            } valueIsEmpty: { form.values[$0].isEmpty }
+        }
+    }
+
+    @inline(__always)
+    private static func signContent(
+        count: Int, key: (Int) -> String, excludingSignType: Bool, appendValue: (Int, inout [UInt8]) -> Void,
+        valueIsEmpty: (Int) -> Bool
+    ) -> [UInt8]? {
+        // Sort (first-8-bytes prefix, index) pairs: one integer compare decides almost
+        // every comparison; equal prefixes fall back to the whole key.
+        var order: [(prefix: UInt64, index: Int)] = []
+        order.reserveCapacity(count)
+        var total = 0
+        for index in 0..<count {
+            if valueIsEmpty(index) { continue }
+            var name = key(index)
+            let prefix: UInt64? = name.withUTF8 { utf8 in
+                if utf8.count == 4 && utf8[0] == 0x73 && utf8[1] == 0x69 && utf8[2] == 0x67 && utf8[3] == 0x6E { return nil }  // sign
+                if excludingSignType && utf8.count == 9 && utf8.elementsEqual("sign_type".utf8) { return nil }
+                var prefix: UInt64 = 0
+                for i in 0..<8 { prefix = prefix << 8 | UInt64(i < utf8.count ? utf8[i] : 0) }
+                total += utf8.count + 2
+                return prefix
+            }
+            guard let prefix else { continue }
+            order.append((prefix, index))
+        }
+        order.sort { a, b in
+            if a.prefix != b.prefix { return a.prefix < b.prefix }
+            return key(a.index).utf8.lexicographicallyPrecedes(key(b.index).utf8)
+        }
+        var out: [UInt8] = []
+        out.reserveCapacity(total + 1024)
+        for (position, entry) in order.enumerated() {
+            let name = key(entry.index)
+            if position > 0 {
+                let previous = order[position - 1]
+                if previous.prefix == entry.prefix && key(previous.index) == name { return nil }
+                out.append(UInt8(ascii: "&"))
+            }
+            out.append(contentsOf: name.utf8)
+            out.append(UInt8(ascii: "="))
+            appendValue(entry.index, &out)
+        }
+        return out
+    }
+
+    static func decodeBase64(_ bytes: [UInt8]) -> [UInt8]? { Base64.decode(bytes) }
+
+    static func decodeBase64(_ text: String) -> [UInt8]? { Base64.decode(text) }
+
+    static func base64(_ bytes: [UInt8]) -> String { Data(bytes).base64EncodedString() }
+
+    /// Alipay trade status → normalized status.
+    static func status(_ tradeStatus: String) -> PaymentStatus {
+        switch tradeStatus {
+        case "TRADE_SUCCESS", "TRADE_FINISHED": .paid
+        case "TRADE_CLOSED": .closed
+        case "WAIT_BUYER_PAY": .pending
+        default: .other(tradeStatus)
+        }
+    }
+
+    static func tradeStatus(_ status: PaymentStatus) -> String {
+        switch status {
+        case .paid: "TRADE_SUCCESS"
+        case .closed: "TRADE_CLOSED"
+        case .pending: "WAIT_BUYER_PAY"
+        case .other(let raw): raw
+        }
+    }
+}
+
+/// The charsets Alipay messages name, and how to read their text.
+enum AlipayCharset: Sendable {
+    case utf8, gbk
+
+    init?(name: String) {
+        switch name.lowercased() {
+        case "utf-8", "utf8": self = .utf8
+        case "gbk", "gb2312", "gb18030": self = .gbk
+        default: return nil
+        }
+    }
+
+    /// Text for display fields (`subject`); nil when the bytes are not valid in the charset.
+    func decode(_ bytes: [UInt8]) -> String? {
+        switch self {
+        case .utf8: return Bytes.utf8String(bytes)
+        case .gbk: return GBK.decode(bytes)
+        }
+    }
+
+    func encode(_ text: String) -> [UInt8]? {
+        switch self {
+        case .utf8: return Array(text.utf8)
+        case .gbk: return GBK.encode(text)
+        }
+    }
+}

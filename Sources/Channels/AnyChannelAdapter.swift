@@ -1,0 +1,79 @@
+/// The configuration of one channel of any type, as the `channels:` list in `payhook.yaml`
+/// describes it (keys already loaded).
+public enum ChannelConfiguration: Sendable {
+    case alipay(AlipayConfiguration)
+    case wechatPay(WeChatPayConfiguration)
+    case points(PointsConfiguration)
+
+    public var channelID: String {
+        switch self {
+        case .alipay(let c): c.channelID
+        case .wechatPay(let c): c.channelID
+        case .points(let c): c.channelID
+        }
+    }
+
+    public var channelType: ChannelType {
+        switch self {
+        case .alipay: .alipay
+        case .wechatPay: .wechatpayV3
+        case .points: .points
+        }
+    }
+
+    /// The adapter for this channel, querying through `transport` (default: AsyncHTTPClient's shared client).
+    public func makeAdapter(transport: any QueryTransport = HTTPClientTransport()) -> AnyChannelAdapter {
+        switch self {
+        case .alipay(let c): .alipay(AlipayAdapter(configuration: c, transport: transport))
+        case .wechatPay(let c): .wechatPay(WeChatPayAdapter(configuration: c, transport: transport))
+        case .points(let c): .points(PointsAdapter(configuration: c, transport: transport))
+        }
+    }
+}
+
+/// Any channel adapter, as a closed enum (no existential on the hot path).
+public enum AnyChannelAdapter: ChannelAdapter {
+    case alipay(AlipayAdapter)
+    case wechatPay(WeChatPayAdapter)
+    case points(PointsAdapter)
+
+    public var channelID: String {
+        switch self {
+        case .alipay(let a): a.channelID
+        case .wechatPay(let a): a.channelID
+        case .points(let a): a.channelID
+        }
+    }
+
+    public var channelType: ChannelType {
+        switch self {
+        case .alipay: .alipay
+        case .wechatPay: .wechatpayV3
+        case .points: .points
+        }
+    }
+
+    public var allowedIPs: [CIDR] {
+        switch self {
+        case .alipay(let a): a.allowedIPs
+        case .wechatPay(let a): a.allowedIPs
+        case .points(let a): a.allowedIPs
+        }
+    }
+
+    public func verify(_ raw: RawCallback) throws(Rejection) -> PaymentNotification {
+        switch self {
+        case .alipay(let a): try a.verify(raw)
+        case .wechatPay(let a): try a.verify(raw)
+        case .points(let a): try a.verify(raw)
+        }
+    }
+
+    public func queryOrder(outTradeNo: String) async throws(QueryError) -> OrderQueryResult {
+        switch self {
+        case .alipay(let a): try await a.queryOrder(outTradeNo: outTradeNo)
+        case .wechatPay(let a): try await a.queryOrder(outTradeNo: outTradeNo)
+        case .points(let a): try await a.queryOrder(outTradeNo: outTradeNo)
+        }
+    }
+}

@@ -1,0 +1,348 @@
+/// `application/x-www-form-urlencoded` and percent-encoding over raw bytes. Values decode to
+/// bytes, not text: what those bytes mean depends on the charset the message names.
+enum FormEncoding {
+    struct Pair: Sendable, Hashable {
+        var key: String
+        var value: [UInt8]
+    }
+
+    /// Splits `k=v&k2=v2` and percent-decodes both sides (`+` is a space). Keys must decode
+    /// to UTF-8 text. Returns nil on a bad `%` escape or a non-text key. Empty segments
+    /// (`a=1&&b=2`) are skipped; a segment without `=` has an empty value.
+    static func parse(_ bytes: UnsafeBufferPointer<UInt8>) -> [Pair]? {
+        var pairs: [Pair] = []
+        pairs.reserveCapacity(32)
+        var start = 0
+        let count = bytes.count
+        while start <= count {
+            var end = start
+            while end < count, bytes[end] != UInt8(ascii: "&") { end += 1 }
+            if end > start {
+                var eq = start
+                while eq < end, bytes[eq] != UInt8(ascii: "=") { eq += 1 }
+                let rawKey = UnsafeBufferPointer(rebasing: bytes[start..<eq])
+                let key: String
+                if rawKey.contains(where: { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") }) {
+                    guard let keyBytes = percentDecode(rawKey), let decoded = Bytes.utf8String(keyBytes) else { return nil }
+                    key = decoded
+                } else {
+                    guard let plain = Bytes.utf8String(rawKey) else { return nil }
+                    key = plain
+                }
+                let valueStart = eq < end ? eq + 1 : end
+                let rawValue = UnsafeBufferPointer(rebasing: bytes[valueStart..<end])
+                let value: [UInt8]
+                if rawValue.contains(where: { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") }) {
+                    guard let decoded = percentDecode(rawValue) else { return nil }
+                    value = decoded
+                } else {
+                    value = Array(rawValue)
+                }
+                pairs.append(Pair(key: key, value: value))
+            }
+            start = end + 1
+        }
+        return pairs
+    }
+
+    static func parse(_ bytes: [UInt8]) -> [Pair]? {
+        bytes.withUnsafeBufferPointer { parse($0) }
+    }
+
+    static func parse(_ text: String) -> [Pair]? {
+        var text = text
+        return text.withUTF8 { parse($0) }
+    }
+
+    static func percentDecode(_ bytes: UnsafeBufferPointer<UInt8>) -> [UInt8]? {
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count)
+        var i = 0
+        while i < bytes.count {
+            let b = bytes[i]
+            if b == UInt8(ascii: "%") {
+                guard i + 2 < bytes.count, let hi = hexValue(bytes[i + 1]), let lo = hexValue(bytes[i + 2]) else {
+                    return nil
+                }
+                out.append(hi << 4 | lo)
+                i += 3
+            } else if b == UInt8(ascii: "+") {
+                out.append(0x20)
+                i += 1
+            } else {
+                out.append(b)
+                i += 1
+            }
+        }
+        return out
+    }
+
+    @inline(__always) static func hexValue(_ b: UInt8) -> UInt8? {
+        switch b {
+        case 0x30...0x39: b - 0x30
+        case 0x41...0x46: b - 0x41 + 10
+        case 0x61...0x66: b - 0x61 + 10
+        default: nil
+        }
+    }
+
+    /// Percent-encodes bytes for a form body: unreserved bytes as-is, space as `+`.
+    static func encode(_ bytes: some Sequence<UInt8>, into out: inout [UInt8]) {
+        let hex: [UInt8] = Array("0123456789ABCDEF".utf8)
+        for b in bytes {
+            switch b {
+            case 0x30...0x39, 0x41...0x5A, 0x61...0x7A, UInt8(ascii: "-"), UInt8(ascii: "."),
+                UInt8(ascii: "_"), UInt8(ascii: "*"):
+                out.append(b)
+            case 0x20:
+                out.append(UInt8(ascii: "+"))
+            default:
+                out.append(UInt8(ascii: "%"))
+                out.append(hex[Int(b >> 4)])
+                out.append(hex[Int(b & 0x0F)])
+            }
+        }
+    }
+
+    /// Encodes pairs as a form body.
+    static func encode(_ pairs: [Pair]) -> [UInt8] {
+        var out: [UInt8] = []
+        for (i, pair) in pairs.enumerated() {
+            if i > 0 { out.append(UInt8(ascii: "&")) }
+            encode(pair.key.utf8, into: &out)
+            out.append(UInt8(ascii: "="))
+            encode(pair.value, into: &out)
+        }
+        return out
+    }
+
+    /// Percent-encodes text for a URL path segment (RFC 3986 unreserved kept).
+    static func encodePathSegment(_ text: String) -> String {
+        let hex = Array("0123456789ABCDEF")
+        var out = ""
+        for b in text.utf8 {
+            switch b {
+            case 0x30...0x39, 0x41...0x5A, 0x61...0x7A, UInt8(ascii: "-"), UInt8(ascii: "."),
+                UInt8(ascii: "_"), UInt8(ascii: "~"):
+                out.unicodeScalars.append(Unicode.Scalar(b))
+            default:
+                out.append("%")
+                out.append(hex[Int(b >> 4)])
+                out.append(hex[Int(b & 0x0F)])
+            }
+        }
+        return out
+    }
+}
+
+/// Hex and text helpers shared by the adapters.
+enum Bytes {
+    static func hexLower(_ bytes: some Sequence<UInt8>) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        for b in bytes {
+            out.append(digits[Int(b >> 4)])
+            out.append(digits[Int(b & 0x0F)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    static func hexUpper(_ bytes: some Sequence<UInt8>) -> String {
+        hexLower(bytes).uppercased()
+    }
+
+    /// Decodes hex text (either case); nil on odd length or a non-hex digit.
+    static func fromHex(_ text: String) -> [UInt8]? {
+        let utf8 = Array(text.utf8)
+        guard utf8.count % 2 == 0 else { return nil }
+        var out: [UInt8] = []
+        out.reserveCapacity(utf8.count / 2)
+        var i = 0
+        while i < utf8.count {
+            guard let hi = FormEncoding.hexValue(utf8[i]), let lo = FormEncoding.hexValue(utf8[i + 1]) else { return nil }
+            out.append(hi << 4 | lo)
+            i += 2
+        }
+        return out
+    }
+
+    /// Printable ASCII text (0x20...0x7E) from bytes, or nil. Identifier fields are ASCII in
+    /// every charset the channels use, so this reads them the same in utf-8 and gbk.
+    static func ascii(_ bytes: [UInt8]) -> String? {
+        for b in bytes where b < 0x20 || b > 0x7E { return nil }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// The bytes as text if they are valid UTF-8, else nil. (`String(validating:as:)` is not
+    /// specialized across modules and costs a generic-metadata lookup per call on the hot path.)
+    @inline(__always)
+    static func utf8String(_ bytes: UnsafeBufferPointer<UInt8>) -> String? {
+        var ascii = true
+        for b in bytes where b >= 0x80 {
+            ascii = false
+            break
+        }
+        let text = String(decoding: bytes, as: UTF8.self)
+        if ascii { return text }
+        // Decoding repairs invalid sequences with U+FFFD; valid input comes back byte for byte.
+        return text.utf8.elementsEqual(bytes) ? text : nil
+    }
+
+    static func utf8String(_ bytes: [UInt8]) -> String? {
+        bytes.withUnsafeBufferPointer { utf8String($0) }
+    }
+
+    /// A random alphanumeric string (nonces).
+    static func randomAlphanumeric(_ count: Int) -> String {
+        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+        var rng = SystemRandomNumberGenerator()
+        return String((0..<count).map { _ in alphabet[Int(rng.next() % UInt64(alphabet.count))] })
+    }
+}
+
+/// Random nonces for signed messages.
+public enum Nonce {
+    /// `count` random characters from `A-Z0-9` (system CSPRNG).
+    public static func random(_ count: Int = 32) -> String {
+        Bytes.randomAlphanumeric(count)
+    }
+}
+
+extension FormEncoding {
+    static func percentDecode(_ bytes: [UInt8]) -> [UInt8]? {
+        bytes.withUnsafeBufferPointer { percentDecode($0) }
+    }
+}
+
+/// A decoded form held in one buffer: every value's decoded bytes sit in `storage`, found by
+/// range. One allocation for all values instead of one per value: the notify hot path.
+struct DecodedForm {
+    var keys: [String]
+    var values: [Range<Int>]
+    var storage: [UInt8]
+
+    /// nil on a bad `%` escape or a key that is not UTF-8 text.
+    init?(_ bytes: UnsafeBufferPointer<UInt8>) {
+        var keys: [String] = []
+        var values: [Range<Int>] = []
+        keys.reserveCapacity(32)
+        values.reserveCapacity(32)
+        var failed = false
+        // Decoding never grows the text, so one buffer of the input's size holds every value.
+        let storage = [UInt8](unsafeUninitializedCapacity: max(bytes.count, 1)) { out, initialized in
+            if let written = DecodedForm.decode(bytes, into: out, keys: &keys, values: &values) {
+                initialized = written
+            } else {
+                initialized = 0
+                failed = true
+            }
+        }
+        if failed { return nil }
+        self.keys = keys
+        self.values = values
+        self.storage = storage
+    }
+
+    /// Decodes every pair; values go to `out` (returns the bytes written), keys become
+    /// strings. nil on a bad escape or a non-UTF-8 key.
+    private static func decode(
+        _ bytes: UnsafeBufferPointer<UInt8>, into out: UnsafeMutableBufferPointer<UInt8>, keys: inout [String], values: inout [Range<Int>]
+    ) -> Int? {
+        let count = bytes.count
+        var written = 0
+        var start = 0
+        while start < count {
+            var end = start
+            var eq = -1
+            var escaped = false
+            // Skip 8 bytes at a time while none is `&`, `=`, `%` or `+`.
+            let base = bytes.baseAddress!
+            while end + 8 <= count {
+                let word = UnsafeRawPointer(base + end).loadUnaligned(as: UInt64.self)
+                if DecodedForm.hasByte(word, 0x26) || DecodedForm.hasByte(word, 0x3D) || DecodedForm.hasByte(word, 0x25) || DecodedForm.hasByte(word, 0x2B) {
+                    break
+                }
+                end += 8
+            }
+            while end < count {
+                let b = bytes[end]
+                if b == UInt8(ascii: "&") { break }
+                if b == UInt8(ascii: "=") && eq < 0 { eq = end }
+                if b == UInt8(ascii: "%") || b == UInt8(ascii: "+") { escaped = true }
+                end += 1
+            }
+            if end > start {
+                let keyEnd = eq < 0 ? end : eq
+                let valueStart = eq < 0 ? end : eq + 1
+                // The key is decoded into the spot its value will overwrite.
+                guard let keyLength = decodePart(bytes, start, keyEnd, escaped, out, written),
+                    let key = Bytes.utf8String(UnsafeBufferPointer(rebasing: out[written..<(written + keyLength)]))
+                else { return nil }
+                guard let valueLength = decodePart(bytes, valueStart, end, escaped, out, written) else { return nil }
+                keys.append(key)
+                values.append(written..<(written + valueLength))
+                written += valueLength
+            }
+            start = end + 1
+        }
+        return written
+    }
+
+    /// Whether any byte of `word` equals `byte` (SWAR zero-byte test, exact).
+    @inline(__always)
+    static func hasByte(_ word: UInt64, _ byte: UInt8) -> Bool {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let x = word ^ (ones &* UInt64(byte))
+        return (x &- ones) & ~x & 0x8080_8080_8080_8080 != 0
+    }
+
+    @inline(__always)
+    private static func decodePart(
+        _ bytes: UnsafeBufferPointer<UInt8>, _ from: Int, _ to: Int, _ escaped: Bool, _ out: UnsafeMutableBufferPointer<UInt8>, _ at: Int
+    ) -> Int? {
+        guard escaped else {
+            if to > from {
+                UnsafeMutableRawPointer(out.baseAddress! + at).copyMemory(from: bytes.baseAddress! + from, byteCount: to - from)
+            }
+            return to - from
+        }
+        var w = at
+        var i = from
+        while i < to {
+            let b = bytes[i]
+            if b == UInt8(ascii: "%") {
+                guard i + 2 < to, let hi = FormEncoding.hexValue(bytes[i + 1]), let lo = FormEncoding.hexValue(bytes[i + 2]) else { return nil }
+                out[w] = hi << 4 | lo
+                i += 3
+            } else {
+                out[w] = b == UInt8(ascii: "+") ? 0x20 : b
+                i += 1
+            }
+            w += 1
+        }
+        return w - at
+    }
+
+    var count: Int { keys.count }
+
+    func index(of key: String) -> Int? {
+        let length = key.utf8.count
+        for i in 0..<keys.count where keys[i].utf8.count == length && keys[i] == key { return i }
+        return nil
+    }
+
+    func value(_ key: String) -> ArraySlice<UInt8>? {
+        index(of: key).map { storage[values[$0]] }
+    }
+
+    /// The value as printable ASCII; nil when absent, empty, or not ASCII.
+    func ascii(_ key: String) -> String? {
+        guard let bytes = value(key), !bytes.isEmpty else { return nil }
+        for b in bytes where b < 0x20 || b > 0x7E { return nil }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    var pairs: [FormEncoding.Pair] {
+        (0..<keys.count).map { FormEncoding.Pair(key: keys[$0], value: Array(storage[values[$0]])) }
+    }
+}

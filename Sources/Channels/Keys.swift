@@ -1,0 +1,239 @@
+public import Foundation
+import Crypto
+import _CryptoExtras
+import X509
+import SwiftASN1
+
+/// Why key material could not be loaded. `description` names the file (when there is one)
+/// and the problem, never the key material.
+public struct KeyLoadError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// The file the key came from, or nil for in-memory PEM/DER.
+    public var file: String?
+    public var problem: String
+
+    public init(file: String?, problem: String) {
+        self.file = file
+        self.problem = problem
+    }
+
+    public var description: String {
+        if let file { return "\(file): \(problem)" }
+        return problem
+    }
+
+    func naming(_ file: String) -> KeyLoadError { KeyLoadError(file: file, problem: problem) }
+}
+
+/// An RSA public key (2048 bits or more) for verifying PKCS#1 v1.5 signatures.
+public struct RSAPublicKey: Sendable {
+    let key: _RSA.Signing.PublicKey
+
+    init(_ key: _RSA.Signing.PublicKey) { self.key = key }
+
+    /// PEM: `PUBLIC KEY` (X.509 SubjectPublicKeyInfo) or `RSA PUBLIC KEY` (PKCS#1); or the
+    /// bare base64 DER of either, as Alipay's console shows keys.
+    public init(pemRepresentation text: String) throws(KeyLoadError) {
+        if text.contains("-----BEGIN") {
+            if text.contains("CERTIFICATE-----") {
+                throw KeyLoadError(file: nil, problem: "is a certificate, not a public key")
+            }
+            do {
+                self.init(try _RSA.Signing.PublicKey(pemRepresentation: text))
+            } catch {
+                throw KeyLoadError(file: nil, problem: "not an RSA public key of 2048 bits or more (SPKI or PKCS#1 PEM)")
+            }
+        } else {
+            guard let der = Data(base64Encoded: text.filter { !$0.isWhitespace }) else {
+                throw KeyLoadError(file: nil, problem: "neither PEM nor base64 DER")
+            }
+            try self.init(derRepresentation: der)
+        }
+    }
+
+    /// DER: SubjectPublicKeyInfo or PKCS#1 RSAPublicKey.
+    public init(derRepresentation der: some DataProtocol) throws(KeyLoadError) {
+        do {
+            self.init(try _RSA.Signing.PublicKey(derRepresentation: der))
+        } catch {
+            throw KeyLoadError(file: nil, problem: "not an RSA public key of 2048 bits or more (SPKI or PKCS#1 DER)")
+        }
+    }
+
+    public var keySizeInBits: Int { key.keySizeInBits }
+
+    /// SPKI PEM of this key.
+    public var pemRepresentation: String { key.pemRepresentation }
+
+    /// RSASSA-PKCS1-v1_5 with SHA-256 (Alipay RSA2, WeChat Pay).
+    package func isValidSHA256Signature(_ signature: [UInt8], for message: some DataProtocol) -> Bool {
+        key.isValidSignature(_RSA.Signing.RSASignature(rawRepresentation: signature), for: SHA256.hash(data: message), padding: .insecurePKCS1v1_5)
+    }
+
+    /// RSASSA-PKCS1-v1_5 with SHA-1 (Alipay `sign_type=RSA`, only where configured).
+    func isValidSHA1Signature(_ signature: [UInt8], for message: some DataProtocol) -> Bool {
+        key.isValidSignature(_RSA.Signing.RSASignature(rawRepresentation: signature), for: Insecure.SHA1.hash(data: message), padding: .insecurePKCS1v1_5)
+    }
+}
+
+/// An RSA private key (2048 bits or more) for PKCS#1 v1.5 signatures.
+public struct RSAPrivateKey: Sendable {
+    let key: _RSA.Signing.PrivateKey
+
+    /// PEM: `PRIVATE KEY` (PKCS#8) or `RSA PRIVATE KEY` (PKCS#1); or bare base64 DER of either.
+    public init(pemRepresentation text: String) throws(KeyLoadError) {
+        if text.contains("-----BEGIN") {
+            if text.contains("ENCRYPTED") {
+                throw KeyLoadError(file: nil, problem: "encrypted private keys are not supported")
+            }
+            do {
+                key = try _RSA.Signing.PrivateKey(pemRepresentation: text)
+            } catch {
+                throw KeyLoadError(file: nil, problem: "not an RSA private key of 2048 bits or more (PKCS#8 or PKCS#1 PEM)")
+            }
+        } else {
+            guard let der = Data(base64Encoded: text.filter { !$0.isWhitespace }) else {
+                throw KeyLoadError(file: nil, problem: "neither PEM nor base64 DER")
+            }
+            do {
+                key = try _RSA.Signing.PrivateKey(derRepresentation: der)
+            } catch {
+                throw KeyLoadError(file: nil, problem: "not an RSA private key of 2048 bits or more (PKCS#8 or PKCS#1 DER)")
+            }
+        }
+    }
+
+    /// A new random 2048-bit key (tests and the simulator's throwaway keys).
+    public static func generate() -> RSAPrivateKey {
+        // Generation only fails on a broken RNG; crash loudly rather than sign with nothing.
+        RSAPrivateKey(key: try! _RSA.Signing.PrivateKey(keySize: .bits2048))
+    }
+
+    private init(key: _RSA.Signing.PrivateKey) { self.key = key }
+
+    public var publicKey: RSAPublicKey { RSAPublicKey(key.publicKey) }
+
+    /// PKCS#8 PEM (for writing the simulator's generated keys to files).
+    public var pkcs8PEMRepresentation: String { key.pkcs8PEMRepresentation }
+
+    package func signSHA256(_ message: some DataProtocol) -> [UInt8] {
+        // Signing with a valid key over a digest does not fail; a failure is a library bug.
+        let signature = try! key.signature(for: SHA256.hash(data: message), padding: .insecurePKCS1v1_5)
+        return Array(signature.rawRepresentation)
+    }
+
+    func signSHA1(_ message: some DataProtocol) -> [UInt8] {
+        let signature = try! key.signature(for: Insecure.SHA1.hash(data: message), padding: .insecurePKCS1v1_5)
+        return Array(signature.rawRepresentation)
+    }
+}
+
+/// A shared secret (HMAC key, WeChat APIv3 key). Its description never shows the bytes.
+public struct SharedSecret: Sendable, CustomStringConvertible, CustomDebugStringConvertible {
+    // Kept as bytes: swift-crypto 3's SymmetricKey is not declared Sendable.
+    private let bytes: [UInt8]
+
+    public init(bytes: [UInt8]) { self.bytes = bytes }
+
+    /// The text's UTF-8 bytes.
+    public init(text: String) { bytes = Array(text.utf8) }
+
+    var key: SymmetricKey { SymmetricKey(data: bytes) }
+
+    public var byteCount: Int { bytes.count }
+    public var description: String { "SharedSecret(\(byteCount) bytes)" }
+    public var debugDescription: String { description }
+}
+
+/// An X.509 certificate's RSA key with its serial number as WeChat Pay names it.
+public struct CertificateKey: Sendable {
+    /// Upper-case hex serial, no separators, no sign byte (as `openssl x509 -serial` prints).
+    public var serial: String
+    public var publicKey: RSAPublicKey
+    public var notValidAfter: Date
+
+    public init(pemRepresentation text: String) throws(KeyLoadError) {
+        let certificate: Certificate
+        do {
+            certificate = try Certificate(pemEncoded: text)
+        } catch {
+            throw KeyLoadError(file: nil, problem: "not a PEM X.509 certificate")
+        }
+        guard let rsa = _RSA.Signing.PublicKey(certificate.publicKey), rsa.keySizeInBits >= 2048 else {
+            throw KeyLoadError(file: nil, problem: "certificate key is not RSA of 2048 bits or more")
+        }
+        var serialBytes = certificate.serialNumber.bytes
+        while serialBytes.count > 1, serialBytes.first == 0 { serialBytes = serialBytes.dropFirst() }
+        serial = Bytes.hexUpper(serialBytes)
+        publicKey = RSAPublicKey(rsa)
+        notValidAfter = certificate.notValidAfter
+    }
+}
+
+/// Reads key files, naming the file in every error.
+public enum KeyFiles {
+    public static func readText(_ path: String) throws(KeyLoadError) -> String {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw KeyLoadError(file: path, problem: "cannot be read (missing or no permission)")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw KeyLoadError(file: path, problem: "is not UTF-8 text")
+        }
+        return text
+    }
+
+    public static func publicKey(_ path: String) throws(KeyLoadError) -> RSAPublicKey {
+        let text = try readText(path)
+        do { return try RSAPublicKey(pemRepresentation: text) } catch { throw error.naming(path) }
+    }
+
+    public static func privateKey(_ path: String) throws(KeyLoadError) -> RSAPrivateKey {
+        let text = try readText(path)
+        do { return try RSAPrivateKey(pemRepresentation: text) } catch { throw error.naming(path) }
+    }
+
+    public static func certificate(_ path: String) throws(KeyLoadError) -> CertificateKey {
+        let text = try readText(path)
+        do { return try CertificateKey(pemRepresentation: text) } catch { throw error.naming(path) }
+    }
+
+    /// A secret file: its content with surrounding whitespace (a trailing newline) removed.
+    public static func secret(_ path: String, requiredLength: Int? = nil) throws(KeyLoadError) -> SharedSecret {
+        let text = try readText(path).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !text.isEmpty else { throw KeyLoadError(file: path, problem: "is empty") }
+        if let requiredLength, text.utf8.count != requiredLength {
+            throw KeyLoadError(file: path, problem: "must hold exactly \(requiredLength) bytes of text, holds \(text.utf8.count)")
+        }
+        return SharedSecret(text: text)
+    }
+}
+
+/// A configuration value that is wrong, naming the YAML key (and file, where one is involved).
+public struct ChannelConfigurationError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// The YAML key, e.g. `channels[alipay].alipay_public_key_file`.
+    public var key: String
+    public var problem: String
+
+    public init(key: String, problem: String) {
+        self.key = key
+        self.problem = problem
+    }
+
+    public var description: String { "\(key): \(problem)" }
+}
+
+func loadKey<T>(_ channelID: String, _ key: String, _ body: () throws(KeyLoadError) -> T) throws(ChannelConfigurationError) -> T {
+    do { return try body() } catch {
+        throw ChannelConfigurationError(key: "channels[\(channelID)].\(key)", problem: error.description)
+    }
+}
+
+func parseAllowedIPs(_ channelID: String, _ entries: [String]) throws(ChannelConfigurationError) -> [CIDR] {
+    var out: [CIDR] = []
+    for entry in entries {
+        guard let cidr = CIDR.parse(entry) else {
+            throw ChannelConfigurationError(key: "channels[\(channelID)].allowed_ips", problem: "'\(entry)' is not an IPv4 or IPv6 CIDR")
+        }
+        out.append(cidr)
+    }
+    return out
+}

@@ -1,0 +1,323 @@
+public import Foundation
+import Crypto
+
+/// One `type: points` channel.
+public struct PointsConfiguration: Sendable {
+    public var channelID: String
+    /// `partner_id`: must equal every message's `X-Points-Partner-Id` and body `partner_id`.
+    public var partnerID: String
+    /// From `hmac_secret_file`.
+    public var hmacSecret: SharedSecret
+    /// `api_base_url`, e.g. `https://points.partner.example/api`.
+    public var apiBaseURL: String
+    /// `allowed_ips`. Default empty (the signature alone decides).
+    public var allowedIPs: [CIDR]
+    /// `max_clock_skew_seconds`. Default 300.
+    public var maxClockSkewSeconds: Int
+    /// `query_timeout_ms`. Default 3000 ms.
+    public var queryTimeout: Duration
+
+    public init(
+        channelID: String, partnerID: String, hmacSecret: SharedSecret, apiBaseURL: String, allowedIPs: [CIDR] = [],
+        maxClockSkewSeconds: Int = 300, queryTimeout: Duration = .milliseconds(3000)
+    ) {
+        self.channelID = channelID
+        self.partnerID = partnerID
+        self.hmacSecret = hmacSecret
+        self.apiBaseURL = apiBaseURL
+        self.allowedIPs = allowedIPs
+        self.maxClockSkewSeconds = maxClockSkewSeconds
+        self.queryTimeout = queryTimeout
+    }
+
+    public static func load(
+        channelID: String, partnerID: String, hmacSecretFile: String, apiBaseURL: String, allowedIPs: [String] = [],
+        maxClockSkewSeconds: Int? = nil, queryTimeoutMs: Int? = nil
+    ) throws(ChannelConfigurationError) -> PointsConfiguration {
+        let prefix = "channels[\(channelID)]"
+        guard !partnerID.isEmpty else { throw ChannelConfigurationError(key: "\(prefix).partner_id", problem: "is empty") }
+        guard apiBaseURL.hasPrefix("http://") || apiBaseURL.hasPrefix("https://") else {
+            throw ChannelConfigurationError(key: "\(prefix).api_base_url", problem: "must be an http(s) URL")
+        }
+        let secret = try loadKey(channelID, "hmac_secret_file") { () throws(KeyLoadError) in try KeyFiles.secret(hmacSecretFile) }
+        if let skew = maxClockSkewSeconds, skew <= 0 {
+            throw ChannelConfigurationError(key: "\(prefix).max_clock_skew_seconds", problem: "must be positive")
+        }
+        if let timeout = queryTimeoutMs, timeout <= 0 {
+            throw ChannelConfigurationError(key: "\(prefix).query_timeout_ms", problem: "must be positive")
+        }
+        return PointsConfiguration(
+            channelID: channelID, partnerID: partnerID, hmacSecret: secret, apiBaseURL: apiBaseURL,
+            allowedIPs: try parseAllowedIPs(channelID, allowedIPs), maxClockSkewSeconds: maxClockSkewSeconds ?? 300,
+            queryTimeout: .milliseconds(queryTimeoutMs ?? 3000))
+    }
+}
+
+/// The points partner protocol's signing rules (see `Points/PROTOCOL.md`).
+enum PointsSignature {
+    static let partnerHeader = "X-Points-Partner-Id"
+    static let timestampHeader = "X-Points-Timestamp"
+    static let nonceHeader = "X-Points-Nonce"
+    static let signatureHeader = "X-Points-Signature"
+    static let signatureTypeHeader = "X-Points-Signature-Type"
+    static let signatureType = "HMAC-SHA256"
+
+    static func sign(_ message: [UInt8], secret: SharedSecret) -> String {
+        Bytes.hexLower(HMAC<SHA256>.authenticationCode(for: message, using: secret.key))
+    }
+
+    static func headers(message: (String, String) -> [UInt8], partnerID: String, secret: SharedSecret, timestamp: Date, nonce: String) -> [HeaderField] {
+        let ts = String(Int64(timestamp.timeIntervalSince1970.rounded(.down)))
+        return [
+            HeaderField(name: partnerHeader, value: partnerID), HeaderField(name: timestampHeader, value: ts),
+            HeaderField(name: nonceHeader, value: nonce),
+            HeaderField(name: signatureHeader, value: sign(message(ts, nonce), secret: secret)),
+            HeaderField(name: signatureTypeHeader, value: signatureType),
+        ]
+    }
+
+    static func validNonce(_ nonce: String) -> Bool {
+        (8...64).contains(nonce.utf8.count)
+            && nonce.utf8.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x7A) || $0 == 0x5F || $0 == 0x2D }
+    }
+
+    /// Checks headers and the HMAC (constant-time). `message` builds the signed bytes from
+    /// the timestamp and nonce. Order: missing header, type, formats, stale, signature, partner.
+    static func verify(headers: [HeaderField], message: (String, String) -> [UInt8], partnerID: String, secret: SharedSecret, now: Date, maxSkewSeconds: Int) throws(Rejection) {
+        guard let partner = headers.first(named: partnerHeader), let timestamp = headers.first(named: timestampHeader),
+            let nonce = headers.first(named: nonceHeader), let signatureText = headers.first(named: signatureHeader)
+        else { throw .malformed("X-Points-Partner-Id, -Timestamp, -Nonce and -Signature headers are required") }
+        if let type = headers.first(named: signatureTypeHeader), type != signatureType {
+            throw Rejection(.unsupportedSignType, Rejection.quoted(type))
+        }
+        guard validNonce(nonce) else { throw .malformed("X-Points-Nonce") }
+        guard timestamp.utf8.count <= 12, let seconds = Int64(timestamp), seconds >= 0 else { throw .malformed("X-Points-Timestamp") }
+        guard signatureText.utf8.count == 64, let mac = Bytes.fromHex(signatureText) else { throw .malformed("X-Points-Signature") }
+        let skew = abs(now.timeIntervalSince1970 - Double(seconds))
+        guard skew <= Double(maxSkewSeconds) else { throw Rejection(.staleTimestamp, "\(Int64(skew)) s from receive time") }
+        guard HMAC<SHA256>.isValidAuthenticationCode(mac, authenticating: message(timestamp, nonce), using: secret.key) else {
+            throw Rejection(.badSignature)
+        }
+        // Checked after the proof, so a forger cannot make us record a mismatch.
+        guard partner == partnerID else { throw Rejection(.merchantMismatch, "X-Points-Partner-Id") }
+    }
+
+    static func bodyMessage(_ body: [UInt8]) -> (String, String) -> [UInt8] {
+        { ts, nonce in WeChatPaySignature.responseMessage(timestamp: ts, nonce: nonce, body: body) }
+    }
+
+    static func requestMessage(method: String, target: String, body: [UInt8]) -> (String, String) -> [UInt8] {
+        { ts, nonce in WeChatPaySignature.requestMessage(method: method, target: target, timestamp: ts, nonce: nonce, body: body) }
+    }
+
+    static func status(_ text: String) -> PaymentStatus {
+        switch text {
+        case "PAID": .paid
+        case "CLOSED": .closed
+        case "PENDING": .pending
+        default: .other(text)
+        }
+    }
+
+    static func statusText(_ status: PaymentStatus) -> String {
+        switch status {
+        case .paid: "PAID"
+        case .closed: "CLOSED"
+        case .pending: "PENDING"
+        case .other(let raw): raw
+        }
+    }
+
+    /// Reads the order fields shared by notifies and query answers.
+    static func order(_ json: JSONValue, partnerID: String) throws(Rejection) -> (QueriedOrder, points: Int64?) {
+        guard case .object = json else { throw .malformed("body is not an object") }
+        guard let partner = json["partner_id"]?.stringValue else { throw .malformed("partner_id") }
+        guard partner == partnerID else { throw Rejection(.merchantMismatch, "partner_id") }
+        guard let outTradeNo = json["out_trade_no"]?.stringValue, !outTradeNo.isEmpty else { throw .malformed("out_trade_no") }
+        guard let statusText = json["status"]?.stringValue else { throw .malformed("status") }
+        guard let amountText = json["amount"]?.stringValue, let amount = Money.parseMinorUnits(amountText) else { throw .malformed("amount") }
+        let currency = json["currency"]?.stringValue ?? "CNY"
+        guard currency.utf8.count == 3, currency.utf8.allSatisfy({ $0 >= 0x41 && $0 <= 0x5A }) else { throw .malformed("currency") }
+        var points: Int64? = nil
+        if let value = json["points"] {
+            guard let p = value.int64Value, p >= 0 else { throw .malformed("points") }
+            points = p
+        }
+        var paidAt: Date? = nil
+        if let text = json["paid_at"]?.stringValue {
+            guard let date = Timestamps.parseRFC3339(text) else { throw .malformed("paid_at") }
+            paidAt = date
+        }
+        let order = QueriedOrder(
+            outTradeNo: outTradeNo, channelTradeNo: json["points_trade_no"]?.stringValue, status: status(statusText),
+            amountMinor: amount, currency: currency, merchant: MerchantIdentity(appID: nil, merchantID: partner), paidAt: paidAt)
+        return (order, points)
+    }
+}
+
+/// `type: points`: the points partner (see `Points/PROTOCOL.md`).
+public struct PointsAdapter: ChannelAdapter {
+    public let configuration: PointsConfiguration
+    public let transport: any QueryTransport
+
+    public init(configuration: PointsConfiguration, transport: any QueryTransport = HTTPClientTransport()) {
+        self.configuration = configuration
+        self.transport = transport
+    }
+
+    public var channelID: String { configuration.channelID }
+    public var channelType: ChannelType { .points }
+    public var allowedIPs: [CIDR] { configuration.allowedIPs }
+
+    public func verify(_ raw: RawCallback) throws(Rejection) -> PaymentNotification {
+        try checkSource(raw)
+        guard raw.kind == .notify else { throw Rejection(.unsupportedKind, "the points partner sends no browser return") }
+        try PointsSignature.verify(
+            headers: raw.headers, message: PointsSignature.bodyMessage(raw.body), partnerID: configuration.partnerID,
+            secret: configuration.hmacSecret, now: raw.receivedAt, maxSkewSeconds: configuration.maxClockSkewSeconds)
+        let json: JSONValue
+        do { json = try JSONValue.parse(raw.body) } catch { throw .malformed("body is not JSON") }
+        guard let eventID = json["event_id"]?.stringValue, !eventID.isEmpty else { throw .malformed("event_id") }
+        let (order, points) = try PointsSignature.order(json, partnerID: configuration.partnerID)
+        return PaymentNotification(
+            channelID: configuration.channelID, channelType: .points, outTradeNo: order.outTradeNo,
+            channelTradeNo: order.channelTradeNo, status: order.status, amountMinor: order.amountMinor,
+            currency: order.currency, merchant: order.merchant, eventID: eventID, paidAt: order.paidAt, points: points)
+    }
+
+    public func queryOrder(outTradeNo: String) async throws(QueryError) -> OrderQueryResult {
+        let request = PointsQuery.makeRequest(configuration: configuration, outTradeNo: outTradeNo, now: Date(), nonce: Nonce.random(32))
+        let response = try await transport.send(request, timeout: configuration.queryTimeout)
+        return try PointsQuery.interpret(response, configuration: configuration, outTradeNo: outTradeNo, now: Date())
+    }
+}
+
+/// The points order query: signed request, verified answer. Pure functions.
+public enum PointsQuery {
+    public static func makeRequest(configuration: PointsConfiguration, outTradeNo: String, now: Date, nonce: String) -> ChannelRequest {
+        var base = configuration.apiBaseURL
+        while base.hasSuffix("/") { base.removeLast() }
+        let url = base + "/v1/orders/" + FormEncoding.encodePathSegment(outTradeNo) + "?partner_id=" + FormEncoding.encodePathSegment(configuration.partnerID)
+        var request = ChannelRequest(method: "GET", url: url, headers: [], body: [])
+        request.headers = PointsSignature.headers(
+            message: PointsSignature.requestMessage(method: "GET", target: request.target, body: []),
+            partnerID: configuration.partnerID, secret: configuration.hmacSecret, timestamp: now, nonce: nonce)
+        request.headers.append(HeaderField(name: "Accept", value: "application/json"))
+        return request
+    }
+
+    public static func interpret(_ response: ChannelResponse, configuration: PointsConfiguration, outTradeNo: String, now: Date) throws(QueryError) -> OrderQueryResult {
+        func verified() throws(QueryError) {
+            do {
+                try PointsSignature.verify(
+                    headers: response.headers, message: PointsSignature.bodyMessage(response.body), partnerID: configuration.partnerID,
+                    secret: configuration.hmacSecret, now: now, maxSkewSeconds: configuration.maxClockSkewSeconds)
+            } catch {
+                if error.reason == .staleTimestamp { throw .transient(.badSignature, error.description) }
+                throw .permanent(.badSignature, error.description)
+            }
+        }
+        let json = try? JSONValue.parse(response.body)
+        let code = json?["code"]?.stringValue ?? ""
+        switch response.status {
+        case 200:
+            try verified()
+            guard let json else { throw .permanent(.malformedResponse, "not JSON") }
+            let order: QueriedOrder
+            do { order = try PointsSignature.order(json, partnerID: configuration.partnerID).0 } catch {
+                throw .permanent(.malformedResponse, error.description)
+            }
+            guard order.outTradeNo == outTradeNo else { throw .permanent(.malformedResponse, "out_trade_no differs from the request") }
+            return .found(order)
+        case 404 where code == "ORDER_NOT_FOUND":
+            try verified()
+            return .notFound(outTradeNo: outTradeNo)
+        default:
+            let detail = "HTTP \(response.status) \(code.prefix(32))"
+            if response.status >= 500 || response.status == 429 || response.status == 408 {
+                throw .transient(code.isEmpty ? .httpStatus : .channelError, detail)
+            }
+            throw .permanent(code.isEmpty ? .httpStatus : .channelError, detail)
+        }
+    }
+}
+
+/// The points partner's side, for the simulator and tests.
+public struct PointsChannelSide: Sendable {
+    public var partnerID: String
+    public var hmacSecret: SharedSecret
+    /// Largest clock distance accepted on query requests. Default 300 s.
+    public var maxClockSkewSeconds: Int
+
+    public init(partnerID: String, hmacSecret: SharedSecret, maxClockSkewSeconds: Int = 300) {
+        self.partnerID = partnerID
+        self.hmacSecret = hmacSecret
+        self.maxClockSkewSeconds = maxClockSkewSeconds
+    }
+
+    func orderJSON(_ order: ChannelOrder, event: (id: String, type: String)?) -> JSONValue {
+        var members: [JSONValue.Member] = []
+        if let event {
+            members.append(.init(key: "event_id", value: .string(event.id)))
+            members.append(.init(key: "event_type", value: .string(event.type)))
+        }
+        members += [
+            .init(key: "partner_id", value: .string(partnerID)), .init(key: "out_trade_no", value: .string(order.outTradeNo)),
+            .init(key: "points_trade_no", value: .string(order.channelTradeNo)),
+            .init(key: "status", value: .string(PointsSignature.statusText(order.status))),
+            .init(key: "amount", value: .string(Money.format(minorUnits: order.amountMinor))),
+            .init(key: "currency", value: .string(order.currency)),
+            .init(key: "points", value: .number(String(order.points ?? order.amountMinor))),
+        ]
+        if let paidAt = order.paidAt { members.append(.init(key: "paid_at", value: .string(Timestamps.formatRFC3339China(paidAt)))) }
+        return .object(members)
+    }
+
+    /// A signed notify: headers and JSON body.
+    public func notify(for order: ChannelOrder, eventID: String, timestamp: Date, nonce: String = Nonce.random(24)) -> (headers: [HeaderField], body: [UInt8]) {
+        let type = order.status == .paid ? "PAYMENT.SUCCEEDED" : "PAYMENT.\(PointsSignature.statusText(order.status))"
+        let body = Array(orderJSON(order, event: (eventID, type)).serialized().utf8)
+        return (signedHeaders(body: body, timestamp: timestamp, nonce: nonce) + [HeaderField(name: "Content-Type", value: "application/json")], body)
+    }
+
+    public func signedHeaders(body: [UInt8], timestamp: Date, nonce: String = Nonce.random(24)) -> [HeaderField] {
+        PointsSignature.headers(message: PointsSignature.bodyMessage(body), partnerID: partnerID, secret: hmacSecret, timestamp: timestamp, nonce: nonce)
+    }
+
+    /// The out_trade_no a query asks for after checking its signature; or the partner's error answer.
+    public func readQueryRequest(_ request: ReceivedRequest, now: Date) -> Result<String, ChannelResponseError> {
+        guard request.method == "GET", let range = request.path.range(of: "/v1/orders/"),
+            let decoded = FormEncoding.percentDecode(Array(request.path[range.upperBound...].utf8)),
+            let outTradeNo = Bytes.utf8String(decoded), !outTradeNo.isEmpty
+        else { return .failure(error(404, "NOT_FOUND", "no such resource", now: now)) }
+        let target = request.query.isEmpty ? request.path : request.path + "?" + request.query
+        do {
+            try PointsSignature.verify(
+                headers: request.headers, message: PointsSignature.requestMessage(method: request.method, target: target, body: request.body),
+                partnerID: partnerID, secret: hmacSecret, now: now, maxSkewSeconds: maxClockSkewSeconds)
+        } catch {
+            return .failure(self.error(401, "SIGN_ERROR", error.reason.rawValue, now: now))
+        }
+        return .success(outTradeNo)
+    }
+
+    /// The signed answer for an order (nil: 404 ORDER_NOT_FOUND); memoizable per order state.
+    public func queryResponse(for order: ChannelOrder?, outTradeNo: String, now: Date) -> ChannelResponse {
+        guard let order else { return error(404, "ORDER_NOT_FOUND", "order not found", now: now).response }
+        let body = Array(orderJSON(order, event: nil).serialized().utf8)
+        return ChannelResponse(status: 200, headers: signedHeaders(body: body, timestamp: now) + [HeaderField(name: "Content-Type", value: "application/json")], body: body)
+    }
+
+    public func answerQuery(_ request: ReceivedRequest, now: Date, lookup: (String) -> ChannelOrder?) -> ChannelResponse {
+        switch readQueryRequest(request, now: now) {
+        case .failure(let failure): return failure.response
+        case .success(let no): return queryResponse(for: lookup(no), outTradeNo: no, now: now)
+        }
+    }
+
+    private func error(_ status: Int, _ code: String, _ message: String, now: Date) -> ChannelResponseError {
+        let body = Array(JSONValue.object(["code": .string(code), "message": .string(message)]).serialized().utf8)
+        return ChannelResponseError(response: ChannelResponse(
+            status: status, headers: signedHeaders(body: body, timestamp: now) + [HeaderField(name: "Content-Type", value: "application/json")], body: body))
+    }
+}

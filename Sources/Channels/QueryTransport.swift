@@ -1,0 +1,100 @@
+import Foundation
+public import AsyncHTTPClient
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// An HTTP request to a channel's API, fully built and signed.
+public struct ChannelRequest: Sendable {
+    public var method: String
+    /// The full URL, e.g. `https://api.mch.weixin.qq.com/v3/pay/transactions/out-trade-no/X?mchid=1`.
+    public var url: String
+    public var headers: [HeaderField]
+    public var body: [UInt8]
+
+    public init(method: String, url: String, headers: [HeaderField], body: [UInt8]) {
+        self.method = method
+        self.url = url
+        self.headers = headers
+        self.body = body
+    }
+
+    /// The request target as the server sees it: path and, if any, `?query` (percent-encoded as sent).
+    public var target: String {
+        guard let components = URLComponents(string: url) else { return url }
+        let path = components.percentEncodedPath.isEmpty ? "/" : components.percentEncodedPath
+        if let query = components.percentEncodedQuery { return path + "?" + query }
+        return path
+    }
+}
+
+/// An HTTP response from (or, in the simulator, to) a channel's API.
+public struct ChannelResponse: Sendable, Hashable {
+    public var status: Int
+    public var headers: [HeaderField]
+    public var body: [UInt8]
+
+    public init(status: Int, headers: [HeaderField], body: [UInt8]) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
+
+    public func header(_ name: String) -> String? { headers.first(named: name) }
+}
+
+/// Sends a channel request. The real one is ``HTTPClientTransport``; tests and the simulator
+/// can answer in-process.
+public protocol QueryTransport: Sendable {
+    func send(_ request: ChannelRequest, timeout: Duration) async throws(QueryError) -> ChannelResponse
+}
+
+/// AsyncHTTPClient transport. Failures are classified: timeouts, refused or reset
+/// connections and TLS failures are transient; an unusable URL is permanent.
+public struct HTTPClientTransport: QueryTransport {
+    public var client: HTTPClient
+    /// Largest response body accepted. Default 1 MiB.
+    public var maxResponseBytes: Int
+
+    public init(client: HTTPClient = .shared, maxResponseBytes: Int = 1 << 20) {
+        self.client = client
+        self.maxResponseBytes = maxResponseBytes
+    }
+
+    public func send(_ request: ChannelRequest, timeout: Duration) async throws(QueryError) -> ChannelResponse {
+        var http = HTTPClientRequest(url: request.url)
+        http.method = HTTPMethod(rawValue: request.method)
+        for field in request.headers { http.headers.add(name: field.name, value: field.value) }
+        if !request.body.isEmpty { http.body = .bytes(ByteBuffer(bytes: request.body)) }
+        let milliseconds = timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000
+        do {
+            let response = try await client.execute(http, timeout: .milliseconds(milliseconds))
+            let body = try await response.body.collect(upTo: maxResponseBytes)
+            return ChannelResponse(
+                status: Int(response.status.code),
+                headers: response.headers.map { HeaderField(name: $0.name, value: $0.value) },
+                body: Array(buffer: body)
+            )
+        } catch {
+            throw HTTPClientTransport.classify(error)
+        }
+    }
+
+    static func classify(_ error: any Error) -> QueryError {
+        if let error = error as? HTTPClientError {
+            let timeouts: [HTTPClientError] = [.deadlineExceeded, .readTimeout, .connectTimeout, .writeTimeout, .tlsHandshakeTimeout]
+            if timeouts.contains(error) { return .transient(.timeout, String(describing: error)) }
+            let unusable: [HTTPClientError] = [.invalidURL, .emptyHost, .emptyScheme, .missingSocketPath]
+            if unusable.contains(error) || String(describing: error).contains("unsupportedScheme") {
+                return .permanent(.invalidRequest, String(describing: error))
+            }
+            return .transient(.connection, String(describing: error))
+        }
+        if error is NIOConnectionError || error is IOError || error is ChannelError {
+            return .transient(.connection, "connection failed")
+        }
+        if error is CancellationError { return .transient(.timeout, "cancelled") }
+        // Unknown transport failures are retried; the retry budget bounds them.
+        return .transient(.connection, String(describing: type(of: error)))
+    }
+}

@@ -1,0 +1,111 @@
+/// Why a callback is not accepted as a genuine payment notification.
+///
+/// The raw values are stable: they are stored in `callbacks.reason` and used by operators'
+/// queries and dashboards. Add cases; never rename one.
+public enum RejectionReason: String, Sendable, Hashable, CaseIterable {
+    /// The signature does not verify with the key it names.
+    case badSignature = "bad_signature"
+    /// The signature names a key (WeChat `Wechatpay-Serial`) that is not configured.
+    case unknownKey = "unknown_key"
+    /// The signed timestamp is further from the receive time than the configured skew.
+    case staleTimestamp = "stale_timestamp"
+    /// WeChat Pay's deliberate probe signature (`WECHATPAY/SIGNTEST/…`).
+    case probeSignature = "probe_signature"
+    /// The encrypted resource did not decrypt (AEAD tag mismatch, bad nonce or key).
+    case decryptFailed = "decrypt_failed"
+    /// Missing or malformed field, header, encoding, or amount.
+    case malformed
+    /// app id, seller id, mchid or partner id differ from the configuration.
+    case merchantMismatch = "merchant_mismatch"
+    /// A signature algorithm the configuration does not allow (Alipay `RSA`, unknown types).
+    case unsupportedSignType = "unsupported_sign_type"
+    /// The source address is outside the channel's `allowed_ips`.
+    case ipNotAllowed = "ip_not_allowed"
+    /// A callback kind the channel does not send (e.g. a WeChat browser return).
+    case unsupportedKind = "unsupported_kind"
+}
+
+/// A callback rejected for good: retrying it will not make it genuine.
+///
+/// `description` names the reason and a short detail; it never contains key material or
+/// the body.
+public struct Rejection: Error, Sendable, Hashable, CustomStringConvertible {
+    public var reason: RejectionReason
+    /// A short, payload-free explanation (e.g. the missing field's name).
+    public var detail: String
+
+    public init(_ reason: RejectionReason, _ detail: String = "") {
+        self.reason = reason
+        self.detail = detail
+    }
+
+    public var description: String {
+        detail.isEmpty ? reason.rawValue : "\(reason.rawValue): \(detail)"
+    }
+
+    static func malformed(_ detail: String) -> Rejection { Rejection(.malformed, detail) }
+}
+
+/// A failed order query, classified for the retry decision.
+public struct QueryError: Error, Sendable, Hashable, CustomStringConvertible {
+    public enum Kind: String, Sendable, Hashable {
+        /// Try again later: timeout, connection refused, 5xx, channel system error.
+        case transient
+        /// Retrying will not help: bad request, bad credentials, unverifiable answer.
+        case permanent
+    }
+
+    /// Stable codes; extensible like ``RejectionReason`` but as a struct so new codes do not
+    /// break exhaustive switches elsewhere.
+    public struct Code: RawRepresentable, Sendable, Hashable, CustomStringConvertible {
+        public var rawValue: String
+        public init(rawValue: String) { self.rawValue = rawValue }
+        public var description: String { rawValue }
+
+        public static let timeout = Code(rawValue: "timeout")
+        public static let connection = Code(rawValue: "connection")
+        public static let httpStatus = Code(rawValue: "http_status")
+        public static let badSignature = Code(rawValue: "bad_signature")
+        public static let unknownKey = Code(rawValue: "unknown_key")
+        public static let malformedResponse = Code(rawValue: "malformed_response")
+        /// The channel answered with a business or system error code.
+        public static let channelError = Code(rawValue: "channel_error")
+        public static let invalidRequest = Code(rawValue: "invalid_request")
+    }
+
+    public var kind: Kind
+    public var code: Code
+    /// Payload-free detail: the channel's error code, HTTP status, or a field name.
+    public var detail: String
+
+    public init(_ kind: Kind, _ code: Code, _ detail: String = "") {
+        self.kind = kind
+        self.code = code
+        self.detail = detail
+    }
+
+    public var isTransient: Bool { kind == .transient }
+
+    public static func transient(_ code: Code, _ detail: String = "") -> QueryError {
+        QueryError(.transient, code, detail)
+    }
+
+    public static func permanent(_ code: Code, _ detail: String = "") -> QueryError {
+        QueryError(.permanent, code, detail)
+    }
+
+    public var description: String {
+        "\(kind.rawValue) \(code.rawValue)" + (detail.isEmpty ? "" : ": \(detail)")
+    }
+}
+
+extension Rejection {
+    /// `text` if it is short and plainly printable (letters, digits, `_ - . /`), else a placeholder:
+    /// details quote header values only when they cannot carry payload or control bytes.
+    static func quoted(_ text: String, max: Int = 64) -> String {
+        let safe = text.utf8.count <= max && text.utf8.allSatisfy {
+            ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x7A) || $0 == 0x5F || $0 == 0x2D || $0 == 0x2E || $0 == 0x2F
+        }
+        return safe ? text : "(unprintable)"
+    }
+}

@@ -1,0 +1,119 @@
+import Foundation
+
+/// Exact, allocation-light parsing of the channels' time formats (no `DateFormatter`, whose
+/// cost and locale rules do not belong on the hot path).
+enum Timestamps {
+    /// `yyyy-MM-dd HH:mm:ss`, a wall-clock time in China Standard Time (+08:00), as Alipay sends.
+    static func parseAlipay(_ text: String) -> Date? {
+        let b = Array(text.utf8)
+        guard b.count == 19, b[4] == 0x2D, b[7] == 0x2D, b[10] == 0x20, b[13] == 0x3A, b[16] == 0x3A,
+            let year = digits(b, 0, 4), let month = digits(b, 5, 2), let day = digits(b, 8, 2),
+            let hour = digits(b, 11, 2), let minute = digits(b, 14, 2), let second = digits(b, 17, 2)
+        else { return nil }
+        return make(year, month, day, hour, minute, second, offsetSeconds: 8 * 3600)
+    }
+
+    /// RFC 3339 `yyyy-MM-ddTHH:mm:ss[.fff](Z|±hh:mm)`, as WeChat Pay and the points partner send.
+    static func parseRFC3339(_ text: String) -> Date? {
+        let b = Array(text.utf8)
+        guard b.count >= 20, b[4] == 0x2D, b[7] == 0x2D, b[10] == 0x54 || b[10] == 0x74 || b[10] == 0x20,
+            b[13] == 0x3A, b[16] == 0x3A,
+            let year = digits(b, 0, 4), let month = digits(b, 5, 2), let day = digits(b, 8, 2),
+            let hour = digits(b, 11, 2), let minute = digits(b, 14, 2), let second = digits(b, 17, 2)
+        else { return nil }
+        var i = 19
+        var fraction = 0.0
+        if b[i] == 0x2E {
+            i += 1
+            var scale = 0.1
+            let start = i
+            while i < b.count, b[i] >= 0x30, b[i] <= 0x39 {
+                fraction += Double(b[i] - 0x30) * scale
+                scale /= 10
+                i += 1
+            }
+            guard i > start else { return nil }
+        }
+        guard i < b.count else { return nil }
+        var offset = 0
+        if b[i] == 0x5A || b[i] == 0x7A {
+            guard i + 1 == b.count else { return nil }
+        } else if b[i] == 0x2B || b[i] == 0x2D {
+            guard i + 6 == b.count, b[i + 3] == 0x3A, let oh = digits(b, i + 1, 2), let om = digits(b, i + 4, 2),
+                oh < 24, om < 60
+            else { return nil }
+            offset = (oh * 3600 + om * 60) * (b[i] == 0x2D ? -1 : 1)
+        } else {
+            return nil
+        }
+        guard let date = make(year, month, day, hour, minute, second, offsetSeconds: offset) else { return nil }
+        return date.addingTimeInterval(fraction)
+    }
+
+    /// `yyyy-MM-dd HH:mm:ss` in +08:00.
+    static func formatAlipay(_ date: Date) -> String {
+        let (y, mo, d, h, mi, s) = civil(Int64(date.timeIntervalSince1970.rounded(.down)) + 8 * 3600)
+        return "\(pad(y, 4))-\(pad(mo, 2))-\(pad(d, 2)) \(pad(h, 2)):\(pad(mi, 2)):\(pad(s, 2))"
+    }
+
+    /// RFC 3339 in +08:00, whole seconds, as WeChat Pay writes it.
+    static func formatRFC3339China(_ date: Date) -> String {
+        let (y, mo, d, h, mi, s) = civil(Int64(date.timeIntervalSince1970.rounded(.down)) + 8 * 3600)
+        return "\(pad(y, 4))-\(pad(mo, 2))-\(pad(d, 2))T\(pad(h, 2)):\(pad(mi, 2)):\(pad(s, 2))+08:00"
+    }
+
+    private static func pad(_ v: Int, _ width: Int) -> String {
+        let s = String(v)
+        return s.count >= width ? s : String(repeating: "0", count: width - s.count) + s
+    }
+
+    private static func digits(_ b: [UInt8], _ start: Int, _ count: Int) -> Int? {
+        var v = 0
+        for i in start..<(start + count) {
+            guard b[i] >= 0x30, b[i] <= 0x39 else { return nil }
+            v = v * 10 + Int(b[i] - 0x30)
+        }
+        return v
+    }
+
+    private static func make(_ y: Int, _ mo: Int, _ d: Int, _ h: Int, _ mi: Int, _ s: Int, offsetSeconds: Int) -> Date? {
+        guard (1...12).contains(mo), d >= 1, d <= daysIn(y, mo), h < 24, mi < 60, s < 61 else { return nil }
+        let days = daysFromCivil(y, mo, d)
+        let seconds = Int64(days) * 86400 + Int64(h * 3600 + mi * 60 + s) - Int64(offsetSeconds)
+        return Date(timeIntervalSince1970: TimeInterval(seconds))
+    }
+
+    private static func daysIn(_ y: Int, _ m: Int) -> Int {
+        switch m {
+        case 2: (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 ? 29 : 28
+        case 4, 6, 9, 11: 30
+        default: 31
+        }
+    }
+
+    // Howard Hinnant's days_from_civil / civil_from_days.
+    private static func daysFromCivil(_ y0: Int, _ m: Int, _ d: Int) -> Int {
+        let y = m <= 2 ? y0 - 1 : y0
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yoe = y - era * 400
+        let doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        return era * 146097 + doe - 719468
+    }
+
+    private static func civil(_ epochSeconds: Int64) -> (Int, Int, Int, Int, Int, Int) {
+        var days = Int(epochSeconds / 86400)
+        var rem = Int(epochSeconds % 86400)
+        if rem < 0 { rem += 86400; days -= 1 }
+        let z = days + 719468
+        let era = (z >= 0 ? z : z - 146096) / 146097
+        let doe = z - era * 146097
+        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let d = doy - (153 * mp + 2) / 5 + 1
+        let m = mp + (mp < 10 ? 3 : -9)
+        let y = yoe + era * 400 + (m <= 2 ? 1 : 0)
+        return (y, m, d, rem / 3600, rem % 3600 / 60, rem % 60)
+    }
+}

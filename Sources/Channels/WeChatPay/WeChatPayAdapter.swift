@@ -1,0 +1,114 @@
+public import Foundation
+
+/// `type: wechatpay_v3`: JSON notifies signed RSA-SHA256 over `timestamp\nnonce\nbody\n`
+/// by the platform key `Wechatpay-Serial` names, resource encrypted with the APIv3 key;
+/// query `GET /v3/pay/transactions/out-trade-no/{no}`; ack HTTP 204.
+public struct WeChatPayAdapter: ChannelAdapter {
+    public let configuration: WeChatPayConfiguration
+    public let transport: any QueryTransport
+
+    public init(configuration: WeChatPayConfiguration, transport: any QueryTransport = HTTPClientTransport()) {
+        self.configuration = configuration
+        self.transport = transport
+    }
+
+    public var channelID: String { configuration.channelID }
+    public var channelType: ChannelType { .wechatpayV3 }
+    public var allowedIPs: [CIDR] { configuration.allowedIPs }
+
+    public func verify(_ raw: RawCallback) throws(Rejection) -> PaymentNotification {
+        try checkSource(raw)
+        guard raw.kind == .notify else { throw Rejection(.unsupportedKind, "WeChat Pay sends no browser return") }
+        try WeChatPaySignature.verify(
+            headers: raw.headers, body: raw.body, keys: configuration.platformKeys,
+            now: raw.receivedAt, maxSkewSeconds: configuration.maxClockSkewSeconds)
+        let envelope: JSONValue
+        do { envelope = try JSONValue.parse(raw.body) } catch { throw .malformed("body is not JSON") }
+        guard let resource = envelope["resource"] else { throw .malformed("resource missing") }
+        let plaintext = try WeChatPaySignature.decrypt(resource: resource, key: configuration.apiV3Key)
+        let transaction: JSONValue
+        do { transaction = try JSONValue.parse(plaintext) } catch { throw .malformed("resource plaintext is not JSON") }
+        let order = try WeChatPaySignature.transaction(transaction, mchID: configuration.mchID, appID: configuration.appID)
+        return PaymentNotification(
+            channelID: configuration.channelID, channelType: .wechatpayV3, outTradeNo: order.outTradeNo,
+            channelTradeNo: order.channelTradeNo, status: order.status, amountMinor: order.amountMinor,
+            currency: order.currency, merchant: order.merchant, eventID: envelope["id"]?.stringValue, paidAt: order.paidAt
+        )
+    }
+
+    public func queryOrder(outTradeNo: String) async throws(QueryError) -> OrderQueryResult {
+        let request = try WeChatPayQuery.makeRequest(
+            configuration: configuration, outTradeNo: outTradeNo, now: Date(), nonce: Nonce.random(32))
+        let response = try await transport.send(request, timeout: configuration.queryTimeout)
+        return try WeChatPayQuery.interpret(response, configuration: configuration, outTradeNo: outTradeNo, now: Date())
+    }
+}
+
+/// The order query: signed request, verified answer. Pure functions.
+public enum WeChatPayQuery {
+    public static func path(outTradeNo: String) -> String {
+        "/v3/pay/transactions/out-trade-no/" + FormEncoding.encodePathSegment(outTradeNo)
+    }
+
+    public static func makeRequest(configuration: WeChatPayConfiguration, outTradeNo: String, now: Date, nonce: String) throws(QueryError) -> ChannelRequest {
+        guard let key = configuration.merchantPrivateKey else {
+            throw .permanent(.invalidRequest, "merchant_private_key_file is not configured")
+        }
+        var base = configuration.apiBaseURL
+        while base.hasSuffix("/") { base.removeLast() }
+        let target = path(outTradeNo: outTradeNo) + "?mchid=" + FormEncoding.encodePathSegment(configuration.mchID)
+        let timestamp = String(Int64(now.timeIntervalSince1970.rounded(.down)))
+        let message = WeChatPaySignature.requestMessage(method: "GET", target: target, timestamp: timestamp, nonce: nonce, body: [])
+        let signature = Data(key.signSHA256(message)).base64EncodedString()
+        let authorization = "\(WeChatPaySignature.signatureType) mchid=\"\(configuration.mchID)\",nonce_str=\"\(nonce)\",signature=\"\(signature)\",timestamp=\"\(timestamp)\",serial_no=\"\(configuration.merchantSerialNo)\""
+        return ChannelRequest(
+            method: "GET", url: base + target,
+            headers: [
+                HeaderField(name: "Authorization", value: authorization),
+                HeaderField(name: "Accept", value: "application/json"),
+                HeaderField(name: "User-Agent", value: "payhook"),
+            ],
+            body: []
+        )
+    }
+
+    /// 200 → the verified transaction; 404 `ORDER_NOT_EXIST` (verified) → not found;
+    /// 5xx, 429 and `SYSTEM_ERROR`/`FREQUENCY_LIMITED` → transient; other answers permanent.
+    public static func interpret(_ response: ChannelResponse, configuration: WeChatPayConfiguration, outTradeNo: String, now: Date) throws(QueryError) -> OrderQueryResult {
+        func verified() throws(QueryError) {
+            do {
+                try WeChatPaySignature.verify(
+                    headers: response.headers, body: response.body, keys: configuration.platformKeys,
+                    now: now, maxSkewSeconds: configuration.maxClockSkewSeconds)
+            } catch {
+                switch error.reason {
+                case .unknownKey: throw .permanent(.unknownKey, error.description)
+                case .staleTimestamp: throw .transient(.badSignature, error.description)
+                default: throw .permanent(.badSignature, error.description)
+                }
+            }
+        }
+        let body = try? JSONValue.parse(response.body)
+        let code = body?["code"]?.stringValue ?? ""
+        switch response.status {
+        case 200:
+            try verified()
+            guard let body else { throw .permanent(.malformedResponse, "not JSON") }
+            let order: QueriedOrder
+            do { order = try WeChatPaySignature.transaction(body, mchID: configuration.mchID, appID: configuration.appID) } catch {
+                throw .permanent(.malformedResponse, error.description)
+            }
+            guard order.outTradeNo == outTradeNo else { throw .permanent(.malformedResponse, "out_trade_no differs from the request") }
+            return .found(order)
+        case 404 where code == "ORDER_NOT_EXIST":
+            do { try verified() } catch { throw .transient(error.code, "unverified not-found answer") }
+            return .notFound(outTradeNo: outTradeNo)
+        default:
+            let detail = "HTTP \(response.status) \(code.prefix(32))"
+            if response.status >= 500 || response.status == 429 || code == "SYSTEM_ERROR" || code == "FREQUENCY_LIMITED" {
+                throw .transient(code.isEmpty ? .httpStatus : .channelError, detail)
+            }
+            throw .permanent(code.isEmpty ? .httpStatus : .channelError, detail)
+        }
+    }
+}

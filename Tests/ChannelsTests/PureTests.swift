@@ -1,0 +1,237 @@
+import Foundation
+import Testing
+@testable import Channels
+
+@Suite struct MoneyTests {
+    @Test(arguments: [
+        ("88.88", 8888), ("0.01", 1), ("0", 0), ("0.1", 10), ("1", 100), ("01.50", 150), ("100000000.00", 10_000_000_000),
+        ("92233720368547758.07", Int64.max),
+    ] as [(String, Int64)])
+    func parses(_ text: String, _ minor: Int64) {
+        #expect(Money.parseMinorUnits(text) == minor)
+    }
+
+    @Test(arguments: ["1e3", "-1", "+1", "0.001", "88.8.8", "", " 1", "1 ", "1.", ".5", ".", "1,00", "١٢", "0x10", "NaN", "inf",
+                      "92233720368547758.08", "99999999999999999999", "1.2.", "--1", "1_000"])
+    func refuses(_ text: String) {
+        #expect(Money.parseMinorUnits(text) == nil)
+    }
+
+    @Test func otherExponents() {
+        #expect(Money.parseMinorUnits("123", fractionDigits: 0) == 123)
+        #expect(Money.parseMinorUnits("1.5", fractionDigits: 0) == nil)
+        #expect(Money.parseMinorUnits("1.234", fractionDigits: 3) == 1234)
+        #expect(Money.format(minorUnits: 123, fractionDigits: 0) == "123")
+    }
+
+    @Test func formatRoundTrips() {
+        for value: Int64 in [0, 1, 9, 10, 99, 100, 8888, 123_456_789, Int64.max] {
+            #expect(Money.parseMinorUnits(Money.format(minorUnits: value)) == value)
+        }
+        #expect(Money.format(minorUnits: 5) == "0.05")
+        #expect(Money.format(minorUnits: -5) == "-0.05")
+    }
+}
+
+@Suite struct CIDRTests {
+    @Test func ipv4() throws {
+        let net = try #require(CIDR.parse("10.0.0.0/8"))
+        #expect(net.contains("10.0.0.1") && net.contains("10.255.255.255"))
+        #expect(!net.contains("11.0.0.0") && !net.contains("9.255.255.255"))
+        #expect(CIDR.parse("10.1.2.3/8")?.description == "10.0.0.0/8")
+        #expect(CIDR.parse("192.168.1.7")?.prefixLength == 32)
+        let all = try #require(CIDR.parse("0.0.0.0/0"))
+        #expect(all.contains("8.8.8.8") && all.contains("::ffff:1.2.3.4") && !all.contains("2001:db8::1"))
+        let host = try #require(CIDR.parse("127.0.0.1/32"))
+        #expect(host.contains("127.0.0.1") && !host.contains("127.0.0.2"))
+        #expect(try #require(CIDR.parse("172.16.0.0/12")).contains("172.31.255.1"))
+        #expect(!(try #require(CIDR.parse("172.16.0.0/12")).contains("172.32.0.1")))
+    }
+
+    @Test func ipv6() throws {
+        let net = try #require(CIDR.parse("2001:db8::/32"))
+        #expect(net.contains("2001:db8::1") && net.contains("2001:DB8:ffff::") && net.contains("[2001:db8::5]"))
+        #expect(!net.contains("2001:db9::1") && !net.contains("10.0.0.1"))
+        #expect(try #require(CIDR.parse("::1/128")).contains("::1"))
+        #expect(try #require(CIDR.parse("fe80::/10")).contains("fe80::1%eth0"))
+        #expect(CIDR.parse("2001:db8::1/64")?.description == "2001:db8:0:0:0:0:0:0/64")
+        // IPv4-mapped addresses match IPv4 networks and vice versa.
+        #expect(try #require(CIDR.parse("::ffff:10.0.0.0/104")).contains("10.1.1.1"))
+        #expect(try #require(CIDR.parse("10.0.0.0/8")).contains("::ffff:10.9.9.9"))
+        #expect(try #require(CIDR.parse("1:2:3:4:5:6:7:8/128")).contains("1:2:3:4:5:6:7:8"))
+        #expect(try #require(CIDR.parse("::/0")).contains("abcd::"))
+    }
+
+    @Test(arguments: ["", "10.0.0.0/33", "10.0.0/8", "10.0.0.256/8", "10.0.0.0/", "10.0.0.0/-1", "10.0.0.0/8/8", "010.0.0.0/8",
+                      "1::2::3", "2001:db8::/129", "12345::/16", "g::/16", "1:2:3:4:5:6:7:8:9/128", "1:2:3:4:5:6:7/128", ":::/0",
+                      "10.0.0.0 /8", "localhost", "10.0.0.0/ 8", "::ffff:1.2.3/96"])
+    func refuses(_ text: String) {
+        #expect(CIDR.parse(text) == nil)
+    }
+
+    @Test func unparseableAddressesAreNeverInside() throws {
+        let all = try #require(CIDR.parse("0.0.0.0/0"))
+        for bad in ["", "unknown", "1.2.3", "1.2.3.4.5", "999.1.1.1", "1.2.3.4:80"] { #expect(!all.contains(bad)) }
+        #expect([CIDR]().containsAddress("1.2.3.4") == false)
+    }
+}
+
+@Suite struct JSONValueTests {
+    @Test func parsesStrictJSON() throws {
+        let value = try JSONValue.parse(Array(#" {"a":[1,-2.5e3,true,false,null],"b":"x\u00e9\ud83d\ude00\n\"","c":{}} "#.utf8))
+        #expect(value["a"] == .array([.number("1"), .number("-2.5e3"), .bool(true), .bool(false), .null]))
+        #expect(value["b"]?.stringValue == "xé😀\n\"")
+        #expect(value["c"] == .object([]))
+        #expect(value["missing"] == nil)
+    }
+
+    @Test(arguments: ["", "{", "{\"a\"}", "[1,]", "{\"a\":1,}", "01", "1.", "-", "\"\\x\"", "\"\u{01}\"", "tru", "{} x",
+                      "\"\\ud800\"", "\"\\udc00\"", "[" + String(repeating: "[", count: 100) + String(repeating: "]", count: 101)])
+    func refusesInvalid(_ text: String) {
+        #expect(throws: JSONValue.ParseError.self) { try JSONValue.parse(Array(text.utf8)) }
+    }
+
+    @Test func refusesInvalidUTF8() {
+        #expect(throws: JSONValue.ParseError.self) { try JSONValue.parse([0x22, 0xFF, 0x22]) }
+    }
+
+    @Test func topLevelMemberRangesAreTheRawText() throws {
+        let text = #"{"node" : {"b": "}\"{", "a":[1, 2]} ,"sign":"abc"}"#
+        let bytes = Array(text.utf8)
+        let members = try JSONValue.topLevelMembers(bytes)
+        #expect(members.map(\.key) == ["node", "sign"])
+        #expect(String(decoding: bytes[members[0].range], as: UTF8.self) == #"{"b": "}\"{", "a":[1, 2]}"#)
+        #expect(String(decoding: bytes[members[1].range], as: UTF8.self) == #""abc""#)
+    }
+
+    @Test func serializesAndReparses() throws {
+        let value = JSONValue.object(["k": .string("a\"b\\c\n\u{01}中"), "n": .number("12"), "l": .array([.null])])
+        #expect(try JSONValue.parse(Array(value.serialized().utf8)) == value)
+    }
+}
+
+@Suite struct TimestampTests {
+    @Test func alipayAndRFC3339() {
+        #expect(Timestamps.parseAlipay("2026-11-27 10:00:05") == Date(timeIntervalSince1970: 1_795_744_805))
+        #expect(Timestamps.parseRFC3339("2026-11-27T10:00:05+08:00") == Date(timeIntervalSince1970: 1_795_744_805))
+        #expect(Timestamps.parseRFC3339("2026-11-27T02:00:05Z") == Date(timeIntervalSince1970: 1_795_744_805))
+        #expect(Timestamps.parseRFC3339("2026-11-27T02:00:05.500Z") == Date(timeIntervalSince1970: 1_795_744_805.5))
+        #expect(Timestamps.parseRFC3339("2024-02-29T00:00:00-01:30") == Date(timeIntervalSince1970: 1_709_170_200))
+        for bad in ["2026-02-30 10:00:00", "2026-13-01 00:00:00", "2026-11-27T10:00:05", "26-11-27 10:00:05", ""] {
+            #expect(Timestamps.parseAlipay(bad) == nil && Timestamps.parseRFC3339(bad) == nil)
+        }
+        let date = Date(timeIntervalSince1970: 1_795_744_805)
+        #expect(Timestamps.formatAlipay(date) == "2026-11-27 10:00:05")
+        #expect(Timestamps.formatRFC3339China(date) == "2026-11-27T10:00:05+08:00")
+    }
+}
+
+@Suite struct KeyLoadingTests {
+    @Test func loadsEveryPEMForm() throws {
+        _ = try KeyFiles.privateKey(Fixture.path("app_private_pkcs1.pem"))     // PKCS#1
+        _ = try KeyFiles.privateKey(Fixture.path("alipay_private_pkcs8.pem"))  // PKCS#8
+        let spki = try KeyFiles.publicKey(Fixture.path("alipay_public.pem"))   // SPKI
+        #expect(spki.keySizeInBits == 2048)
+        // Bare base64 DER, as Alipay's console shows keys.
+        let bare = try Fixture.text("alipay_public.pem").split(separator: "\n").filter { !$0.hasPrefix("-----") }.joined()
+        _ = try RSAPublicKey(pemRepresentation: bare)
+    }
+
+    @Test func errorsNameTheFileAndNeverTheKey() throws {
+        do {
+            _ = try KeyFiles.publicKey("/nonexistent/alipay_public.pem")
+            Issue.record("expected an error")
+        } catch {
+            #expect(error.description == "/nonexistent/alipay_public.pem: cannot be read (missing or no permission)")
+        }
+        do {
+            _ = try KeyFiles.publicKey(Fixture.path("alipay_private_pkcs8.pem"))
+            Issue.record("expected an error")
+        } catch {
+            #expect(error.file == Fixture.path("alipay_private_pkcs8.pem"))
+            #expect(!error.description.contains("MII"))
+        }
+        do {
+            _ = try KeyFiles.publicKey(Fixture.path("wechat_platform_cert.pem"))
+            Issue.record("expected an error")
+        } catch {
+            #expect(error.description.contains("certificate"))
+        }
+        do {
+            _ = try AlipayConfiguration.load(channelID: "ali", appID: "1", alipayPublicKeyFile: Fixture.path("points.secret"), appPrivateKeyFile: nil)
+            Issue.record("expected an error")
+        } catch {
+            #expect(error.key == "channels[ali].alipay_public_key_file")
+            #expect(error.description.contains("points.secret") && !error.description.contains("points-test-secret"))
+        }
+        do {
+            _ = try AlipayConfiguration.load(channelID: "ali", appID: "1", alipayPublicKeyFile: Fixture.path("alipay_public.pem"),
+                                             appPrivateKeyFile: nil, allowedIPs: ["10.0.0.0/40"])
+            Issue.record("expected an error")
+        } catch {
+            #expect(error.key == "channels[ali].allowed_ips" && error.description.contains("10.0.0.0/40"))
+        }
+        #expect(SharedSecret(text: "very secret").description == "SharedSecret(11 bytes)")
+        #expect(!"\(SharedSecret(text: "very secret"))".contains("very"))
+    }
+
+    @Test func rejectionReasonsAreStable() {
+        #expect(RejectionReason.allCases.map(\.rawValue) == [
+            "bad_signature", "unknown_key", "stale_timestamp", "probe_signature", "decrypt_failed", "malformed",
+            "merchant_mismatch", "unsupported_sign_type", "ip_not_allowed", "unsupported_kind",
+        ])
+    }
+}
+
+@Suite struct FormDecodingTests {
+    @Test(arguments: ["a=1&b=%E4%B8%AD&c=x+y", "", "&&", "a", "a=", "=v", "k=v=w&k2", "a=1&", "sign=abc%3D%3D&sign_type=RSA2",
+                      String(repeating: "key_number_long=value+with+spaces%21&", count: 20)])
+    func decodedFormMatchesPairs(_ text: String) throws {
+        let pairs = try #require(FormEncoding.parse(text))
+        var copy = text
+        let form = try #require(copy.withUTF8 { DecodedForm($0) })
+        #expect(form.pairs == pairs)
+    }
+
+    @Test(arguments: ["a=%zz", "a=%4", "%ff=1", "b=1&a=%"])
+    func badEscapesAndKeysFail(_ text: String) {
+        var copy = text
+        #expect(copy.withUTF8 { DecodedForm($0) } == nil)
+        #expect(FormEncoding.parse(text) == nil)
+    }
+
+    @Test func utf8Validation() {
+        #expect(Bytes.utf8String([0x61, 0xE4, 0xB8, 0xAD]) == "a中")
+        #expect(Bytes.utf8String([0xFF]) == nil)
+        #expect(Bytes.utf8String([0xED, 0xA0, 0x80]) == nil)        // surrogate
+        #expect(Bytes.utf8String([0xC0, 0x80]) == nil)              // overlong
+        #expect(Bytes.utf8String([0xF0, 0x9F, 0x98, 0x41]) == nil)  // truncated 4-byte sequence, same length when repaired
+        #expect(Bytes.utf8String([0xEF, 0xBF, 0xBD]) == "\u{FFFD}")  // a real U+FFFD is valid
+    }
+
+    @Test func signContentSortsDropsAndRefusesRepeats() throws {
+        let pairs = try #require(FormEncoding.parse("notify_type=x&b=2&sign=s&sign_type=RSA2&notify_time=t&a=&notify_id=n&buyer_pay_amount=1&buyer_id=9"))
+        let content = try #require(AlipaySignature.signContent(pairs))
+        #expect(String(decoding: content, as: UTF8.self) == "b=2&buyer_id=9&buyer_pay_amount=1&notify_id=n&notify_time=t&notify_type=x")
+        let withType = try #require(AlipaySignature.signContent(pairs, excludingSignType: false))
+        #expect(String(decoding: withType, as: UTF8.self).hasSuffix("&sign_type=RSA2"))
+        #expect(AlipaySignature.signContent(try #require(FormEncoding.parse("a=1&b=2&a=3"))) == nil)
+    }
+}
+
+@Suite struct Base64Tests {
+    @Test func matchesFoundation() {
+        var rng = SystemRandomNumberGenerator()
+        for length in 0..<70 {
+            let bytes = (0..<length).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            let text = Data(bytes).base64EncodedString()
+            #expect(Base64.decode(text) == bytes, "length \(length)")
+        }
+    }
+
+    @Test(arguments: ["A", "AB=", "A===", "AB=C", "AB C", "****", "QUJD\n", "QQ==QQ==", "=AAA"])
+    func refusesInvalid(_ text: String) {
+        // (Foundation is laxer: it accepts "AB=C".)
+        #expect(Base64.decode(text) == nil)
+    }
+}
