@@ -23,6 +23,7 @@ public enum Migrations {
         try connection.query("SELECT pg_advisory_lock($1)", [.int64(advisoryLockKey)])
         defer { _ = try? connection.query("SELECT pg_advisory_unlock($1)", [.int64(advisoryLockKey)]) }
         try connection.execute(script: """
+            SET client_min_messages TO warning;
             CREATE TABLE IF NOT EXISTS payhook_migrations (
                 id text PRIMARY KEY,
                 applied_at timestamptz NOT NULL DEFAULT now()
@@ -139,6 +140,7 @@ public enum Migrations {
         );
         CREATE UNIQUE INDEX orders_channel_channel_trade_no_idx
             ON orders (channel, channel_trade_no) WHERE channel_trade_no IS NOT NULL;
+        CREATE INDEX orders_channel_trade_no_idx ON orders (channel_trade_no) WHERE channel_trade_no IS NOT NULL;
         CREATE INDEX orders_created_created_at_idx ON orders (created_at) WHERE status = 'created';
 
         CREATE TABLE order_events (

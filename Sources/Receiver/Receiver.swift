@@ -1,1 +1,213 @@
-// placeholder
+public import CallbackQueue
+import Channels
+import Foundation
+public import Hummingbird
+import HTTPTypes
+public import Logging
+import NIOCore
+public import PayhookConfig
+public import Postgres
+public import Prometheus
+
+/// The thin HTTP receiver: captures each callback verbatim, hands it to the group-commit
+/// enqueuer, and acknowledges in the channel's own format only after the commit. It does
+/// not parse or verify payloads.
+public struct Receiver: Sendable {
+    public let configuration: PayhookConfiguration
+    let enqueuer: Enqueuer
+    let readiness: Readiness
+    let admin: AdminAccess
+    let adminConnection: SerialConnection?
+    let registry: PrometheusCollectorRegistry
+    let metrics: ReceiverMetrics
+    let trustedProxies: [CIDR]
+    let logger: Logger
+
+    public init(configuration: PayhookConfiguration, enqueuer: Enqueuer, readiness: Readiness, admin: AdminAccess,
+                adminConnection: SerialConnection?, registry: PrometheusCollectorRegistry,
+                metrics: ReceiverMetrics, logger: Logger) throws(ConfigError) {
+        self.configuration = configuration
+        self.enqueuer = enqueuer
+        self.readiness = readiness
+        self.admin = admin
+        self.adminConnection = adminConnection
+        self.registry = registry
+        self.metrics = metrics
+        self.logger = logger
+        var proxies: [CIDR] = []
+        for (index, text) in configuration.receiver.trustedProxies.enumerated() {
+            guard let cidr = CIDR.parse(text) else {
+                throw ConfigError(key: "receiver.trusted_proxies[\(index)]", problem: "is not a CIDR such as 10.0.0.0/8")
+            }
+            proxies.append(cidr)
+        }
+        trustedProxies = proxies
+    }
+
+    public func buildRouter() -> Router<ReceiverContext> {
+        let router = Router(context: ReceiverContext.self)
+        router.post("/notify/:channel") { request, context in
+            try await receive(request, context: context, kind: .notify)
+        }
+        router.get("/return/:channel") { request, context in
+            try await receive(request, context: context, kind: .return)
+        }
+        for method in [HTTPRequest.Method.get, .put, .delete, .patch] {
+            router.on("/notify/:channel", method: method) { _, _ in Response(status: .methodNotAllowed) }
+        }
+        for method in [HTTPRequest.Method.post, .put, .delete, .patch] {
+            router.on("/return/:channel", method: method) { _, _ in Response(status: .methodNotAllowed) }
+        }
+        router.get("/healthz") { _, _ in text("ok\n") }
+        router.get("/readyz") { _, _ in
+            readiness.isReady ? text("ready\n") : text("database unreachable\n", status: .serviceUnavailable)
+        }
+        router.get("/metrics") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                     body: ResponseBody(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer())))
+        }
+        router.get("/orders/:id") { request, context in
+            try await order(request, context: context)
+        }
+        return router
+    }
+
+    /// The application, with read timeouts so stalled clients are cut off.
+    public func buildApplication() -> some ApplicationProtocol {
+        Application(
+            router: buildRouter(),
+            server: .http1(configuration: .init(idleTimeout: .seconds(Int64(configuration.receiver.readTimeoutSeconds)))),
+            configuration: .init(address: .hostname(configuration.receiver.host, port: configuration.receiver.port),
+                                 serverName: nil),
+            logger: logger)
+    }
+
+    private func receive(_ request: Request, context: ReceiverContext, kind: CallbackKind) async throws -> Response {
+        let channelID = try context.parameters.require("channel")
+        guard let channel = configuration.channel(id: channelID), let type = ChannelType(rawValue: channel.type.rawValue)
+        else {
+            metrics.request(channel: "unknown", status: 404)
+            return text("unknown channel\n", status: .notFound)
+        }
+        let limit = configuration.receiver.maxBodyBytes
+        if let declared = request.headers[.contentLength].flatMap({ Int($0) }), declared > limit {
+            return tooLarge(channelID)
+        }
+        let body: ByteBuffer
+        do {
+            body = try await withReadDeadline { try await request.body.collect(upTo: limit) }
+        } catch let error as HTTPError where error.status == .contentTooLarge {
+            return tooLarge(channelID)
+        }
+        let peer = context.remoteAddress?.ipAddress ?? "0.0.0.0"
+        let source = ClientAddress.resolve(peer: peer, forwardedFor: request.headers[values: .xForwardedFor],
+                                           trustedProxies: trustedProxies)
+        let callback = NewCallback(
+            channel: channelID, kind: kind, receivedAt: Date(), sourceIP: source, peerIP: peer,
+            method: request.method.rawValue, path: request.uri.path, query: request.uri.query ?? "",
+            headers: capturedHeaders(request),
+            body: Array(buffer: body))
+        do {
+            let id = try await enqueuer.enqueue(callback)
+            logger.debug("callback stored", metadata: ["callback_id": "\(id)", "channel": "\(channelID)"])
+            metrics.request(channel: channelID, status: kind == .notify ? Acknowledgement.success(for: type).status : 200)
+            return kind == .notify ? response(Acknowledgement.success(for: type)) : returnPage(request)
+        } catch {
+            logger.error("callback not stored", metadata: ["channel": "\(channelID)", "error": "\(error)"])
+            metrics.unavailable(channel: channelID)
+            metrics.request(channel: channelID, status: 503)
+            return response(Acknowledgement.failure(for: type, status: 503, message: "temporarily unavailable"))
+        }
+    }
+
+    /// The headers as sent. HTTPTypes moves `Host` into the request's authority, so it is
+    /// put back in front, where HTTP/1.1 clients send it.
+    private func capturedHeaders(_ request: Request) -> [HeaderField] {
+        let host = request.head.authority.map { [HeaderField(name: "Host", value: $0)] } ?? []
+        return host + request.headers.map { HeaderField(name: $0.name.rawName, value: $0.value) }
+    }
+
+    private func tooLarge(_ channelID: String) -> Response {
+        metrics.bodyTooLarge(channel: channelID)
+        metrics.request(channel: channelID, status: 413)
+        return text("body too large\n", status: .contentTooLarge)
+    }
+
+    /// Bounds the whole body read, so a client that trickles bytes cannot hold a request open.
+    private func withReadDeadline<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        let seconds = configuration.receiver.readTimeoutSeconds
+        return try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask { try await body() }
+            group.addTask {
+                try await Task.sleep(for: .seconds(seconds))
+                return nil
+            }
+            defer { group.cancelAll() }
+            guard let first = try await group.next(), let value = first else {
+                throw HTTPError(.requestTimeout)
+            }
+            return value
+        }
+    }
+
+    private func returnPage(_ request: Request) -> Response {
+        let outTradeNo = request.uri.queryParameters.get("out_trade_no") ?? ""
+        let page = """
+            <!doctype html><html><head><meta charset="utf-8"><title>Payment received</title></head>
+            <body><p>Your payment for order <b>\(escapeHTML(outTradeNo))</b> is being confirmed.</p>
+            <p>This page does not need to stay open.</p></body></html>
+
+            """
+        return Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"],
+                        body: ResponseBody(byteBuffer: ByteBuffer(string: page)))
+    }
+
+    private func order(_ request: Request, context: ReceiverContext) async throws -> Response {
+        guard admin.allows(authorization: request.headers[.authorization]) else {
+            return text("unauthorized\n", status: .unauthorized)
+        }
+        guard let adminConnection else { return text("no database\n", status: .serviceUnavailable) }
+        let id = try context.parameters.require("id")
+        let found = try await adminConnection.run { try OrderLookup.find(id, on: $0) }
+        guard let found else { return text("no such order\n", status: .notFound) }
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .iso8601
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return Response(status: .ok, headers: [.contentType: "application/json"],
+                        body: ResponseBody(byteBuffer: ByteBuffer(bytes: try encoder.encode(found))))
+    }
+}
+
+private func response(_ acknowledgement: Acknowledgement) -> Response {
+    var headers = HTTPFields()
+    for field in acknowledgement.headers {
+        if let name = HTTPField.Name(field.name) { headers.append(HTTPField(name: name, value: field.value)) }
+    }
+    return Response(status: .init(code: acknowledgement.status), headers: headers,
+                    body: ResponseBody(byteBuffer: ByteBuffer(bytes: acknowledgement.body)))
+}
+
+private func text(_ body: String, status: HTTPResponse.Status = .ok) -> Response {
+    Response(status: status, headers: [.contentType: "text/plain; charset=utf-8"],
+             body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
+}
+
+func escapeHTML(_ text: String) -> String {
+    var escaped = ""
+    for character in text {
+        switch character {
+        case "&": escaped += "&amp;"
+        case "<": escaped += "&lt;"
+        case ">": escaped += "&gt;"
+        case "\"": escaped += "&quot;"
+        case "'": escaped += "&#39;"
+        default: escaped.append(character)
+        }
+    }
+    return escaped
+}
+
+extension HTTPField.Name {
+    static let xForwardedFor = HTTPField.Name("X-Forwarded-For")!
+}
