@@ -122,9 +122,9 @@ public struct Receiver: Sendable {
 
     /// The headers as sent. HTTPTypes moves `Host` into the request's authority, so it is
     /// put back in front, where HTTP/1.1 clients send it.
-    private func capturedHeaders(_ request: Request) -> [HeaderField] {
-        let host = request.head.authority.map { [HeaderField(name: "Host", value: $0)] } ?? []
-        return host + request.headers.map { HeaderField(name: $0.name.rawName, value: $0.value) }
+    private func capturedHeaders(_ request: Request) -> [CallbackQueue.HeaderField] {
+        let host = request.head.authority.map { [CallbackQueue.HeaderField(name: "Host", value: $0)] } ?? []
+        return host + request.headers.map { CallbackQueue.HeaderField(name: $0.name.rawName, value: $0.value) }
     }
 
     private func tooLarge(_ channelID: String) -> Response {
