@@ -99,9 +99,11 @@ public struct Receiver: Sendable {
         } catch let error as HTTPError where error.status == .contentTooLarge {
             return tooLarge(channelID)
         }
-        let peer = context.remoteAddress?.ipAddress ?? "0.0.0.0"
-        let source = ClientAddress.resolve(peer: peer, forwardedFor: request.headers[values: .xForwardedFor],
-                                           trustedProxies: trustedProxies)
+        let peer = context.remoteAddress?.ipAddress
+        let source = peer.map {
+            ClientAddress.resolve(peer: $0, forwardedFor: request.headers[values: .xForwardedFor],
+                                  trustedProxies: trustedProxies)
+        }
         let callback = NewCallback(
             channel: channelID, kind: kind, receivedAt: Date(), sourceIP: source, peerIP: peer,
             method: request.method.rawValue, path: request.uri.path, query: request.uri.query ?? "",

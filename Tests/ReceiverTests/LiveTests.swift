@@ -1,0 +1,169 @@
+import AsyncHTTPClient
+import CallbackQueue
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOHTTP1
+import HummingbirdTesting
+import NIOCore
+import Postgres
+import PostgresTestSupport
+import Receiver
+import Testing
+
+/// Over real sockets: what is stored is exactly what was sent, and acknowledged callbacks
+/// survive a database crash and a `kill -9` of the receiver.
+@Suite struct LiveTests {
+    @Test func storedRowHoldsExactlyTheBytesAndHeadersSent() async throws {
+        let harness = try ReceiverHarness()
+        let body = Array("charset=gbk&subject=%D6%D0&sign=a+b/c==&x=".utf8) + [0x00, 0xC8, 0xFF]
+        try await harness.application().test(.live) { client in
+            try await client.execute(
+                uri: "/notify/alipay?from=gw", method: .post,
+                headers: [.contentType: "application/x-www-form-urlencoded; charset=gbk",
+                          HTTPField.Name("X-Repeat")!: "one", HTTPField.Name("X-Repeat")!: "two",
+                          HTTPField.Name("X-Forwarded-For")!: "6.6.6.6"],
+                body: ByteBuffer(bytes: body)) { #expect($0.status == .ok) }
+        }
+        let rows = try harness.storedRows()
+        #expect(rows.count == 1)
+        #expect(rows[0].body == body)
+        #expect(rows[0].query == "from=gw")
+        #expect(rows[0].sourceIP == "127.0.0.1")  // the peer is not a trusted proxy: XFF ignored
+        #expect(rows[0].headers.contains(#"["X-Repeat", "one"], ["X-Repeat", "two"]"#))
+        #expect(rows[0].headers.contains(#"["Content-Type", "application/x-www-form-urlencoded; charset=gbk"]"#))
+        #expect(rows[0].headers.hasPrefix(#"[["Host", "#))
+    }
+
+    @Test func trustedProxyForwardedForIsBelieved() async throws {
+        let harness = try ReceiverHarness(trustedProxies: ["127.0.0.1/32"])
+        try await harness.application().test(.live) { client in
+            try await client.execute(uri: "/notify/alipay", method: .post,
+                                     headers: [HTTPField.Name("X-Forwarded-For")!: "6.6.6.6, 198.51.100.7"],
+                                     body: ByteBuffer(string: "a=1")) { #expect($0.status == .ok) }
+        }
+        #expect(try harness.storedRows().first?.sourceIP == "198.51.100.7")
+    }
+
+    /// Streams notifies through a live receiver while its database is killed and
+    /// restarted: every 200 has its row, the outage answered 503, and the receiver recovers.
+    @Test(.timeLimit(.minutes(2))) func databaseCrashLosesNoAcknowledgedCallback() async throws {
+        let cluster = try TestCluster.start()
+        defer { cluster.remove() }
+        try Connection(cluster.url()).query("CREATE DATABASE payhook")
+        let url = cluster.url(database: "payhook")
+        try Migrations.apply(on: try Connection(url))
+        let harness = try ReceiverHarness(databaseURL: url)
+        let tally = Locked(StreamTally())
+        try await harness.application().test(.live) { client in
+            let stop = Locked(false)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for producer in 0..<8 {
+                    group.addTask {
+                        var index = producer * 1_000_000
+                        while !stop.value {
+                            index += 1
+                            let body = "notify_id=\(index)&total_amount=1.00"
+                            let status = try await client.execute(uri: "/notify/alipay", method: .post,
+                                                                  body: ByteBuffer(string: body)) { $0.status }
+                            tally.withLock { $0.record(status: status.code, body: body) }
+                            if status != .ok { try await Task.sleep(for: .milliseconds(20)) }
+                        }
+                    }
+                }
+                try await Task.sleep(for: .seconds(1))
+                try cluster.crash()
+                try await Task.sleep(for: .seconds(1))
+                try cluster.restart()
+                tally.withLock { $0.restarted = true }
+                try await Task.sleep(for: .seconds(2))
+                stop.withLock { $0 = true }
+                try await group.waitForAll()
+            }
+        }
+        let result = tally.value
+        #expect(result.acknowledged.count > 50)
+        #expect(result.unavailable > 0, "requests during the outage must get 503")
+        #expect(result.otherStatuses.isEmpty)
+        #expect(result.acknowledgedAfterRestart > 0, "the receiver must recover by itself")
+        let stored = Set(try Connection(url).query("SELECT body FROM callback_payloads").rows.map {
+            String(decoding: try $0.decode(0, as: [UInt8].self), as: UTF8.self)
+        })
+        #expect(result.acknowledged.isSubset(of: stored), "every acknowledged callback must be stored")
+    }
+
+    /// `kill -9` of a `payhook serve` process in the middle of a stream: every callback it
+    /// acknowledged is in the table.
+    @Test(.timeLimit(.minutes(2))) func killedReceiverLosesNoAcknowledgedCallback() async throws {
+        let database = try TestDatabase.create()
+        let port = Int.random(in: 20_000...60_000)
+        let configFile = FileManager.default.temporaryDirectory.appendingPathComponent("payhook-\(UUID()).yaml")
+        try ReceiverHarness.yaml(databaseURL: database.url, port: port).write(to: configFile, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: configFile) }
+        let server = try ChildProcess(executable: ChildProcess.payhookExecutable,
+                                      arguments: ["serve", "--config", configFile.path], environment: [:])
+        let http = HTTPClient(eventLoopGroupProvider: .singleton,
+                              configuration: .init(timeout: .init(connect: .seconds(1), read: .seconds(3))))
+        let tally = Locked(StreamTally())
+        let stop = Locked(false)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for producer in 0..<8 {
+                group.addTask {
+                    var index = producer * 1_000_000
+                    while !stop.value {
+                        index += 1
+                        let body = "notify_id=\(index)&total_amount=1.00"
+                        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/notify/alipay")
+                        request.method = .POST
+                        request.body = .bytes(ByteBuffer(string: body))
+                        do {
+                            let response = try await http.execute(request, timeout: .seconds(3))
+                            let text = String(buffer: try await response.body.collect(upTo: 1024))
+                            tally.withLock {
+                                $0.record(status: Int(response.status.code), body: body)
+                                if response.status == .ok && text != "success" { $0.otherStatuses.append(-1) }
+                            }
+                        } catch {
+                            tally.withLock { $0.transportErrors += 1 }
+                            try await Task.sleep(for: .milliseconds(20))
+                        }
+                    }
+                }
+            }
+            // Wait until it answers, let it take load, then kill it without warning.
+            for _ in 0..<200 where tally.value.acknowledged.count < 200 { try await Task.sleep(for: .milliseconds(50)) }
+            server.signal(SIGKILL)
+            server.wait()
+            try await Task.sleep(for: .milliseconds(500))
+            stop.withLock { $0 = true }
+            try await group.waitForAll()
+        }
+        try await http.shutdown()
+        let result = tally.value
+        #expect(result.acknowledged.count >= 200)
+        #expect(result.transportErrors > 0, "requests after the kill must fail")
+        let stored = Set(try database.connect().query("SELECT body FROM callback_payloads").rows.map {
+            String(decoding: try $0.decode(0, as: [UInt8].self), as: UTF8.self)
+        })
+        #expect(result.acknowledged.isSubset(of: stored), "every acknowledged callback must be stored")
+    }
+}
+
+struct StreamTally: Sendable {
+    var acknowledged: Set<String> = []
+    var unavailable = 0
+    var transportErrors = 0
+    var otherStatuses: [Int] = []
+    var restarted = false
+    var acknowledgedAfterRestart = 0
+
+    mutating func record(status: Int, body: String) {
+        switch status {
+        case 200:
+            acknowledged.insert(body)
+            if restarted { acknowledgedAfterRestart += 1 }
+        case 503: unavailable += 1
+        default: otherStatuses.append(status)
+        }
+    }
+}
