@@ -115,6 +115,12 @@ let package = Package(
             path: "Benchmarks/QueueBenchmark",
             swiftSettings: swiftSettings
         ),
+        .executableTarget(
+            name: "BaselineServer",
+            dependencies: [.product(name: "Hummingbird", package: "hummingbird")],
+            path: "Benchmarks/BaselineServer",
+            swiftSettings: swiftSettings
+        ),
         // Starts throwaway PostgreSQL clusters and databases for the tests.
         .target(
             name: "PostgresTestSupport",

@@ -22,8 +22,10 @@ struct Options {
             case "--seconds": seconds = Double(arguments.next() ?? "") ?? seconds
             case "--prefill": prefillRows = Int(arguments.next() ?? "") ?? prefillRows
             case "--url": url = arguments.next() ?? url
+            case "--producers": producers = (arguments.next() ?? "").split(separator: ",").compactMap { Int($0) }
+            case "--workers": workers = (arguments.next() ?? "").split(separator: ",").compactMap { Int($0) }
             default:
-                say("usage: QueueBenchmark [--seconds S] [--prefill ROWS] [--url URL]")
+                say("usage: QueueBenchmark [--seconds S] [--prefill ROWS] [--producers 1,16,64] [--workers 1,2,4] [--url URL]")
                 exit(2)
             }
         }

@@ -59,8 +59,10 @@ enum HeaderCoding {
     /// Headers are stored as a JSON array of `[name, value]` pairs, which keeps order and repeats.
     static func encode(_ headers: [HeaderField]) -> String {
         let pairs = headers.map { [$0.name, $0.value] }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .withoutEscapingSlashes
         // Encoding [[String]] cannot fail.
-        let data = (try? JSONEncoder().encode(pairs)) ?? Data("[]".utf8)
+        let data = (try? encoder.encode(pairs)) ?? Data("[]".utf8)
         return String(decoding: data, as: UTF8.self)
     }
 

@@ -124,7 +124,7 @@ public struct QueueStore: Sendable {
             INSERT INTO callback_payloads
                 (channel, kind, received_at, source_ip, peer_ip, method, path, query, headers, body)
             SELECT channel, kind, received_at, source_ip::inet, peer_ip::inet, method, path, query,
-                   headers::jsonb, body
+                   headers::json, body
             FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[],
                         $7::text[], $8::text[], $9::text[], $10::bytea[])
                 AS input(channel, kind, received_at, source_ip, peer_ip, method, path, query, headers, body)

@@ -86,7 +86,7 @@ public struct ChannelConfiguration: Sendable, Equatable {
 
     static let keys: [ChannelType: (required: [String], optional: [String], maps: [String])] = [
         .alipay: (["app_id", "alipay_public_key_file", "app_private_key_file", "gateway_url"],
-                  ["seller_id", "query_timeout_ms", "allow_rsa1"], []),
+                  ["seller_id", "query_timeout_ms", "allow_sign_type_rsa"], []),
         .wechatPayV3: (["mchid", "appid", "apiv3_key_file", "merchant_private_key_file", "merchant_serial_no",
                         "api_base_url"],
                        ["max_clock_skew_seconds", "query_timeout_ms"], ["platform_public_key_files"]),

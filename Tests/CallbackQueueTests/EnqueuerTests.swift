@@ -47,7 +47,7 @@ import Testing
         enqueuer.start()
         let start = ContinuousClock.now
         await #expect(throws: Enqueuer.EnqueueError.self) { try await enqueuer.enqueue(QueueTestData.callback(1)) }
-        #expect(ContinuousClock.now - start < .seconds(2))
+        #expect(ContinuousClock.now - start < .seconds(10), "bounded by the commit timeout, not hanging")
         await enqueuer.shutdown()
     }
 

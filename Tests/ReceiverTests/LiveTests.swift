@@ -30,9 +30,9 @@ import Testing
         #expect(rows[0].body == body)
         #expect(rows[0].query == "from=gw")
         #expect(rows[0].sourceIP == "127.0.0.1")  // the peer is not a trusted proxy: XFF ignored
-        #expect(rows[0].headers.contains(#"["X-Repeat", "one"], ["X-Repeat", "two"]"#))
-        #expect(rows[0].headers.contains(#"["Content-Type", "application/x-www-form-urlencoded; charset=gbk"]"#))
-        #expect(rows[0].headers.hasPrefix(#"[["Host", "#))
+        #expect(rows[0].headers.contains(#"["X-Repeat","one"],["X-Repeat","two"]"#))
+        #expect(rows[0].headers.contains(#"["Content-Type","application/x-www-form-urlencoded; charset=gbk"]"#))
+        #expect(rows[0].headers.hasPrefix(#"[["Host","#))
     }
 
     @Test func trustedProxyForwardedForIsBelieved() async throws {
@@ -95,6 +95,26 @@ import Testing
     /// `kill -9` of a `payhook serve` process in the middle of a stream: every callback it
     /// acknowledged is in the table.
     @Test(.timeLimit(.minutes(2))) func killedReceiverLosesNoAcknowledgedCallback() async throws {
+        let (status, result, stored) = try await streamThenSignal(SIGKILL)
+        #expect(status & 0x7f == SIGKILL)
+        #expect(result.acknowledged.count >= 200)
+        #expect(result.transportErrors > 0, "requests after the kill must fail")
+        #expect(result.acknowledged.isSubset(of: stored), "every acknowledged callback must be stored")
+    }
+
+    /// SIGTERM during a stream: the receiver stops accepting, answers what it has, exits 0.
+    @Test(.timeLimit(.minutes(2))) func sigtermShutsDownGracefully() async throws {
+        let (status, result, stored) = try await streamThenSignal(SIGTERM)
+        #expect(status == 0, "a graceful shutdown exits 0")
+        #expect(result.acknowledged.count >= 200)
+        #expect(result.otherStatuses.isEmpty)
+        #expect(result.acknowledged.isSubset(of: stored), "every acknowledged callback must be stored")
+    }
+
+    /// Runs `payhook serve` as a process, streams notifies at it from 8 connections, sends
+    /// `signal` once 200 were acknowledged, and returns the exit status, the tally and the
+    /// stored bodies.
+    private func streamThenSignal(_ signal: Int32) async throws -> (Int32, StreamTally, Set<String>) {
         let database = try TestDatabase.create()
         let port = Int.random(in: 20_000...60_000)
         let configFile = FileManager.default.temporaryDirectory.appendingPathComponent("payhook-\(UUID()).yaml")
@@ -106,6 +126,7 @@ import Testing
                               configuration: .init(timeout: .init(connect: .seconds(1), read: .seconds(3))))
         let tally = Locked(StreamTally())
         let stop = Locked(false)
+        var status: Int32 = -1
         try await withThrowingTaskGroup(of: Void.self) { group in
             for producer in 0..<8 {
                 group.addTask {
@@ -130,22 +151,72 @@ import Testing
                     }
                 }
             }
-            // Wait until it answers, let it take load, then kill it without warning.
+            // Wait until it answers and has taken load, then signal it.
             for _ in 0..<200 where tally.value.acknowledged.count < 200 { try await Task.sleep(for: .milliseconds(50)) }
-            server.signal(SIGKILL)
-            server.wait()
-            try await Task.sleep(for: .milliseconds(500))
+            server.signal(signal)
+            status = server.wait()
+            try await Task.sleep(for: .milliseconds(300))
             stop.withLock { $0 = true }
             try await group.waitForAll()
         }
         try await http.shutdown()
-        let result = tally.value
-        #expect(result.acknowledged.count >= 200)
-        #expect(result.transportErrors > 0, "requests after the kill must fail")
         let stored = Set(try database.connect().query("SELECT body FROM callback_payloads").rows.map {
             String(decoding: try $0.decode(0, as: [UInt8].self), as: UTF8.self)
         })
-        #expect(result.acknowledged.isSubset(of: stored), "every acknowledged callback must be stored")
+        return (status, tally.value, stored)
+    }
+
+    /// A client that sends headers and part of its body, then stalls, is cut off after the
+    /// read timeout, and nothing is stored.
+    @Test(.timeLimit(.minutes(1))) func stalledClientIsCutOff() async throws {
+        let harness = try ReceiverHarness()
+        try await harness.application().test(.live) { client in
+            guard let port = client.port else { return }
+            let socket = try StalledClient(port: port)
+            socket.send("POST /notify/alipay HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\nonly-part")
+            let start = ContinuousClock.now
+            let answer = socket.readUntilClosed()
+            #expect(ContinuousClock.now - start < .seconds(6), "read_timeout_seconds is 2")
+            #expect(!answer.contains("200 OK"))
+        }
+        #expect(try harness.storedRows().isEmpty)
+    }
+}
+
+/// A raw TCP client that can stop halfway through a request.
+final class StalledClient {
+    let descriptor: Int32
+
+    init(port: Int) throws {
+        descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { throw TestSupportError("connect failed") }
+    }
+
+    deinit { close(descriptor) }
+
+    func send(_ text: String) {
+        _ = text.utf8CString.withUnsafeBufferPointer { write(descriptor, $0.baseAddress, $0.count - 1) }
+    }
+
+    /// Reads until the server closes the connection (or 10 s pass).
+    func readUntilClosed() -> String {
+        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = read(descriptor, &buffer, buffer.count)
+            if count <= 0 { break }
+            received += buffer[0..<count]
+        }
+        return String(decoding: received, as: UTF8.self)
     }
 }
 

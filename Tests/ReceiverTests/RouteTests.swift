@@ -90,7 +90,7 @@ import Testing
                 #expect($0.status == .serviceUnavailable)
                 #expect(String(buffer: $0.body) != "success")
             }
-            #expect(ContinuousClock.now - start < .seconds(3))
+            #expect(ContinuousClock.now - start < .seconds(10), "bounded by the commit timeout, not hanging")
         }
         #expect(harness.registry.emitToString().contains(#"payhook_receiver_unavailable_total{channel="alipay"} 1"#))
     }
