@@ -71,6 +71,7 @@ let package = Package(
         .target(
             name: "PayhookConfig",
             dependencies: [
+                "CallbackQueue",
                 .product(name: "Yams", package: "Yams")
             ],
             swiftSettings: swiftSettings
@@ -172,7 +173,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PayhookConfigTests",
-            dependencies: ["PayhookConfig"],
+            dependencies: ["PayhookConfig", "CallbackQueue"],
             swiftSettings: swiftSettings
         ),
     ]

@@ -55,6 +55,9 @@ public final class Enqueuer: Sendable {
     public let configuration: Configuration
     private let logger: Logger
     private let state = Mutex(State())
+    /// Callers still waiting, with their deadlines; one sweeper thread times them out, so
+    /// no timer is made per request.
+    private let deadlines = Mutex<[(deadline: ContinuousClock.Instant, reply: Reply)]>([])
     private let wakeup = NSCondition()
     private let batchSizes = Recorder(label: "payhook_enqueue_batch_size")
     private let commitTimer = Metrics.Timer(label: "payhook_enqueue_commit_seconds")
@@ -65,8 +68,13 @@ public final class Enqueuer: Sendable {
         self.logger = logger
     }
 
-    /// Starts the writer threads. Connections open lazily and reopen after a failure.
+    /// Starts the writer threads and the deadline sweeper. Connections open lazily and
+    /// reopen after a failure.
     public func start() {
+        state.withLock { $0.runningWriters += 1 }  // the sweeper counts as one
+        let sweeper = Thread { [self] in runSweeper() }
+        sweeper.name = "payhook-enqueue-deadlines"
+        sweeper.start()
         for index in 0..<configuration.writers {
             state.withLock { $0.runningWriters += 1 }
             let thread = Thread { [self] in runWriter(index: index) }
@@ -88,10 +96,8 @@ public final class Enqueuer: Sendable {
             return accepted
         }
         guard accepted else { throw .closed }
-        let timeout = configuration.commitTimeout
-        DispatchQueue.global().asyncAfter(deadline: .now() + timeout.timeInterval) {
-            reply.resolve(.failure(.timeout))
-        }
+        let deadline = ContinuousClock.now + configuration.commitTimeout
+        deadlines.withLock { $0.append((deadline, reply)) }
         return try await reply.value()
     }
 
@@ -119,6 +125,27 @@ public final class Enqueuer: Sendable {
                 if closed { return nil }
                 wakeup.wait()
             }
+        }
+    }
+
+    private func runSweeper() {
+        defer { state.withLock { $0.runningWriters -= 1 } }
+        while true {
+            Thread.sleep(forTimeInterval: 0.02)
+            let now = ContinuousClock.now
+            let expired: [Reply] = deadlines.withLock { entries in
+                var expired: [Reply] = []
+                entries.removeAll { entry in
+                    if entry.reply.isResolved { return true }
+                    guard entry.deadline <= now else { return false }
+                    expired.append(entry.reply)
+                    return true
+                }
+                return expired
+            }
+            for reply in expired { reply.resolve(.failure(.timeout)) }
+            let finished = state.withLock { $0.closed && $0.runningWriters == 1 && $0.waiting.isEmpty }
+            if finished && deadlines.withLock({ $0.isEmpty }) { return }
         }
     }
 
@@ -198,12 +225,6 @@ final class Reply: Sendable {
         } catch {
             throw .closed
         }
-    }
-}
-
-extension Duration {
-    var timeInterval: TimeInterval {
-        Double(components.seconds) + Double(components.attoseconds) / 1e18
     }
 }
 

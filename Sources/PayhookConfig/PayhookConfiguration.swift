@@ -1,3 +1,4 @@
+public import CallbackQueue
 public import Foundation
 
 /// Everything `payhook` reads from `payhook.yaml`, after environment overrides.
@@ -37,17 +38,6 @@ public struct PayhookConfiguration: Sendable, Equatable {
         public var pollIntervalMilliseconds = 500
     }
 
-    public struct Retry: Sendable, Equatable {
-        /// Default 5.
-        public var baseSeconds: Double = 5
-        /// Default 2.
-        public var factor: Double = 2
-        /// Default 3600.
-        public var maxDelaySeconds: Double = 3600
-        /// Default 12.
-        public var maxAttempts = 12
-    }
-
     public struct Admin: Sendable, Equatable {
         /// File holding the admin bearer token. Default `Config/secrets/admin.token`.
         public var tokenFile = "Config/secrets/admin.token"
@@ -56,7 +46,8 @@ public struct PayhookConfiguration: Sendable, Equatable {
     public var database: Database
     public var receiver = Receiver()
     public var worker = Worker()
-    public var retry = Retry()
+    /// The `retry:` block.
+    public var retry = RetryPolicy()
     public var admin = Admin()
     public var channels: [ChannelConfiguration] = []
 

@@ -95,7 +95,8 @@ public struct Receiver: Sendable {
         }
         let body: ByteBuffer
         do {
-            body = try await withReadDeadline { try await request.body.collect(upTo: limit) }
+            // A stalled client is cut off by the server's idle timeout (read_timeout_seconds).
+            body = try await request.body.collect(upTo: limit)
         } catch let error as HTTPError where error.status == .contentTooLarge {
             return tooLarge(channelID)
         }
@@ -133,23 +134,6 @@ public struct Receiver: Sendable {
         metrics.bodyTooLarge(channel: channelID)
         metrics.request(channel: channelID, status: 413)
         return text("body too large\n", status: .contentTooLarge)
-    }
-
-    /// Bounds the whole body read, so a client that trickles bytes cannot hold a request open.
-    private func withReadDeadline<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
-        let seconds = configuration.receiver.readTimeoutSeconds
-        return try await withThrowingTaskGroup(of: T?.self) { group in
-            group.addTask { try await body() }
-            group.addTask {
-                try await Task.sleep(for: .seconds(seconds))
-                return nil
-            }
-            defer { group.cancelAll() }
-            guard let first = try await group.next(), let value = first else {
-                throw HTTPError(.requestTimeout)
-            }
-            return value
-        }
     }
 
     private func returnPage(_ request: Request) -> Response {

@@ -1,3 +1,4 @@
+import CallbackQueue
 import Foundation
 import PayhookConfig
 import Testing
@@ -13,7 +14,7 @@ import Testing
         #expect(configuration.receiver.host == "127.0.0.1")
         #expect(configuration.receiver.port == 8080)
         #expect(configuration.worker.threads == 4)
-        #expect(configuration.retry.maxAttempts == 12)
+        #expect(configuration.retry == RetryPolicy(baseSeconds: 5, factor: 2, maxDelaySeconds: 3600, maxAttempts: 12))
         #expect(configuration.channels.map(\.id) == ["alipay", "wechatpay", "points"])
         #expect(configuration.channels.map(\.type) == [.alipay, .wechatPayV3, .points])
         let wechat = try #require(configuration.channel(id: "wechatpay"))
@@ -27,7 +28,12 @@ import Testing
             "PAYHOOK_DATABASE_URL": "postgres://other@127.0.0.1:6000/x",
             "PAYHOOK_WORKER_THREADS": "9",
             "PAYHOOK_RECEIVER_LISTEN": "0.0.0.0:9090",
+            "PAYHOOK_RETRY_BASE_SECONDS": "0.5",
+            "PAYHOOK_RETRY_MAX_ATTEMPTS": "3",
         ])
+        #expect(configuration.retry.baseSeconds == 0.5)
+        #expect(configuration.retry.maxAttempts == 3)
+        #expect(configuration.retry.decide(afterFailedAttempt: 3) == .giveUp)
         #expect(configuration.database.url == "postgres://other@127.0.0.1:6000/x")
         #expect(configuration.worker.threads == 9)
         #expect(configuration.receiver.host == "0.0.0.0")

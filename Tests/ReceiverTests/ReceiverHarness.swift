@@ -57,8 +57,9 @@ struct ReceiverHarness {
             logger: Logger(label: "test"))
     }
 
+    /// The application as `payhook serve` runs it (idle timeout included), on port 0.
     func application() -> some ApplicationProtocol {
-        Application(router: receiver.buildRouter())
+        receiver.buildApplication()
     }
 
     /// Rows in the queue, with what tests compare.
