@@ -56,14 +56,37 @@ public struct ClaimedCallback: Sendable {
 }
 
 enum HeaderCoding {
-    /// Headers are stored as a JSON array of `[name, value]` pairs, which keeps order and repeats.
+    /// Headers are stored as a JSON array of `[name, value]` pairs, which keeps order and
+    /// repeats. Written by hand: this runs once per received callback, and Foundation's
+    /// JSONEncoder cost more than the rest of the enqueue path.
     static func encode(_ headers: [HeaderField]) -> String {
-        let pairs = headers.map { [$0.name, $0.value] }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .withoutEscapingSlashes
-        // Encoding [[String]] cannot fail.
-        let data = (try? encoder.encode(pairs)) ?? Data("[]".utf8)
-        return String(decoding: data, as: UTF8.self)
+        var json = "["
+        for (index, header) in headers.enumerated() {
+            json += index == 0 ? "[" : ",["
+            appendString(header.name, to: &json)
+            json += ","
+            appendString(header.value, to: &json)
+            json += "]"
+        }
+        return json + "]"
+    }
+
+    private static func appendString(_ text: String, to json: inout String) {
+        json += "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": json += "\\\""
+            case "\\": json += "\\\\"
+            case "\n": json += "\\n"
+            case "\r": json += "\\r"
+            case "\t": json += "\\t"
+            case _ where scalar.value < 0x20:
+                let hex = String(scalar.value, radix: 16)
+                json += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default: json.unicodeScalars.append(scalar)
+            }
+        }
+        json += "\""
     }
 
     static func decode(_ json: String) -> [HeaderField] {

@@ -16,6 +16,7 @@ import Testing
         var callback = QueueTestData.callback(7)
         callback.body = [0x00, 0xFF, 0x25, 0x32, 0x30] + Array("中文&sign=abc==".utf8)
         callback.query = "a=1&a=2"
+        callback.headers.append(HeaderField(name: "X-Odd", value: "quote\" back\\slash \u{01}\ttab 中文 ✓"))
         let id = try QueueStore.insert([callback], on: connection)[0]
         let row = try connection.query("""
             SELECT channel, kind, source_ip, method, path, query, headers, body, state, attempts
