@@ -12,8 +12,9 @@ public final class Enqueuer: Sendable {
     public struct Configuration: Sendable {
         public var connection: Connection.Configuration
         /// Writer threads, each with its own connection; while one waits for its commit the
-        /// next batch gathers. Default 3.
-        public var writers: Int = 3
+        /// next batch gathers. Default 2 (on 2 cores more writers cost more in context
+        /// switches than they gain; measured with Benchmarks/receiver).
+        public var writers: Int = 2
         /// Most callbacks in one batch. Default 64.
         public var maxBatchSize: Int = 64
         /// How long a caller waits for its commit before it gets `.timeout`. Default 2 s.
