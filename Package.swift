@@ -72,6 +72,7 @@ let package = Package(
             name: "PayhookConfig",
             dependencies: [
                 "CallbackQueue",
+                "Channels",
                 .product(name: "Yams", package: "Yams")
             ],
             swiftSettings: swiftSettings
@@ -173,7 +174,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PayhookConfigTests",
-            dependencies: ["PayhookConfig", "CallbackQueue"],
+            dependencies: ["PayhookConfig", "CallbackQueue", "Channels"],
             swiftSettings: swiftSettings
         ),
     ]

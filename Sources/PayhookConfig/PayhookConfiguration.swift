@@ -1,4 +1,5 @@
 public import CallbackQueue
+public import Channels
 public import Foundation
 
 /// Everything `payhook` reads from `payhook.yaml`, after environment overrides.
@@ -59,12 +60,6 @@ public struct PayhookConfiguration: Sendable, Equatable {
 /// One configured channel: its id (the `{channel}` in URLs), type, allowlist, and the
 /// type's own settings, checked for the keys that type requires.
 public struct ChannelConfiguration: Sendable, Equatable {
-    public enum ChannelType: String, Sendable, CaseIterable {
-        case alipay
-        case wechatPayV3 = "wechatpay_v3"
-        case points
-    }
-
     public let id: String
     public let type: ChannelType
     public let allowedIPs: [String]
@@ -78,7 +73,7 @@ public struct ChannelConfiguration: Sendable, Equatable {
     static let keys: [ChannelType: (required: [String], optional: [String], maps: [String])] = [
         .alipay: (["app_id", "alipay_public_key_file", "app_private_key_file", "gateway_url"],
                   ["seller_id", "query_timeout_ms", "allow_sign_type_rsa"], []),
-        .wechatPayV3: (["mchid", "appid", "apiv3_key_file", "merchant_private_key_file", "merchant_serial_no",
+        .wechatpayV3: (["mchid", "appid", "apiv3_key_file", "merchant_private_key_file", "merchant_serial_no",
                         "api_base_url"],
                        ["max_clock_skew_seconds", "query_timeout_ms"], ["platform_public_key_files"]),
         .points: (["partner_id", "hmac_secret_file", "api_base_url"],
@@ -192,8 +187,8 @@ extension PayhookConfiguration {
             throw ConfigError(key: "\(path).id", problem: "must be letters, digits, - or _ (at most 64)")
         }
         let typeName = try reader.requiredString("type")
-        guard let type = ChannelConfiguration.ChannelType(rawValue: typeName) else {
-            let known = ChannelConfiguration.ChannelType.allCases.map(\.rawValue).joined(separator: ", ")
+        guard let type = ChannelType(rawValue: typeName) else {
+            let known = ChannelType.allCases.map(\.rawValue).joined(separator: ", ")
             throw ConfigError(key: "\(path).type", problem: "must be one of \(known)")
         }
         let allowedIPs = try reader.stringList("allowed_ips")

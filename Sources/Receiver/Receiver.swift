@@ -84,8 +84,7 @@ public struct Receiver: Sendable {
 
     private func receive(_ request: Request, context: ReceiverContext, kind: CallbackKind) async throws -> Response {
         let channelID = try context.parameters.require("channel")
-        guard let channel = configuration.channel(id: channelID), let type = ChannelType(rawValue: channel.type.rawValue)
-        else {
+        guard let type = configuration.channel(id: channelID)?.type else {
             metrics.request(channel: "unknown", status: 404)
             return text("unknown channel\n", status: .notFound)
         }

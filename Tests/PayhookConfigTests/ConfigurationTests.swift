@@ -1,4 +1,5 @@
 import CallbackQueue
+import Channels
 import Foundation
 import PayhookConfig
 import Testing
@@ -16,7 +17,7 @@ import Testing
         #expect(configuration.worker.threads == 4)
         #expect(configuration.retry == RetryPolicy(baseSeconds: 5, factor: 2, maxDelaySeconds: 3600, maxAttempts: 12))
         #expect(configuration.channels.map(\.id) == ["alipay", "wechatpay", "points"])
-        #expect(configuration.channels.map(\.type) == [.alipay, .wechatPayV3, .points])
+        #expect(configuration.channels.map(\.type) == [.alipay, .wechatpayV3, .points])
         let wechat = try #require(configuration.channel(id: "wechatpay"))
         #expect(wechat.maps["platform_public_key_files"]?["PUB_KEY_ID_0001"] == "Config/keys/wechat_platform_public.pem")
         #expect(wechat.allowedIPs == ["127.0.0.1/32"])
