@@ -156,10 +156,7 @@ public struct AlipayChannelSide: Sendable {
 
     /// Reads the request and answers from `lookup`.
     public func answerQuery(_ request: ReceivedRequest, lookup: (String) -> ChannelOrder?) -> ChannelResponse {
-        switch readQueryRequest(request) {
-        case .failure(let failure): return failure.response
-        case .success(let no): return queryResponse(for: lookup(no), outTradeNo: no)
-        }
+        readQueryRequest(request).answer { queryResponse(for: lookup($0), outTradeNo: $0) }
     }
 
     private func signedResponse(node: String, inner: JSONValue) -> ChannelResponse {
@@ -182,4 +179,30 @@ public struct AlipayChannelSide: Sendable {
 public struct ChannelResponseError: Error, Sendable, Hashable {
     public var response: ChannelResponse
     public init(response: ChannelResponse) { self.response = response }
+}
+
+extension Result where Success == String, Failure == ChannelResponseError {
+    /// The refusal's response, or `respond(outTradeNo)` for a request that was read.
+    func answer(_ respond: (String) -> ChannelResponse) -> ChannelResponse {
+        switch self {
+        case .failure(let failure): failure.response
+        case .success(let outTradeNo): respond(outTradeNo)
+        }
+    }
+}
+
+extension ChannelResponse {
+    /// A JSON answer carrying a channel side's signature headers (WeChat Pay v3, points).
+    static func signedJSON(status: Int, body: [UInt8], signedHeaders: [HeaderField]) -> ChannelResponse {
+        ChannelResponse(status: status,
+                        headers: signedHeaders + [HeaderField(name: "Content-Type", value: "application/json")],
+                        body: body)
+    }
+
+    /// A signed `{"code":…,"message":…}` refusal; `sign` makes the headers for the body.
+    static func signedJSONError(status: Int, code: String, message: String,
+                                sign: ([UInt8]) -> [HeaderField]) -> ChannelResponseError {
+        let body = Array(JSONValue.object(["code": .string(code), "message": .string(message)]).serialized().utf8)
+        return ChannelResponseError(response: .signedJSON(status: status, body: body, signedHeaders: sign(body)))
+    }
 }

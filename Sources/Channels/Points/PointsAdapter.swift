@@ -305,19 +305,14 @@ public struct PointsChannelSide: Sendable {
     public func queryResponse(for order: ChannelOrder?, outTradeNo: String, now: Date) -> ChannelResponse {
         guard let order else { return error(404, "ORDER_NOT_FOUND", "order not found", now: now).response }
         let body = Array(orderJSON(order, event: nil).serialized().utf8)
-        return ChannelResponse(status: 200, headers: signedHeaders(body: body, timestamp: now) + [HeaderField(name: "Content-Type", value: "application/json")], body: body)
+        return .signedJSON(status: 200, body: body, signedHeaders: signedHeaders(body: body, timestamp: now))
     }
 
     public func answerQuery(_ request: ReceivedRequest, now: Date, lookup: (String) -> ChannelOrder?) -> ChannelResponse {
-        switch readQueryRequest(request, now: now) {
-        case .failure(let failure): return failure.response
-        case .success(let no): return queryResponse(for: lookup(no), outTradeNo: no, now: now)
-        }
+        readQueryRequest(request, now: now).answer { queryResponse(for: lookup($0), outTradeNo: $0, now: now) }
     }
 
     private func error(_ status: Int, _ code: String, _ message: String, now: Date) -> ChannelResponseError {
-        let body = Array(JSONValue.object(["code": .string(code), "message": .string(message)]).serialized().utf8)
-        return ChannelResponseError(response: ChannelResponse(
-            status: status, headers: signedHeaders(body: body, timestamp: now) + [HeaderField(name: "Content-Type", value: "application/json")], body: body))
+        ChannelResponse.signedJSONError(status: status, code: code, message: message) { signedHeaders(body: $0, timestamp: now) }
     }
 }
