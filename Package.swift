@@ -67,6 +67,25 @@ let package = Package(
             exclude: ["FUZZING.md", "Points/PROTOCOL.md"],
             swiftSettings: swiftSettings
         ),
+        // The site's orders: the state machine and the statements that apply evidence.
+        .target(
+            name: "Orders",
+            dependencies: ["Postgres", "Channels"],
+            swiftSettings: swiftSettings
+        ),
+        // The worker pool: claim, verify, cross-check, apply, retry; the reconciliation sweeper.
+        .target(
+            name: "Workers",
+            dependencies: [
+                "CallbackQueue",
+                "Channels",
+                "Orders",
+                "Postgres",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // payhook.yaml with environment overrides.
         .target(
             name: "PayhookConfig",
@@ -83,6 +102,7 @@ let package = Package(
             dependencies: [
                 "CallbackQueue",
                 "Channels",
+                "Orders",
                 "PayhookConfig",
                 "Postgres",
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -99,8 +119,11 @@ let package = Package(
             dependencies: [
                 "Postgres",
                 "CallbackQueue",
+                "Channels",
+                "Orders",
                 "PayhookConfig",
                 "Receiver",
+                "Workers",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -169,6 +192,18 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "OrdersTests",
+            dependencies: ["Orders", "Channels", "Postgres", "PostgresTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "WorkersTests",
+            dependencies: [
+                "Workers", "Orders", "CallbackQueue", "Channels", "Postgres", "PostgresTestSupport",
             ],
             swiftSettings: swiftSettings
         ),

@@ -14,6 +14,7 @@ public enum Migrations {
     public static let all: [Migration] = [
         Migration(id: "0001_callback_queue", sql: callbackQueue),
         Migration(id: "0002_orders", sql: orders),
+        Migration(id: "0003_workers", sql: workers),
     ]
 
     /// Applies every migration not yet recorded, each in its own transaction, and returns
@@ -34,7 +35,7 @@ public enum Migrations {
         })
         var applied: [String] = []
         for migration in migrations where !done.contains(migration.id) {
-            try connection.transaction { connection in
+            try connection.transaction { connection throws(PostgresError) in
                 try connection.execute(script: migration.sql)
                 try connection.query("INSERT INTO payhook_migrations (id) VALUES ($1)", [.text(migration.id)])
             }
@@ -160,5 +161,15 @@ public enum Migrations {
         );
         CREATE INDEX order_events_out_trade_no_idx ON order_events (out_trade_no);
         CREATE INDEX order_events_flagged_idx ON order_events (created_at) WHERE flagged;
+        """
+
+    // Reconciliation remembers when it last asked the channel about an order, so workers
+    // on all hosts share one rate limit per order. An operator's replay of a dead callback
+    // is logged as an attempt row of its own.
+    static let workers = """
+        ALTER TABLE orders ADD COLUMN reconciled_at timestamptz;
+        ALTER TABLE callback_attempts DROP CONSTRAINT callback_attempts_outcome_check;
+        ALTER TABLE callback_attempts ADD CONSTRAINT callback_attempts_outcome_check
+            CHECK (outcome IN ('done', 'rejected', 'retry', 'dead', 'released', 'lease_lost', 'replayed'));
         """
 }

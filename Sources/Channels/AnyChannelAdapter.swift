@@ -76,4 +76,12 @@ public enum AnyChannelAdapter: ChannelAdapter {
         case .points(let a): try await a.queryOrder(outTradeNo: outTradeNo)
         }
     }
+
+    public func unverifiedOutTradeNo(_ raw: RawCallback) -> String? {
+        switch self {
+        case .alipay(let a): a.unverifiedOutTradeNo(raw)
+        case .wechatPay(let a): a.unverifiedOutTradeNo(raw)
+        case .points(let a): a.unverifiedOutTradeNo(raw)
+        }
+    }
 }

@@ -53,6 +53,11 @@ public protocol ChannelAdapter: Sendable {
 
     /// Asks the channel for the order's state; the answer's signature is verified.
     func queryOrder(outTradeNo: String) async throws(QueryError) -> OrderQueryResult
+
+    /// The order number the callback names, read without proving anything: it picks the
+    /// order for the reconciliation query that follows a failed signature, and labels the
+    /// stored row. Never move an order on it.
+    func unverifiedOutTradeNo(_ raw: RawCallback) -> String?
 }
 
 extension ChannelAdapter {

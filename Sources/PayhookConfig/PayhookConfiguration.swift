@@ -37,6 +37,28 @@ public struct PayhookConfiguration: Sendable, Equatable {
         public var leaseSeconds = 30
         /// Poll interval besides LISTEN/NOTIFY. Default 500 ms.
         public var pollIntervalMilliseconds = 500
+        /// Attempts a callback for an order not (yet) in `orders` gets before it is dead:
+        /// the site's order insert may race its callback. Default 5.
+        public var unknownOrderAttempts = 5
+        /// `host:port` serving `/metrics` and `/healthz` for `payhook work`; nil serves none.
+        /// (`payhook run` shares the receiver's.) Default nil.
+        public var metricsListen: String?
+    }
+
+    /// The reconciliation sweeper: orders still `created` are asked about at their channel.
+    public struct Reconcile: Sendable, Equatable {
+        /// Off for installs that reconcile elsewhere. Default true.
+        public var enabled = true
+        /// An order is first queried this long after its creation. Default 600 s.
+        public var afterSeconds = 600
+        /// At most one query per order per this, also after a forged callback. Default 600 s.
+        public var everySeconds = 600
+        /// Orders older than this are left alone. Default 72 h.
+        public var maxAgeHours = 72
+        /// Orders queried per sweep. Default 100.
+        public var batchSize = 100
+        /// Time between sweeps. Default 30 s.
+        public var sweepIntervalSeconds = 30
     }
 
     public struct Admin: Sendable, Equatable {
@@ -49,6 +71,7 @@ public struct PayhookConfiguration: Sendable, Equatable {
     public var worker = Worker()
     /// The `retry:` block.
     public var retry = RetryPolicy()
+    public var reconcile = Reconcile()
     public var admin = Admin()
     public var channels: [ChannelConfiguration] = []
 
@@ -93,6 +116,8 @@ extension PayhookConfiguration {
         ("receiver", "listen"), ("receiver", "max_body_bytes"), ("receiver", "commit_timeout_ms"),
         ("receiver", "enqueue_writers"), ("receiver", "enqueue_batch_size"), ("receiver", "read_timeout_seconds"),
         ("worker", "threads"), ("worker", "batch_size"), ("worker", "lease_seconds"), ("worker", "poll_interval_ms"),
+        ("worker", "unknown_order_attempts"), ("worker", "metrics_listen"),
+        ("reconcile", "enabled"), ("reconcile", "after_seconds"), ("reconcile", "every_seconds"),
         ("retry", "base_seconds"), ("retry", "factor"), ("retry", "max_delay_seconds"), ("retry", "max_attempts"),
         ("admin", "token_file"),
     ].map { ("PAYHOOK_\($0.0.uppercased())_\($0.1.uppercased())", $0.0, $0.1) }
@@ -132,11 +157,10 @@ extension PayhookConfiguration {
 
         var receiver = try ConfigReader(top.raw("receiver"), path: "receiver")
         if let listen = try receiver.string("listen") {
-            guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]),
-                  (0...65535).contains(port), colon != listen.startIndex else {
+            guard let (host, port) = Self.hostPort(listen) else {
                 throw ConfigError(key: "receiver.listen", problem: "must be host:port, such as 127.0.0.1:8080")
             }
-            self.receiver.host = String(listen[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+            self.receiver.host = host
             self.receiver.port = port
         }
         self.receiver.maxBodyBytes = try receiver.integer("max_body_bytes", default: 65536, range: 1...16_777_216)
@@ -152,7 +176,23 @@ extension PayhookConfiguration {
         self.worker.batchSize = try worker.integer("batch_size", default: 64, range: 1...1000)
         self.worker.leaseSeconds = try worker.integer("lease_seconds", default: 30, range: 1...3600)
         self.worker.pollIntervalMilliseconds = try worker.integer("poll_interval_ms", default: 500, range: 10...60_000)
+        self.worker.unknownOrderAttempts = try worker.integer("unknown_order_attempts", default: 5, range: 1...1000)
+        if let listen = try worker.string("metrics_listen") {
+            guard Self.hostPort(listen) != nil else {
+                throw ConfigError(key: "worker.metrics_listen", problem: "must be host:port, such as 127.0.0.1:9090")
+            }
+            self.worker.metricsListen = listen
+        }
         try worker.rejectUnknownKeys()
+
+        var reconcile = try ConfigReader(top.raw("reconcile"), path: "reconcile")
+        self.reconcile.enabled = try reconcile.bool("enabled", default: true)
+        self.reconcile.afterSeconds = try reconcile.integer("after_seconds", default: 600, range: 0...604_800)
+        self.reconcile.everySeconds = try reconcile.integer("every_seconds", default: 600, range: 1...604_800)
+        self.reconcile.maxAgeHours = try reconcile.integer("max_age_hours", default: 72, range: 1...8760)
+        self.reconcile.batchSize = try reconcile.integer("batch_size", default: 100, range: 1...10_000)
+        self.reconcile.sweepIntervalSeconds = try reconcile.integer("sweep_interval_seconds", default: 30, range: 1...86_400)
+        try reconcile.rejectUnknownKeys()
 
         var retry = try ConfigReader(top.raw("retry"), path: "retry")
         self.retry.baseSeconds = try retry.number("base_seconds", default: 5, range: 0...86_400)
@@ -178,6 +218,13 @@ extension PayhookConfiguration {
         default: throw ConfigError(key: "channels", problem: "must be a list")
         }
         try top.rejectUnknownKeys()
+    }
+
+    /// `host:port` (IPv6 hosts in brackets) split, or nil when malformed.
+    public static func hostPort(_ text: String) -> (host: String, port: Int)? {
+        guard let colon = text.lastIndex(of: ":"), colon != text.startIndex,
+              let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else { return nil }
+        return (String(text[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]")), port)
     }
 
     private static func channel(_ node: ConfigNode, path: String) throws(ConfigError) -> ChannelConfiguration {

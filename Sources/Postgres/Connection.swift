@@ -107,7 +107,7 @@ public final class Connection {
     }
 
     /// Runs `body` inside BEGIN/COMMIT; any error rolls back and is rethrown.
-    public func transaction<T>(_ body: (Connection) throws -> T) throws -> T {
+    public func transaction<T>(_ body: (Connection) throws(PostgresError) -> T) throws(PostgresError) -> T {
         try query("BEGIN")
         do {
             let value = try body(self)

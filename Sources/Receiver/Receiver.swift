@@ -6,6 +6,7 @@ import HTTPTypes
 public import Logging
 import NIOCore
 public import PayhookConfig
+import Orders
 public import Postgres
 public import Prometheus
 
@@ -58,18 +59,33 @@ public struct Receiver: Sendable {
         for method in [HTTPRequest.Method.post, .put, .delete, .patch] {
             router.on("/return/:channel", method: method) { _, _ in Response(status: .methodNotAllowed) }
         }
-        router.get("/healthz") { _, _ in text("ok\n") }
+        Self.addOperationsRoutes(to: router, registry: registry)
         router.get("/readyz") { _, _ in
             readiness.isReady ? text("ready\n") : text("database unreachable\n", status: .serviceUnavailable)
-        }
-        router.get("/metrics") { _, _ in
-            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
-                     body: ResponseBody(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer())))
         }
         router.get("/orders/:id") { request, context in
             try await order(request, context: context)
         }
         return router
+    }
+
+    /// `/healthz` and `/metrics` (Prometheus text), shared by every process that serves HTTP.
+    public static func addOperationsRoutes<Context: RequestContext>(to router: Router<Context>,
+                                                                      registry: PrometheusCollectorRegistry) {
+        router.get("/healthz") { _, _ in text("ok\n") }
+        router.get("/metrics") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                     body: ResponseBody(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer())))
+        }
+    }
+
+    /// An application serving only the operations routes (for `payhook work`).
+    public static func operationsApplication(host: String, port: Int, registry: PrometheusCollectorRegistry,
+                                             logger: Logger) -> some ApplicationProtocol {
+        let router = Router()
+        addOperationsRoutes(to: router, registry: registry)
+        return Application(router: router, configuration: .init(address: .hostname(host, port: port), serverName: nil),
+                           logger: logger)
     }
 
     /// The application, with read timeouts so stalled clients are cut off.

@@ -1,14 +1,8 @@
 import ArgumentParser
-import CallbackQueue
-import Hummingbird
 import Logging
-import Metrics
 import PayhookConfig
-import Postgres
-import Prometheus
 import Receiver
 import ServiceLifecycle
-import UnixSignals
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -19,54 +13,43 @@ struct Serve: AsyncParsableCommand {
     func run() async throws {
         let configuration = try options.load()
         let logger = Logger(label: "payhook.receiver")
-        let registry = PrometheusCollectorRegistry()
-        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        let registry = Services.bootstrapMetrics()
+        try await Services.run(try Services.receiver(configuration, registry: registry, logger: logger), logger: logger)
+    }
+}
 
-        let connection = Connection.Configuration(conninfo: configuration.database.url)
-        var enqueueSettings = Enqueuer.Configuration(connection: connection)
-        enqueueSettings.writers = configuration.receiver.enqueueWriters
-        enqueueSettings.maxBatchSize = configuration.receiver.enqueueBatchSize
-        enqueueSettings.commitTimeout = .milliseconds(configuration.receiver.commitTimeoutMilliseconds)
-        let enqueuer = Enqueuer(configuration: enqueueSettings, logger: logger)
-        let readiness = Readiness(connection: connection)
-        let admin = AdminAccess(tokenFile: configuration.admin.tokenFile)
-        if !admin.isEnabled {
-            logger.warning("admin routes disabled: no token in admin.token_file")
+struct Work: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the workers: verify, cross-check and apply stored callbacks; reconcile stale orders.")
+
+    @OptionGroup var options: GlobalOptions
+
+    func run() async throws {
+        let configuration = try options.load()
+        let logger = Logger(label: "payhook.worker")
+        let registry = Services.bootstrapMetrics()
+        var services: [any Service] = [WorkerService(pool: try Services.workers(configuration, logger: logger))]
+        if let listen = configuration.worker.metricsListen,
+           let (host, port) = PayhookConfiguration.hostPort(listen) {
+            services.append(Receiver.operationsApplication(host: host, port: port, registry: registry, logger: logger))
         }
-        let receiver = try Receiver(
-            configuration: configuration, enqueuer: enqueuer, readiness: readiness, admin: admin,
-            adminConnection: try? SerialConnection(configuration: connection, label: "payhook.admin"),
-            registry: registry, metrics: ReceiverMetrics(), logger: logger)
-
-        enqueuer.start()
-        // Services stop in reverse order: the HTTP server first (in-flight requests finish
-        // their commit and answer), then the enqueuer drains.
-        let group = ServiceGroup(configuration: .init(
-            services: [EnqueuerService(enqueuer: enqueuer), ReadinessService(readiness: readiness),
-                       receiver.buildApplication()],
-            gracefulShutdownSignals: [.sigterm, .sigint],
-            logger: logger))
-        logger.info("receiver listening", metadata: [
-            "address": "\(configuration.receiver.host):\(configuration.receiver.port)",
-        ])
-        try await group.run()
+        try await Services.run(services, logger: logger)
     }
 }
 
-/// Keeps the enqueuer until shutdown, then lets it store what is waiting.
-struct EnqueuerService: Service {
-    let enqueuer: Enqueuer
+struct Run: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the receiver and the workers in one process (small installs, the quick start).")
+
+    @OptionGroup var options: GlobalOptions
 
     func run() async throws {
-        try? await gracefulShutdown()
-        await enqueuer.shutdown()
-    }
-}
-
-struct ReadinessService: Service {
-    let readiness: Readiness
-
-    func run() async throws {
-        await cancelWhenGracefulShutdown { await readiness.run() }
+        let configuration = try options.load()
+        let logger = Logger(label: "payhook")
+        let registry = Services.bootstrapMetrics()
+        // Workers first, so they stop last: the receiver stops taking callbacks before them.
+        let workers = WorkerService(pool: try Services.workers(configuration, logger: logger))
+        try await Services.run([workers] + (try Services.receiver(configuration, registry: registry, logger: logger)),
+                               logger: logger)
     }
 }

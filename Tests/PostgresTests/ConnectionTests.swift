@@ -84,11 +84,10 @@ import Testing
         let connection = try database.connect()
         try connection.execute(script: "CREATE TABLE t (v int)")
         try connection.transaction { try $0.query("INSERT INTO t VALUES (1)") }
-        struct Boom: Error {}
-        #expect(throws: Boom.self) {
-            try connection.transaction { connection in
+        #expect(throws: PostgresError.self) {
+            try connection.transaction { connection throws(PostgresError) in
                 try connection.query("INSERT INTO t VALUES (2)")
-                throw Boom()
+                try connection.query("INSERT INTO t VALUES ('not a number')")
             }
         }
         #expect(try connection.query("SELECT count(*) FROM t")[0].decode(0, as: Int.self) == 1)

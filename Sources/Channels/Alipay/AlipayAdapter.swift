@@ -17,16 +17,17 @@ public struct AlipayAdapter: ChannelAdapter {
 
     public func verify(_ raw: RawCallback) throws(Rejection) -> PaymentNotification {
         try checkSource(raw)
-        // The notify carries its parameters in the form body; the browser return in the query.
-        let form: DecodedForm?
+        guard let form = Self.form(of: raw) else { throw .malformed("form encoding") }
+        return try verify(form: form, kind: raw.kind)
+    }
+
+    /// The notify carries its parameters in the form body; the browser return in the query.
+    static func form(of raw: RawCallback) -> DecodedForm? {
         if raw.kind == .return || (raw.body.isEmpty && !raw.query.isEmpty) {
             var query = raw.query
-            form = query.withUTF8 { DecodedForm($0) }
-        } else {
-            form = raw.body.withUnsafeBufferPointer { DecodedForm($0) }
+            return query.withUTF8 { DecodedForm($0) }
         }
-        guard let form else { throw .malformed("form encoding") }
-        return try verify(form: form, kind: raw.kind)
+        return raw.body.withUnsafeBufferPointer { DecodedForm($0) }
     }
 
     func verify(form fields: DecodedForm, kind: RawCallback.Kind) throws(Rejection) -> PaymentNotification {
@@ -93,6 +94,10 @@ public struct AlipayAdapter: ChannelAdapter {
             merchant: MerchantIdentity(appID: appID, merchantID: sellerID),
             eventID: fields.ascii("notify_id"), paidAt: paidAt, subject: subject
         )
+    }
+
+    public func unverifiedOutTradeNo(_ raw: RawCallback) -> String? {
+        Self.form(of: raw)?.ascii("out_trade_no")
     }
 
     public func queryOrder(outTradeNo: String) async throws(QueryError) -> OrderQueryResult {

@@ -185,6 +185,10 @@ public struct PointsAdapter: ChannelAdapter {
             currency: order.currency, merchant: order.merchant, eventID: eventID, paidAt: order.paidAt, points: points)
     }
 
+    public func unverifiedOutTradeNo(_ raw: RawCallback) -> String? {
+        (try? JSONValue.parse(raw.body))?["out_trade_no"]?.stringValue
+    }
+
     public func queryOrder(outTradeNo: String) async throws(QueryError) -> OrderQueryResult {
         let request = PointsQuery.makeRequest(configuration: configuration, outTradeNo: outTradeNo, now: Date(), nonce: Nonce.random(32))
         let response = try await transport.send(request, timeout: configuration.queryTimeout)

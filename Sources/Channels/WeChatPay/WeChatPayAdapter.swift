@@ -36,6 +36,14 @@ public struct WeChatPayAdapter: ChannelAdapter {
         )
     }
 
+    /// Decrypts the resource if the APIv3 key opens it; the signature is not checked.
+    public func unverifiedOutTradeNo(_ raw: RawCallback) -> String? {
+        guard let resource = (try? JSONValue.parse(raw.body))?["resource"],
+              let plaintext = try? WeChatPaySignature.decrypt(resource: resource, key: configuration.apiV3Key)
+        else { return nil }
+        return (try? JSONValue.parse(plaintext))?["out_trade_no"]?.stringValue
+    }
+
     public func queryOrder(outTradeNo: String) async throws(QueryError) -> OrderQueryResult {
         let request = try WeChatPayQuery.makeRequest(
             configuration: configuration, outTradeNo: outTradeNo, now: Date(), nonce: Nonce.random(32))

@@ -1,0 +1,208 @@
+import CallbackQueue
+public import Channels
+import Dispatch
+import Foundation
+public import Logging
+import Orders
+import Postgres
+import Synchronization
+
+/// `payhook work`: worker threads, each with its own connection, woken by NOTIFY and by a
+/// poll timer; plus the reconciliation sweeper and the queue gauges.
+public final class WorkerPool: Sendable {
+    public let configuration: WorkerConfiguration
+    let adapters: [String: AnyChannelAdapter]
+    let metrics: WorkerMetrics
+    let logger: Logger
+    private let stopping = Atomic<Bool>(false)
+    private let running = DispatchGroup()
+
+    public init(configuration: WorkerConfiguration, adapters: [AnyChannelAdapter], metrics: WorkerMetrics = WorkerMetrics(),
+                logger: Logger) {
+        self.configuration = configuration
+        self.adapters = Dictionary(adapters.map { ($0.channelID, $0) }, uniquingKeysWith: { first, _ in first })
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    public func start() {
+        for index in 0..<configuration.threads {
+            spawn("payhook-worker-\(index)") { self.runWorker(index: index) }
+        }
+        if let sweeper = configuration.sweeper {
+            spawn("payhook-sweeper") { self.runSweeper(sweeper) }
+        }
+        spawn("payhook-queue-gauges") { self.runGauges() }
+        logger.info("workers started", metadata: [
+            "worker": "\(configuration.workerName)", "threads": "\(configuration.threads)",
+            "channels": "\(adapters.keys.sorted().joined(separator: ","))",
+        ])
+    }
+
+    /// Stops claiming; each thread finishes the batch in hand, then this returns.
+    public func shutdown() async {
+        stopping.store(true, ordering: .relaxed)
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            running.notify(queue: .global()) { continuation.resume() }
+        }
+        logger.info("workers stopped", metadata: ["worker": "\(configuration.workerName)"])
+    }
+
+    var isStopping: Bool { stopping.load(ordering: .relaxed) }
+
+    private func spawn(_ name: String, _ body: @escaping @Sendable () -> Void) {
+        running.enter()
+        let thread = Thread { [running] in
+            body()
+            running.leave()
+        }
+        thread.name = name
+        thread.start()
+    }
+
+    /// Sleeps up to `duration`, waking early when shutdown begins.
+    private func pause(_ duration: Duration) {
+        let end = ContinuousClock.now + duration
+        while !isStopping && ContinuousClock.now < end {
+            Thread.sleep(forTimeInterval: min(0.05, Self.seconds(end - ContinuousClock.now)))
+        }
+    }
+
+    static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    }
+
+    /// Runs `body` with a connection, reconnecting with backoff after database failures,
+    /// until shutdown. `body` returns false to stop.
+    private func withConnection(role: String, setUp: (Connection) throws(PostgresError) -> Void = { _ in },
+                                _ body: (Connection) throws(PostgresError) -> Void) {
+        var connection: Connection?
+        var failures = 0
+        while !isStopping {
+            do {
+                if connection == nil {
+                    let opened = try Connection(configuration: configuration.connection)
+                    try setUp(opened)
+                    connection = opened
+                }
+                try body(connection!)
+                failures = 0
+            } catch {
+                metrics.databaseError()
+                logger.error("database failure; reconnecting", metadata: [
+                    "worker": "\(configuration.workerName)", "role": "\(role)", "error": "\(error)",
+                ])
+                connection = nil
+                failures += 1
+                pause(.milliseconds(min(5000, 100 << min(failures, 6))))
+            }
+        }
+    }
+
+    private func runWorker(index: Int) {
+        let store = QueueStore(workerID: "\(configuration.workerName)/\(index)", leaseSeconds: configuration.leaseSeconds)
+        var workerLogger = logger
+        workerLogger[metadataKey: "worker"] = "\(store.workerID)"
+        let processor = BatchProcessor(
+            store: store, adapters: adapters,
+            rules: OutcomeRules(retry: configuration.retry, unknownOrderAttempts: configuration.unknownOrderAttempts),
+            reconcileEverySeconds: configuration.reconcileEverySeconds, metrics: metrics, logger: workerLogger)
+        withConnection(role: "worker", setUp: { connection throws(PostgresError) in
+            try connection.listen(QueueStore.notifyChannel)
+        }) { connection throws(PostgresError) in
+            let claimed = try store.claim(limit: configuration.batchSize, on: connection)
+            guard !claimed.isEmpty else {
+                _ = try connection.waitForNotifications(timeout: configuration.pollInterval)
+                return
+            }
+            metrics.claimed(claimed.count)
+            try processor.process(claimed, on: connection)
+        }
+    }
+
+    private func runSweeper(_ sweeper: WorkerConfiguration.Sweeper) {
+        let reconciler = Reconciler(adapters: adapters, metrics: metrics, logger: logger)
+        withConnection(role: "sweeper") { connection throws(PostgresError) in
+            let swept = try reconciler.sweep(
+                limit: sweeper.batchSize, afterSeconds: sweeper.afterSeconds,
+                everySeconds: configuration.reconcileEverySeconds, maxAgeSeconds: sweeper.maxAgeSeconds, on: connection)
+            // A full batch means more are waiting: sweep again at once.
+            if swept < sweeper.batchSize { pause(sweeper.interval) }
+        }
+    }
+
+    private func runGauges() {
+        withConnection(role: "gauges") { connection throws(PostgresError) in
+            let row = try connection.query("""
+                SELECT (SELECT count(*) FROM callback_jobs WHERE state = 'pending'),
+                       (SELECT count(*) FROM callback_jobs WHERE state = 'processing'),
+                       (SELECT count(*) FROM callback_jobs WHERE state = 'dead'),
+                       coalesce((SELECT extract(epoch FROM now() - min(next_attempt_at))::float8 FROM callback_jobs
+                                 WHERE state = 'pending' AND next_attempt_at <= now()), 0)
+                """)[0]
+            metrics.queue(pending: try row.decode(0), processing: try row.decode(1), dead: try row.decode(2),
+                          oldestDueSeconds: try row.decode(3))
+            pause(.seconds(5))
+        }
+    }
+}
+
+/// The sweeper's work: ask the channels about orders still `created` long after creation
+/// and apply what they answer through the same path as a callback (source `reconcile`).
+struct Reconciler {
+    let adapters: [String: AnyChannelAdapter]
+    let metrics: WorkerMetrics
+    let logger: Logger
+
+    /// One sweep; returns how many orders were asked about.
+    func sweep(limit: Int, afterSeconds: Int, everySeconds: Int, maxAgeSeconds: Int,
+               on connection: Connection) throws(PostgresError) -> Int {
+        let orders = try OrderStore.claimStaleOrders(
+            limit: limit, afterSeconds: afterSeconds, everySeconds: everySeconds, maxAgeSeconds: maxAgeSeconds,
+            on: connection)
+        guard !orders.isEmpty else { return 0 }
+        var questions: [BatchProcessor.QueryKey: AnyChannelAdapter] = [:]
+        for order in orders {
+            guard let adapter = adapters[order.channel] else { continue }
+            questions[BatchProcessor.QueryKey(channel: order.channel, outTradeNo: order.outTradeNo)] = adapter
+        }
+        let answers = BatchProcessor.ask(questions)
+        var items: [ApplyItem] = []
+        for order in orders {
+            let answer = answers[BatchProcessor.QueryKey(channel: order.channel, outTradeNo: order.outTradeNo)]
+            metrics.reconciliation(channel: order.channel, answer: answer)
+            if case .failure(let error)? = answer {
+                logger.warning("reconciliation query failed", metadata: [
+                    "channel": "\(order.channel)", "out_trade_no": "\(order.outTradeNo)", "error": "\(error)",
+                ])
+            }
+            guard case .success(.found(let queried))? = answer, queried.status == .paid || queried.status == .closed
+            else { continue }
+            items.append(ApplyItem(source: .reconcile, callbackID: nil,
+                                   evidence: QueryAgreement.evidence(from: queried, channel: order.channel),
+                                   note: "no callback confirmed it in time"))
+        }
+        guard !items.isEmpty else { return orders.count }
+        let plan = try connection.transaction { connection throws(PostgresError) in
+            try OrderStore.apply(items, on: connection)
+        }
+        for (decision, item) in zip(plan.decisions, items) {
+            switch decision {
+            case .transition(_, let to)?:
+                logger.notice("order reconciled", metadata: [
+                    "channel": "\(item.evidence.channel)", "out_trade_no": "\(item.evidence.outTradeNo)",
+                    "status": "\(to.rawValue)",
+                ])
+            case .conflict(let reason, _)?:
+                metrics.conflict(channel: item.evidence.channel, reason: reason.rawValue)
+                logger.error("order conflict recorded, order not changed", metadata: [
+                    "channel": "\(item.evidence.channel)", "out_trade_no": "\(item.evidence.outTradeNo)",
+                    "reason": "\(reason.rawValue)",
+                ])
+            default:
+                break
+            }
+        }
+        return orders.count
+    }
+}

@@ -1,0 +1,109 @@
+import CallbackQueue
+import Channels
+import Foundation
+import Hummingbird
+import Logging
+import Metrics
+import PayhookConfig
+import Postgres
+import Prometheus
+import Receiver
+import ServiceLifecycle
+import UnixSignals
+import Workers
+
+/// The parts `serve`, `work` and `run` assemble into one ServiceGroup.
+enum Services {
+    /// Prometheus behind swift-metrics, once per process.
+    static func bootstrapMetrics() -> PrometheusCollectorRegistry {
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        return registry
+    }
+
+    /// The receiver and what it needs, in start order: the enqueuer, readiness, HTTP.
+    static func receiver(_ configuration: PayhookConfiguration, registry: PrometheusCollectorRegistry,
+                         logger: Logger) throws -> [any Service] {
+        let connection = Connection.Configuration(conninfo: configuration.database.url)
+        var enqueueSettings = Enqueuer.Configuration(connection: connection)
+        enqueueSettings.writers = configuration.receiver.enqueueWriters
+        enqueueSettings.maxBatchSize = configuration.receiver.enqueueBatchSize
+        enqueueSettings.commitTimeout = .milliseconds(configuration.receiver.commitTimeoutMilliseconds)
+        let enqueuer = Enqueuer(configuration: enqueueSettings, logger: logger)
+        let readiness = Readiness(connection: connection)
+        let admin = AdminAccess(tokenFile: configuration.admin.tokenFile)
+        if !admin.isEnabled {
+            logger.warning("admin routes disabled: no token in admin.token_file")
+        }
+        let receiver = try Receiver(
+            configuration: configuration, enqueuer: enqueuer, readiness: readiness, admin: admin,
+            adminConnection: try? SerialConnection(configuration: connection, label: "payhook.admin"),
+            registry: registry, metrics: ReceiverMetrics(), logger: logger)
+        enqueuer.start()
+        logger.info("receiver listening", metadata: [
+            "address": "\(configuration.receiver.host):\(configuration.receiver.port)",
+        ])
+        // Services stop in reverse order: the HTTP server first (in-flight requests finish
+        // their commit and answer), then the enqueuer drains.
+        return [EnqueuerService(enqueuer: enqueuer), ReadinessService(readiness: readiness), receiver.buildApplication()]
+    }
+
+    /// The worker pool, its channels' keys loaded (a bad key file is a config error).
+    static func workers(_ configuration: PayhookConfiguration, logger: Logger) throws -> WorkerPool {
+        let adapters = try configuration.loadChannels().map { $0.makeAdapter() }
+        var settings = WorkerConfiguration(connection: Connection.Configuration(conninfo: configuration.database.url))
+        settings.threads = configuration.worker.threads
+        settings.batchSize = configuration.worker.batchSize
+        settings.leaseSeconds = Double(configuration.worker.leaseSeconds)
+        settings.pollInterval = .milliseconds(configuration.worker.pollIntervalMilliseconds)
+        settings.retry = configuration.retry
+        settings.unknownOrderAttempts = configuration.worker.unknownOrderAttempts
+        settings.reconcileEverySeconds = configuration.reconcile.everySeconds
+        if configuration.reconcile.enabled {
+            var sweeper = WorkerConfiguration.Sweeper()
+            sweeper.afterSeconds = configuration.reconcile.afterSeconds
+            sweeper.maxAgeSeconds = configuration.reconcile.maxAgeHours * 3600
+            sweeper.batchSize = configuration.reconcile.batchSize
+            sweeper.interval = .seconds(configuration.reconcile.sweepIntervalSeconds)
+            settings.sweeper = sweeper
+        }
+        return WorkerPool(configuration: settings, adapters: adapters, logger: logger)
+    }
+
+    /// Runs `services` until SIGTERM or SIGINT, then stops them in reverse order.
+    static func run(_ services: [any Service], logger: Logger) async throws {
+        let group = ServiceGroup(configuration: .init(
+            services: services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
+            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+    }
+}
+
+/// Keeps the enqueuer until shutdown, then lets it store what is waiting.
+struct EnqueuerService: Service {
+    let enqueuer: Enqueuer
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        await enqueuer.shutdown()
+    }
+}
+
+struct ReadinessService: Service {
+    let readiness: Readiness
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown { await readiness.run() }
+    }
+}
+
+/// Runs the worker pool until shutdown; each thread then finishes the batch in hand.
+struct WorkerService: Service {
+    let pool: WorkerPool
+
+    func run() async throws {
+        pool.start()
+        try? await gracefulShutdown()
+        await pool.shutdown()
+    }
+}
