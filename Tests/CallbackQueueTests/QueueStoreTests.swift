@@ -152,3 +152,39 @@ import Testing
         #expect(try store.claim(limit: 10, on: connection).map(\.id) == [ids[1]])
     }
 }
+
+/// Dead letters: listed, replayed with a fresh budget, and the replay recorded.
+@Suite struct DeadLetterTests {
+    let database: TestDatabase
+
+    init() throws { database = try TestDatabase.create() }
+
+    @Test func replayPutsOnlyDeadCallbacksBackWithAFreshBudget() throws {
+        let connection = try database.connect()
+        let ids = try QueueStore.insert([QueueTestData.callback(1), QueueTestData.callback(2)], on: connection)
+        let store = QueueStore(workerID: "w")
+        let claimed = try store.claim(limit: 2, on: connection)
+        try store.finish([
+            QueueStore.Finish(callbackID: claimed[0].id, attempt: claimed[0].attempt, startedAt: Date(),
+                              outcome: .dead(reason: "query_unavailable", error: "timeout"), outTradeNo: "T1"),
+            QueueStore.Finish(callbackID: claimed[1].id, attempt: claimed[1].attempt, startedAt: Date(), outcome: .done),
+        ], on: connection)
+
+        let dead = try DeadLetters.list(on: connection)
+        #expect(dead.map(\.callbackID) == [ids[0]])
+        #expect(dead.first?.reason == "query_unavailable")
+        #expect(dead.first?.outTradeNo == "T1")
+
+        let replayed = try DeadLetters.replay(ids, operatorName: "test", on: connection)
+        #expect(replayed == [ids[0]])  // the done one is left alone
+        let row = try connection.query("SELECT state, attempts FROM callback_jobs WHERE callback_id = $1", [.int64(ids[0])])[0]
+        #expect(try row.decode(0, as: String.self) == "pending")
+        #expect(try row.decode(1, as: Int.self) == 0)
+        let logged = try connection.query(
+            "SELECT worker FROM callback_attempts WHERE callback_id = $1 AND outcome = 'replayed'", [.int64(ids[0])])
+        #expect(try logged.rows.map { row throws(PostgresError) in try row.decode(0, as: String.self) } == ["test"])
+        #expect(try DeadLetters.list(on: connection).isEmpty)
+        // Claimable again at once.
+        #expect(try store.claim(limit: 5, on: connection).map(\.id) == [ids[0]])
+    }
+}

@@ -83,7 +83,7 @@ import Testing
     @Test func transactionsCommitOrRollBack() throws {
         let connection = try database.connect()
         try connection.execute(script: "CREATE TABLE t (v int)")
-        try connection.transaction { try $0.query("INSERT INTO t VALUES (1)") }
+        try connection.transaction { connection throws(PostgresError) in try connection.query("INSERT INTO t VALUES (1)") }
         #expect(throws: PostgresError.self) {
             try connection.transaction { connection throws(PostgresError) in
                 try connection.query("INSERT INTO t VALUES (2)")
