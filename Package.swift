@@ -114,6 +114,20 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The simulated channels (query APIs, keys, config) and the load generator.
+        .target(
+            name: "Simulator",
+            dependencies: [
+                "Channels",
+                "Postgres",
+                "CallbackQueue",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "payhook",
             dependencies: [
@@ -124,6 +138,8 @@ let package = Package(
                 "PayhookConfig",
                 "Receiver",
                 "Workers",
+                "Simulator",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -204,6 +220,28 @@ let package = Package(
             name: "WorkersTests",
             dependencies: [
                 "Workers", "Orders", "CallbackQueue", "Channels", "Postgres", "PostgresTestSupport",
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The whole pipeline: receiver, workers (in-process and as `payhook work` processes),
+        // simulated channels, one real PostgreSQL.
+        .testTarget(
+            name: "EndToEndTests",
+            dependencies: [
+                "Workers", "Receiver", "Simulator", "PayhookConfig", "Orders", "CallbackQueue", "Channels", "Postgres",
+                "PostgresTestSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "SimulatorTests",
+            dependencies: [
+                "Simulator", "Channels", "Postgres", "PostgresTestSupport", "CallbackQueue", "PayhookConfig",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -1,0 +1,138 @@
+import Foundation
+public import Postgres
+import Channels
+
+/// The load run's database side: it creates the run's orders, waits for the queue to work
+/// through the run's callbacks, and compares what PostgreSQL holds with what was sent.
+/// Reads only the contract's tables (`orders`, the `callbacks` view), so it works with any
+/// worker that follows the contract.
+public enum LoadCheck {
+    /// Inserts the plan's orders as the site would: status `created`, amounts in minor units.
+    public static func insertOrders(_ plan: LoadPlan, on connection: Connection) throws {
+        let chunk = 5000
+        var start = 0
+        while start < plan.orders.count {
+            let slice = plan.orders[start..<min(start + chunk, plan.orders.count)]
+            try connection.query(
+                """
+                INSERT INTO orders (out_trade_no, channel, amount_minor, currency)
+                SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::text[])
+                """,
+                [.textArray(slice.map(\.outTradeNo)), .textArray(slice.map(\.channel)),
+                 .int64Array(slice.map(\.book.amountMinor)), .textArray(slice.map(\.book.currency))])
+            start += chunk
+        }
+    }
+
+    /// The run's callbacks still waiting or in a worker's hands.
+    public static func unfinishedCallbacks(_ plan: LoadPlan, on connection: Connection) throws -> Int {
+        let result = try connection.query(
+            "SELECT count(*) FROM callbacks WHERE query LIKE $1 AND state IN ('pending', 'processing')",
+            [.text("sim=\(plan.runID).%")])
+        return Int(try result[0].decode(0, as: Int64.self))
+    }
+
+    /// Polls until none of the run's callbacks is pending or processing, or `timeout` passes;
+    /// calls `progress` with the unfinished count after each poll. Returns whether it drained.
+    public static func waitForDrain(_ plan: LoadPlan, on connection: Connection, timeout: Duration,
+                                    progress: (Int) -> Void = { _ in }) async throws -> Bool {
+        let clock = ContinuousClock()
+        let deadline = clock.now.advanced(by: timeout)
+        while true {
+            let unfinished = try unfinishedCallbacks(plan, on: connection)
+            progress(unfinished)
+            if unfinished == 0 { return true }
+            if clock.now >= deadline { return false }
+            try await Task.sleep(for: .milliseconds(500))
+        }
+    }
+
+    /// One disagreement between what was sent and what the database holds.
+    public struct Mismatch: Sendable, Hashable {
+        public var category: String
+        public var outTradeNo: String
+        public var detail: String
+    }
+
+    /// What the database holds for the run.
+    public struct Report: Sendable {
+        /// Order status counts per kind of notify the order got.
+        public var orderStatuses: [NotifyKind: [String: Int]] = [:]
+        /// Callback counts by `state` or `state/reason`.
+        public var callbackOutcomes: [String: Int] = [:]
+        public var mismatches: [Mismatch] = []
+
+        /// Mismatch counts per category.
+        public var mismatchCounts: [String: Int] {
+            mismatches.reduce(into: [:]) { $0[$1.category, default: 0] += 1 }
+        }
+    }
+
+    public static let paidButShouldNotBe = "order paid that should not be"
+    public static let validNotPaid = "valid order not paid"
+    public static let acknowledgedButMissing = "acknowledged callback missing"
+    public static let unexpectedOutcome = "callback outcome differs"
+    public static let unfinished = "callback not finished"
+    public static let unexpectedStatus = "unexpected HTTP status"
+
+    /// Compares the database with the plan and the statuses the receiver answered.
+    public static func check(_ plan: LoadPlan, statuses: [Int?], on connection: Connection) throws -> Report {
+        var report = Report()
+        var orderStatus: [String: String] = [:]
+        let orders = try connection.query("SELECT out_trade_no, status FROM orders WHERE out_trade_no LIKE $1",
+                                          [.text("SIM-\(plan.runID)-%")])
+        for row in orders.rows {
+            orderStatus[try row.decode(0, as: String.self)] = try row.decode(1, as: String.self)
+        }
+        var stored: [Int: (state: String, reason: String?)] = [:]
+        let prefix = "sim=\(plan.runID)."
+        let callbacks = try connection.query("SELECT query, state, reason FROM callbacks WHERE query LIKE $1",
+                                             [.text(prefix + "%")])
+        for row in callbacks.rows {
+            let query = try row.decode(0, as: String.self)
+            guard let sequence = Int(query.dropFirst(prefix.count)) else { continue }
+            stored[sequence] = (try row.decode(1, as: String.self), try row.decode(2, as: String?.self))
+        }
+
+        for order in plan.orders {
+            let status = orderStatus[order.outTradeNo] ?? "missing"
+            report.orderStatuses[order.kind, default: [:]][status, default: 0] += 1
+            if order.kind.paysOrder, status != "paid" {
+                report.mismatches.append(Mismatch(category: validNotPaid, outTradeNo: order.outTradeNo, detail: "\(order.kind) order is \(status)"))
+            } else if !order.kind.paysOrder, status == "paid" {
+                report.mismatches.append(Mismatch(category: paidButShouldNotBe, outTradeNo: order.outTradeNo, detail: "\(order.kind) order is paid"))
+            }
+        }
+        for send in plan.sends {
+            let order = plan.orders[send.orderIndex]
+            let status = send.sequence < statuses.count ? statuses[send.sequence] : nil
+            let callback = stored[send.sequence]
+            if let callback {
+                let key = callback.reason.map { "\(callback.state)/\($0)" } ?? callback.state
+                report.callbackOutcomes[key, default: 0] += 1
+            }
+            if let status, !order.kind.isExpectedStatus(status), !(500..<600).contains(status) {
+                report.mismatches.append(Mismatch(category: unexpectedStatus, outTradeNo: order.outTradeNo, detail: "\(order.kind) notify answered \(status)"))
+            }
+            guard let expected = order.kind.expectedCallback else {
+                if callback != nil {
+                    report.mismatches.append(Mismatch(category: unexpectedOutcome, outTradeNo: order.outTradeNo, detail: "\(order.kind) notify was stored"))
+                }
+                continue
+            }
+            guard let status, (200..<300).contains(status) else { continue }
+            guard let callback else {
+                report.mismatches.append(Mismatch(category: acknowledgedButMissing, outTradeNo: order.outTradeNo, detail: "send \(send.sequence) (\(order.kind))"))
+                continue
+            }
+            if callback.state == "pending" || callback.state == "processing" {
+                report.mismatches.append(Mismatch(category: unfinished, outTradeNo: order.outTradeNo, detail: "\(order.kind) callback is \(callback.state)"))
+            } else if callback.state != expected.state || (expected.reason != nil && callback.reason != expected.reason) {
+                let got = callback.reason.map { "\(callback.state)/\($0)" } ?? callback.state
+                let want = expected.reason.map { "\(expected.state)/\($0)" } ?? expected.state
+                report.mismatches.append(Mismatch(category: unexpectedOutcome, outTradeNo: order.outTradeNo, detail: "\(order.kind): \(got), expected \(want)"))
+            }
+        }
+        return report
+    }
+}

@@ -1,0 +1,154 @@
+import AsyncHTTPClient
+import Channels
+import Foundation
+import NIOCore
+import NIOHTTP1
+import Synchronization
+
+/// Sends a ``LoadPlan``'s notifies to a receiver with a fixed number of connections, at a
+/// target rate or as fast as the receiver answers.
+public struct LoadRunner: Sendable {
+    public struct Options: Sendable {
+        /// The receiver, e.g. `http://127.0.0.1:8080`.
+        public var receiverURL: String
+        /// Concurrent requests (and connections). Default 32.
+        public var connections: Int
+        /// Sends per second; nil: as fast as answers come. Default nil.
+        public var rate: Double?
+        /// One request's deadline. Default 10 s.
+        public var requestTimeout: Duration
+
+        public init(receiverURL: String, connections: Int = 32, rate: Double? = nil, requestTimeout: Duration = .seconds(10)) {
+            self.receiverURL = receiverURL
+            self.connections = connections
+            self.rate = rate
+            self.requestTimeout = requestTimeout
+        }
+    }
+
+    /// Counts so far, for the progress line.
+    public struct Progress: Sendable {
+        public var sent = 0
+        /// Answered 2xx.
+        public var acknowledged = 0
+        /// Answered with any other status.
+        public var refused = 0
+        /// No answer: connection failure or timeout.
+        public var errors = 0
+        public var elapsed: Duration = .zero
+    }
+
+    /// What came back for each send, by sequence.
+    public struct Result: Sendable {
+        /// The HTTP status per send; nil: no answer.
+        public var statuses: [Int?]
+        /// Per answered send, microseconds from sending to the whole answer.
+        public var latencies: LatencySummary
+        public var duration: Duration
+        public var progress: Progress
+
+        /// Sends per HTTP status (`nil` key: no answer).
+        public var statusCounts: [Int?: Int] {
+            statuses.reduce(into: [:]) { $0[$1, default: 0] += 1 }
+        }
+    }
+
+    public let options: Options
+
+    struct Shared {
+        var next = 0
+        var statuses: [Int?]
+        var latencies: [Int64] = []
+        var progress = Progress()
+    }
+
+    /// The senders' common counters; a class so the concurrent senders can share the lock.
+    final class SharedLoadState: Sendable {
+        private let mutex: Mutex<Shared>
+        init(_ value: Shared) { mutex = Mutex(value) }
+        func withLock<R: Sendable>(_ body: (inout Shared) -> R) -> R { mutex.withLock { body(&$0) } }
+    }
+
+    public init(options: Options) { self.options = options }
+
+    /// Sends everything, calling `progress` about once a second from a background task.
+    public func run(_ plan: LoadPlan, progress report: @escaping @Sendable (Progress) -> Void = { _ in }) async throws -> Result {
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool = .init(idleTimeout: .seconds(60),
+                                             concurrentHTTP1ConnectionsPerHostSoftLimit: options.connections)
+        configuration.decompression = .disabled
+        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        let base = SimulatedChannels.trimmed(options.receiverURL)
+        let timeoutMilliseconds = options.requestTimeout.components.seconds * 1000
+            + options.requestTimeout.components.attoseconds / 1_000_000_000_000_000
+        let requests = plan.sends.map { send in
+            var request = HTTPClientRequest(url: "\(base)/notify/\(send.notify.channel)?\(plan.marker(send.sequence))")
+            request.method = .POST
+            for field in send.notify.headers { request.headers.add(name: field.name, value: field.value) }
+            request.body = .bytes(ByteBuffer(bytes: send.notify.body))
+            return request
+        }
+
+        let shared = SharedLoadState(Shared(statuses: [Int?](repeating: nil, count: requests.count)))
+        let clock = ContinuousClock()
+        let start = clock.now
+        let interval: Duration? = options.rate.map { .nanoseconds(Int64(1_000_000_000 / max($0, 0.001))) }
+
+        let reporter = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(1))
+                var snapshot = shared.withLock { $0.progress }
+                snapshot.elapsed = clock.now - start
+                report(snapshot)
+            }
+        }
+        await withTaskGroup(of: Void.self) { group in
+            for _ in 0..<max(1, options.connections) {
+                group.addTask {
+                    while true {
+                        let index = shared.withLock { state -> Int? in
+                            guard state.next < requests.count else { return nil }
+                            defer { state.next += 1 }
+                            return state.next
+                        }
+                        guard let index else { return }
+                        if let interval {
+                            // Open loop: each send has its slot in time, whatever the answers before it took.
+                            try? await clock.sleep(until: start.advanced(by: interval * index))
+                        }
+                        let sentAt = clock.now
+                        var status: Int? = nil
+                        do {
+                            let response = try await client.execute(requests[index], timeout: .milliseconds(timeoutMilliseconds))
+                            _ = try await response.body.collect(upTo: 1 << 20)
+                            status = Int(response.status.code)
+                        } catch {
+                            status = nil
+                        }
+                        let latency = clock.now - sentAt
+                        shared.withLock { state in
+                            state.statuses[index] = status
+                            state.progress.sent += 1
+                            switch status {
+                            case nil: state.progress.errors += 1
+                            case let code? where (200..<300).contains(code): state.progress.acknowledged += 1
+                            default: state.progress.refused += 1
+                            }
+                            if status != nil {
+                                state.latencies.append(latency.components.seconds * 1_000_000
+                                                       + latency.components.attoseconds / 1_000_000_000_000)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        reporter.cancel()
+        let duration = clock.now - start
+        try await client.shutdown()
+        var final = shared.withLock { $0 }
+        final.progress.elapsed = duration
+        return Result(statuses: final.statuses, latencies: LatencySummary(microseconds: final.latencies),
+                      duration: duration, progress: final.progress)
+    }
+}

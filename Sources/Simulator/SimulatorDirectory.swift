@@ -1,0 +1,218 @@
+import Foundation
+import Channels
+
+/// A folder that holds the simulator's generated keys and the `payhook.yaml` that points
+/// Payhook at the simulator, so `payhook sim channels`, `payhook sim load` and `payhook run`
+/// in separate processes share one set of keys:
+///
+/// ```
+/// DIR/payhook.yaml           written by writeConfiguration
+/// DIR/simulator.json         ids and the simulator's base URL
+/// DIR/keys/*.pem, *.key, *.secret
+/// DIR/secrets/admin.token
+/// ```
+/// Private keys and secrets are written with mode 0600.
+public struct SimulatorDirectory: Sendable {
+    public let path: String
+
+    /// `path` is made absolute, so the paths written into `payhook.yaml` work from any folder.
+    public init(path: String) {
+        let url = URL(fileURLWithPath: path, relativeTo: URL(fileURLWithPath: FileManager.default.currentDirectoryPath))
+        self.path = url.standardizedFileURL.path
+    }
+
+    public var configurationFile: String { path + "/payhook.yaml" }
+    public var manifestFile: String { path + "/simulator.json" }
+    public var keysDirectory: String { path + "/keys" }
+    public var adminTokenFile: String { path + "/secrets/admin.token" }
+
+    // Merchant-side files (payhook.yaml names these) and channel-side files (only the simulator reads them).
+    var alipayPublicKeyFile: String { keysDirectory + "/alipay_public.pem" }
+    var alipayPrivateKeyFile: String { keysDirectory + "/alipay_private.pem" }
+    var appPrivateKeyFile: String { keysDirectory + "/app_private.pem" }
+    var wechatPlatformPublicKeyFile: String { keysDirectory + "/wechat_platform_public.pem" }
+    var wechatPlatformPrivateKeyFile: String { keysDirectory + "/wechat_platform_private.pem" }
+    var wechatMerchantPrivateKeyFile: String { keysDirectory + "/wechat_merchant_private.pem" }
+    var wechatAPIv3KeyFile: String { keysDirectory + "/wechat_apiv3.key" }
+    var pointsSecretFile: String { keysDirectory + "/points.secret" }
+
+    /// Whether keys were written here before.
+    public var hasKeys: Bool { FileManager.default.fileExists(atPath: manifestFile) }
+
+    /// What `simulator.json` records besides the keys.
+    struct Manifest: Codable {
+        var version = 1
+        var baseURL: String
+        var alipayAppID: String
+        var alipaySellerID: String
+        var wechatPlatformSerial: String
+        var wechatMerchantSerialNo: String
+        var wechatMchID: String
+        var wechatAppID: String
+        var pointsPartnerID: String
+
+        enum CodingKeys: String, CodingKey {
+            case version, baseURL = "base_url", alipayAppID = "alipay_app_id", alipaySellerID = "alipay_seller_id"
+            case wechatPlatformSerial = "wechat_platform_serial", wechatMerchantSerialNo = "wechat_merchant_serial_no"
+            case wechatMchID = "wechat_mchid", wechatAppID = "wechat_appid", pointsPartnerID = "points_partner_id"
+        }
+    }
+
+    /// Writes every key, the admin token (kept if one exists) and `simulator.json` naming
+    /// `baseURL`, where the simulator serves the channels' query APIs.
+    public func writeKeys(_ channels: SimulatedChannels, baseURL: String) throws {
+        let files = FileManager.default
+        try files.createDirectory(atPath: keysDirectory, withIntermediateDirectories: true)
+        try files.createDirectory(atPath: path + "/secrets", withIntermediateDirectories: true)
+        try write(channels.alipayKey.publicKey.pemRepresentation, to: alipayPublicKeyFile, secret: false)
+        try write(channels.alipayKey.pkcs8PEMRepresentation, to: alipayPrivateKeyFile, secret: true)
+        try write(channels.alipayAppKey.pkcs8PEMRepresentation, to: appPrivateKeyFile, secret: true)
+        try write(channels.wechatPlatformKey.publicKey.pemRepresentation, to: wechatPlatformPublicKeyFile, secret: false)
+        try write(channels.wechatPlatformKey.pkcs8PEMRepresentation, to: wechatPlatformPrivateKeyFile, secret: true)
+        try write(channels.wechatMerchantKey.pkcs8PEMRepresentation, to: wechatMerchantPrivateKeyFile, secret: true)
+        try write(channels.wechatAPIv3Key + "\n", to: wechatAPIv3KeyFile, secret: true)
+        try write(channels.pointsSecret + "\n", to: pointsSecretFile, secret: true)
+        if !files.fileExists(atPath: adminTokenFile) {
+            try write(Nonce.random(40) + "\n", to: adminTokenFile, secret: true)
+        }
+        try writeManifest(channels, baseURL: baseURL)
+    }
+
+    func writeManifest(_ channels: SimulatedChannels, baseURL: String) throws {
+        let manifest = Manifest(
+            baseURL: SimulatedChannels.trimmed(baseURL), alipayAppID: channels.alipayAppID, alipaySellerID: channels.alipaySellerID,
+            wechatPlatformSerial: channels.wechatPlatformSerial, wechatMerchantSerialNo: channels.wechatMerchantSerialNo,
+            wechatMchID: channels.wechatMchID, wechatAppID: channels.wechatAppID, pointsPartnerID: channels.pointsPartnerID)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try write(String(decoding: try encoder.encode(manifest), as: UTF8.self) + "\n", to: manifestFile, secret: false)
+    }
+
+    /// The keys written here before, and the base URL the simulator serves at.
+    public func loadKeys() throws -> (channels: SimulatedChannels, baseURL: String) {
+        guard let data = FileManager.default.contents(atPath: manifestFile) else {
+            throw KeyLoadError(file: manifestFile, problem: "cannot be read (run `payhook sim channels --dir \(path)` first)")
+        }
+        let manifest: Manifest
+        do { manifest = try JSONDecoder().decode(Manifest.self, from: data) } catch {
+            throw KeyLoadError(file: manifestFile, problem: "is not a simulator manifest")
+        }
+        var channels = SimulatedChannels(
+            alipayKey: try KeyFiles.privateKey(alipayPrivateKeyFile), alipayAppKey: try KeyFiles.privateKey(appPrivateKeyFile),
+            wechatPlatformKey: try KeyFiles.privateKey(wechatPlatformPrivateKeyFile),
+            wechatMerchantKey: try KeyFiles.privateKey(wechatMerchantPrivateKeyFile),
+            wechatAPIv3Key: try KeyFiles.readText(wechatAPIv3KeyFile).trimmingCharacters(in: .whitespacesAndNewlines),
+            pointsSecret: try KeyFiles.readText(pointsSecretFile).trimmingCharacters(in: .whitespacesAndNewlines))
+        channels.alipayAppID = manifest.alipayAppID
+        channels.alipaySellerID = manifest.alipaySellerID
+        channels.wechatPlatformSerial = manifest.wechatPlatformSerial
+        channels.wechatMerchantSerialNo = manifest.wechatMerchantSerialNo
+        channels.wechatMchID = manifest.wechatMchID
+        channels.wechatAppID = manifest.wechatAppID
+        channels.pointsPartnerID = manifest.pointsPartnerID
+        return (channels, manifest.baseURL)
+    }
+
+    /// Settings of the generated `payhook.yaml` that are not about the channels.
+    public struct ConfigurationOptions: Sendable {
+        /// `database.url`.
+        public var databaseURL: String
+        /// `receiver.listen`. Default `127.0.0.1:8080`.
+        public var receiverListen: String
+        /// Every channel's `query_timeout_ms`. Default 3000.
+        public var queryTimeoutMilliseconds: Int
+
+        public init(databaseURL: String, receiverListen: String = "127.0.0.1:8080", queryTimeoutMilliseconds: Int = 3000) {
+            self.databaseURL = databaseURL
+            self.receiverListen = receiverListen
+            self.queryTimeoutMilliseconds = queryTimeoutMilliseconds
+        }
+    }
+
+    /// The `payhook.yaml` text for the channels in this folder, querying under `baseURL`.
+    public func configurationYAML(_ channels: SimulatedChannels, baseURL: String, options: ConfigurationOptions) -> String {
+        let timeout = options.queryTimeoutMilliseconds
+        return """
+            # Written by `payhook sim channels`: Payhook configured against the local channel
+            # simulator at \(SimulatedChannels.trimmed(baseURL)). The keys are throwaway test keys.
+            database:
+              url: \(quoted(options.databaseURL))
+            receiver:
+              listen: \(quoted(options.receiverListen))
+              max_body_bytes: 65536
+              trusted_proxies: []
+            worker:
+              threads: 4
+              batch_size: 64
+              lease_seconds: 30
+              poll_interval_ms: 500
+            retry:
+              base_seconds: 5
+              factor: 2
+              max_delay_seconds: 3600
+              max_attempts: 12
+            admin:
+              token_file: \(quoted(adminTokenFile))
+            channels:
+              - id: \(SimulatedChannels.alipayID)
+                type: alipay
+                app_id: \(quoted(channels.alipayAppID))
+                seller_id: \(quoted(channels.alipaySellerID))
+                alipay_public_key_file: \(quoted(alipayPublicKeyFile))
+                app_private_key_file: \(quoted(appPrivateKeyFile))
+                gateway_url: \(quoted(SimulatedChannels.alipayGatewayURL(baseURL: baseURL)))
+                allowed_ips: [127.0.0.1/32, "::1/128"]
+                query_timeout_ms: \(timeout)
+              - id: \(SimulatedChannels.wechatPayID)
+                type: wechatpay_v3
+                mchid: \(quoted(channels.wechatMchID))
+                appid: \(quoted(channels.wechatAppID))
+                apiv3_key_file: \(quoted(wechatAPIv3KeyFile))
+                platform_public_key_files: { \(quoted(channels.wechatPlatformSerial)): \(quoted(wechatPlatformPublicKeyFile)) }
+                merchant_private_key_file: \(quoted(wechatMerchantPrivateKeyFile))
+                merchant_serial_no: \(quoted(channels.wechatMerchantSerialNo))
+                api_base_url: \(quoted(SimulatedChannels.wechatPayAPIBaseURL(baseURL: baseURL)))
+                allowed_ips: [127.0.0.1/32, "::1/128"]
+                max_clock_skew_seconds: 300
+                query_timeout_ms: \(timeout)
+              - id: \(SimulatedChannels.pointsID)
+                type: points
+                partner_id: \(quoted(channels.pointsPartnerID))
+                hmac_secret_file: \(quoted(pointsSecretFile))
+                api_base_url: \(quoted(SimulatedChannels.pointsAPIBaseURL(baseURL: baseURL)))
+                allowed_ips: [127.0.0.1/32, "::1/128"]
+                max_clock_skew_seconds: 300
+                query_timeout_ms: \(timeout)
+
+            """
+    }
+
+    /// Writes `payhook.yaml` (replacing an older one: it is generated) and returns its path.
+    @discardableResult
+    public func writeConfiguration(_ channels: SimulatedChannels, baseURL: String, options: ConfigurationOptions) throws -> String {
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        // The database URL may carry a password.
+        try write(configurationYAML(channels, baseURL: baseURL, options: options), to: configurationFile, secret: true)
+        return configurationFile
+    }
+
+    private func write(_ text: String, to file: String, secret: Bool) throws {
+        let url = URL(fileURLWithPath: file)
+        try Data(text.utf8).write(to: url, options: .atomic)
+        try FileManager.default.setAttributes([.posixPermissions: secret ? 0o600 : 0o644], ofItemAtPath: file)
+    }
+
+    /// A YAML double-quoted scalar.
+    private func quoted(_ text: String) -> String {
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
+    }
+}
