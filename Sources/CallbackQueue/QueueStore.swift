@@ -182,7 +182,8 @@ public struct QueueStore: Sendable {
                 attempts = job.attempts - input.given_back,
                 locked_by = NULL, locked_until = NULL,
                 last_error = coalesce(input.error, job.last_error),
-                reason = coalesce(input.reason, job.reason),
+                -- A reason says why a row is not done; a row that got done has none left.
+                reason = CASE WHEN input.next_state = 'done' THEN NULL ELSE coalesce(input.reason, job.reason) END,
                 out_trade_no = coalesce(input.out_trade_no, job.out_trade_no),
                 channel_trade_no = coalesce(input.channel_trade_no, job.channel_trade_no),
                 updated_at = now()

@@ -51,22 +51,7 @@ enum Services {
     /// The worker pool, its channels' keys loaded (a bad key file is a config error).
     static func workers(_ configuration: PayhookConfiguration, logger: Logger) throws -> WorkerPool {
         let adapters = try configuration.loadChannels().map { $0.makeAdapter() }
-        var settings = WorkerConfiguration(connection: Connection.Configuration(conninfo: configuration.database.url))
-        settings.threads = configuration.worker.threads
-        settings.batchSize = configuration.worker.batchSize
-        settings.leaseSeconds = Double(configuration.worker.leaseSeconds)
-        settings.pollInterval = .milliseconds(configuration.worker.pollIntervalMilliseconds)
-        settings.retry = configuration.retry
-        settings.unknownOrderAttempts = configuration.worker.unknownOrderAttempts
-        settings.reconcileEverySeconds = configuration.reconcile.everySeconds
-        if configuration.reconcile.enabled {
-            var sweeper = WorkerConfiguration.Sweeper()
-            sweeper.afterSeconds = configuration.reconcile.afterSeconds
-            sweeper.maxAgeSeconds = configuration.reconcile.maxAgeHours * 3600
-            sweeper.batchSize = configuration.reconcile.batchSize
-            sweeper.interval = .seconds(configuration.reconcile.sweepIntervalSeconds)
-            settings.sweeper = sweeper
-        }
+        let settings = WorkerConfiguration(configuration)
         return WorkerPool(configuration: settings, adapters: adapters, logger: logger)
     }
 
