@@ -7,7 +7,7 @@ struct Payhook: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "payhook",
         abstract: "Payment-callback pipeline: receive, verify, cross-check and apply channel callbacks.",
-        subcommands: [Migrate.self, Status.self, Serve.self]
+        subcommands: [Migrate.self, Status.self, Serve.self, Sim.self]
     )
 
     /// Exit 2 for bad usage or configuration, 1 for any other failure, as the contract says.
