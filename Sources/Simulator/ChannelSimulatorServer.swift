@@ -4,6 +4,7 @@ import Hummingbird
 import HTTPTypes
 public import Logging
 import NIOCore
+import ServiceLifecycle
 
 /// A running HTTP server for a ``ChannelSimulator`` (Hummingbird 2, HTTP/1.1):
 ///
@@ -28,17 +29,19 @@ public final class ChannelSimulatorServer: Sendable {
     /// The bound port (the ephemeral one when started on port 0).
     public let port: Int
     private let task: Task<Void, any Error>
+    private let group: ServiceGroup
 
     /// `http://host:port`, the base URL for ``SimulatedChannels/configurations(baseURL:queryTimeout:)``.
     public var baseURL: String {
         host.contains(":") ? "http://[\(host)]:\(port)" : "http://\(host):\(port)"
     }
 
-    private init(simulator: ChannelSimulator, host: String, port: Int, task: Task<Void, any Error>) {
+    private init(simulator: ChannelSimulator, host: String, port: Int, task: Task<Void, any Error>, group: ServiceGroup) {
         self.simulator = simulator
         self.host = host
         self.port = port
         self.task = task
+        self.group = group
     }
 
     /// Starts serving on `host:port` (port 0: an ephemeral port) and returns once the
@@ -54,9 +57,10 @@ public final class ChannelSimulatorServer: Sendable {
             configuration: .init(address: .hostname(host, port: port), serverName: nil),
             onServerRunning: { channel in continuation.yield(.success(channel.localAddress?.port ?? port)) },
             logger: logger)
+        let group = ServiceGroup(configuration: .init(services: [application], logger: logger))
         let task = Task {
             do {
-                try await application.runService(gracefulShutdownSignals: [])
+                try await group.run()
                 continuation.yield(.failure(SimulatorError("the simulator's server stopped before it was bound")))
             } catch {
                 continuation.yield(.failure(error))
@@ -64,15 +68,15 @@ public final class ChannelSimulatorServer: Sendable {
             }
         }
         for await result in bound {
-            return ChannelSimulatorServer(simulator: simulator, host: host, port: try result.get(), task: task)
+            return ChannelSimulatorServer(simulator: simulator, host: host, port: try result.get(), task: task, group: group)
         }
         throw SimulatorError("the simulator's server did not start")
     }
 
-    /// Lets held requests go, stops the server and waits until it has stopped.
+    /// Lets held requests go, shuts the server down gracefully and waits until it has stopped.
     public func stop() async {
         simulator.releaseHeldRequests()
-        task.cancel()
+        await group.triggerGracefulShutdown()
         _ = await task.result
     }
 

@@ -1,5 +1,8 @@
 public import Channels
 public import Foundation
+import AsyncHTTPClient
+import NIOCore
+import NIOHTTP1
 
 /// Everything one load run sends, decided and signed before the first request.
 ///
@@ -95,6 +98,32 @@ public struct LoadPlan: Sendable {
             var out = [SimulatedNotify?](repeating: nil, count: jobs.count)
             for await part in group { for (index, notify) in part { out[index] = notify } }
             return out.map { $0! }
+        }
+    }
+
+    /// Adds the plan's orders to the books of a running ``ChannelSimulatorServer`` (another
+    /// process: `payhook sim channels`) and waits until it has signed their answers.
+    public func register(withSimulatorAt baseURL: String) async throws {
+        let encoder = JSONEncoder()
+        let records = orderRecords
+        var start = 0
+        while start < records.count {
+            let chunk = Array(records[start..<min(start + 10_000, records.count)])
+            var request = HTTPClientRequest(url: SimulatedChannels.trimmed(baseURL) + "/_sim/orders?prepare=1")
+            request.method = .POST
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(Array(try encoder.encode(chunk)))
+            let response: HTTPClientResponse
+            do {
+                response = try await HTTPClient.shared.execute(request, timeout: .seconds(300))
+            } catch {
+                throw SimulatorError("cannot reach the channel simulator at \(baseURL) (is `payhook sim channels` running?): \(error)")
+            }
+            _ = try await response.body.collect(upTo: 1 << 16)
+            guard response.status.code == 200 else {
+                throw SimulatorError("the channel simulator refused the orders: HTTP \(response.status.code)")
+            }
+            start += chunk.count
         }
     }
 

@@ -1,0 +1,209 @@
+import ArgumentParser
+import Foundation
+import PayhookConfig
+import Postgres
+import Simulator
+import UnixSignals
+
+struct Sim: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Stand in for the payment channels: their query APIs, and a load generator of notifies.",
+        subcommands: [SimChannels.self, SimLoad.self])
+}
+
+/// The folder shared by `sim channels` and `sim load`.
+struct SimDirectoryOption: ParsableArguments {
+    @Option(name: .long, help: "Folder for the generated keys, simulator.json and payhook.yaml.")
+    var dir: String = ".run/sim"
+}
+
+struct SimChannels: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "channels",
+        abstract: "Serve simulated Alipay, WeChat Pay and points query APIs; write their keys and a ready payhook.yaml.",
+        discussion: """
+            Keys are generated once into --dir and reused by later runs; payhook.yaml is rewritten \
+            on every start (it is generated). Runs until SIGTERM or SIGINT.
+            """)
+
+    @OptionGroup var directory: SimDirectoryOption
+
+    @Option(help: "Port of the simulated channel APIs (0: any free port).")
+    var port: Int = 8090
+
+    @Option(help: "Address to listen on.")
+    var host: String = "127.0.0.1"
+
+    @Option(name: .customLong("database-url"), help: "database.url for payhook.yaml (default: PAYHOOK_DATABASE_URL, else postgres://payhook@127.0.0.1:5432/payhook).")
+    var databaseURL: String?
+
+    @Option(help: "receiver.listen for payhook.yaml.")
+    var listen: String = "127.0.0.1:8080"
+
+    @Option(name: .customLong("error-rate"), help: "Fraction of queries answered 500.")
+    var errorRate: Double = 0
+
+    @Option(name: .customLong("timeout-rate"), help: "Fraction of queries never answered in time.")
+    var timeoutRate: Double = 0
+
+    @Option(name: .customLong("latency-ms"), help: "Milliseconds added to every answer.")
+    var latencyMilliseconds: Int = 0
+
+    func validate() throws {
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be 0 to 65535") }
+        guard (0...1).contains(errorRate), (0...1).contains(timeoutRate), errorRate + timeoutRate <= 1 else {
+            throw ValidationError("--error-rate and --timeout-rate must be fractions from 0 to 1 that add up to at most 1")
+        }
+        guard latencyMilliseconds >= 0 else { throw ValidationError("--latency-ms must be ≥ 0") }
+    }
+
+    func run() async throws {
+        let directory = SimulatorDirectory(path: directory.dir)
+        let channels = directory.hasKeys ? try directory.loadKeys().channels : SimulatedChannels.generate()
+        let simulator = ChannelSimulator(channels: channels, defaultBehaviour: DefaultQueryBehaviour(
+            errorRate: errorRate, timeoutRate: timeoutRate, latency: .milliseconds(latencyMilliseconds)))
+        let server = try await ChannelSimulatorServer.start(simulator, host: host, port: port)
+        try directory.writeKeys(channels, baseURL: server.baseURL)
+        let database = databaseURL ?? ProcessInfo.processInfo.environment["PAYHOOK_DATABASE_URL"]
+            ?? "postgres://payhook@127.0.0.1:5432/payhook"
+        let file = try directory.writeConfiguration(
+            channels, baseURL: server.baseURL,
+            options: .init(databaseURL: database, receiverListen: listen))
+        print("simulated channel APIs at \(server.baseURL) (alipay, wechatpay, points)")
+        print("configuration: \(file)")
+        print("keys:          \(directory.keysDirectory)")
+        print("stop with Ctrl-C or SIGTERM")
+
+        let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
+        for await _ in signals { break }
+        await server.stop()
+    }
+}
+
+struct SimLoad: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "load",
+        abstract: "Send a mix of signed, duplicated, forged and tampered notifies to a receiver, then check the database.",
+        discussion: """
+            Needs `payhook sim channels --dir DIR` running (it answers the workers' queries; the \
+            run registers its orders there) and the receiver at --url. Exits 1 on any mismatch.
+            """)
+
+    @OptionGroup var directory: SimDirectoryOption
+
+    @Option(help: "The receiver (default: receiver.listen of DIR/payhook.yaml).")
+    var url: String?
+
+    @Option(help: "Orders to create; duplicates add a second send.")
+    var orders: Int = 1000
+
+    @Option(help: "Concurrent connections.")
+    var connections: Int = 32
+
+    @Option(help: "Sends per second (default: as fast as the receiver answers).")
+    var rate: Double?
+
+    @Option(help: "Mix of notify kinds, kind=weight,…")
+    var mix: String = LoadMix.realistic.description
+
+    @Option(name: .customLong("database-url"), help: "The database (default: database.url of DIR/payhook.yaml, after PAYHOOK_* overrides).")
+    var databaseURL: String?
+
+    @Option(name: .customLong("sim-url"), help: "The channel simulator (default: the base URL in DIR/simulator.json).")
+    var simURL: String?
+
+    @Option(name: .customLong("wait-seconds"), help: "How long to wait for the queue to finish the run's callbacks.")
+    var waitSeconds: Int = 60
+
+    func validate() throws {
+        guard orders > 0 else { throw ValidationError("--orders must be positive") }
+        guard (1...4096).contains(connections) else { throw ValidationError("--connections must be 1 to 4096") }
+        if let rate, rate <= 0 { throw ValidationError("--rate must be positive") }
+        guard waitSeconds >= 0 else { throw ValidationError("--wait-seconds must be ≥ 0") }
+        do { _ = try LoadMix.parse(mix) } catch { throw ValidationError(error.description) }
+    }
+
+    func run() async throws {
+        let directory = SimulatorDirectory(path: directory.dir)
+        let (channels, simulatorBaseURL) = try directory.loadKeys()
+        let configuration = try? PayhookConfiguration.load(path: directory.configurationFile)
+        guard let database = databaseURL ?? configuration?.database.url else {
+            throw ValidationError("no --database-url and no readable \(directory.configurationFile)")
+        }
+        let receiverURL = url ?? configuration.map { "http://\($0.receiver.host):\($0.receiver.port)" } ?? "http://127.0.0.1:8080"
+        let mix = try LoadMix.parse(mix)
+
+        let factory = NotifyFactory(channels: channels, oversizeBytes: configuration?.receiver.maxBodyBytes ?? 65536)
+        let signingStart = ContinuousClock.now
+        let plan = await LoadPlan.make(factory: factory, mix: mix, count: orders)
+        printError("run \(plan.runID): signed \(plan.sends.count) notifies for \(plan.orders.count) orders in \(seconds(ContinuousClock.now - signingStart))")
+
+        let connection = try Connection(database)
+        try LoadCheck.insertOrders(plan, on: connection)
+        try await plan.register(withSimulatorAt: simURL ?? simulatorBaseURL)
+        printError("orders created and registered with the simulator at \(simURL ?? simulatorBaseURL)")
+
+        let runner = LoadRunner(options: .init(receiverURL: receiverURL, connections: connections, rate: rate))
+        let result = try await runner.run(plan) { progress in
+            let elapsed = max(0.001, Double(progress.elapsed.components.seconds) + Double(progress.elapsed.components.attoseconds) / 1e18)
+            printError(String(format: "\rsent %d (%.0f/s)  acked %d  refused %d  errors %d   ",
+                              progress.sent, Double(progress.sent) / elapsed, progress.acknowledged, progress.refused, progress.errors),
+                       newline: false)
+        }
+        printError("")
+        printSendSummary(plan, result)
+
+        let drained = try await LoadCheck.waitForDrain(plan, on: connection, timeout: .seconds(waitSeconds)) { unfinished in
+            printError("\rwaiting for the queue: \(unfinished) of the run's callbacks unfinished   ", newline: false)
+        }
+        printError("")
+        let report = try LoadCheck.check(plan, statuses: result.statuses, on: connection)
+        printReport(report, drained: drained)
+        if !report.mismatches.isEmpty { throw ExitCode(1) }
+    }
+
+    private func printSendSummary(_ plan: LoadPlan, _ result: LoadRunner.Result) {
+        let elapsed = Double(result.duration.components.seconds) + Double(result.duration.components.attoseconds) / 1e18
+        print("sent:          \(plan.sends.count) in \(String(format: "%.2f", elapsed)) s (\(String(format: "%.0f", Double(plan.sends.count) / max(elapsed, 0.001)))/s)")
+        let counts = result.statusCounts.sorted { ($0.key ?? 0) < ($1.key ?? 0) }
+        print("answers:       " + counts.map { "\($0.key.map(String.init) ?? "none") × \($0.value)" }.joined(separator: ", "))
+        let l = result.latencies
+        print("latency:       p50 \(ms(l.p50))  p90 \(ms(l.p90))  p99 \(ms(l.p99))  max \(ms(l.maximum))")
+    }
+
+    private func printReport(_ report: LoadCheck.Report, drained: Bool) {
+        print(drained ? "queue:         the run's callbacks are all finished" : "queue:         NOT drained within --wait-seconds")
+        print("orders by kind of notify:")
+        for kind in NotifyKind.allCases {
+            guard let statuses = report.orderStatuses[kind] else { continue }
+            let expected = kind.paysOrder ? "paid" : "created"
+            print("  \(kind.rawValue.padding(toLength: 10, withPad: " ", startingAt: 0)) expected \(expected.padding(toLength: 8, withPad: " ", startingAt: 0)) "
+                  + statuses.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+        }
+        print("callbacks by state/reason:")
+        for (outcome, count) in report.callbackOutcomes.sorted(by: { $0.key < $1.key }) {
+            print("  \(outcome.padding(toLength: 28, withPad: " ", startingAt: 0)) \(count)")
+        }
+        if report.mismatches.isEmpty {
+            print("mismatches:    none")
+            return
+        }
+        print("mismatches:    \(report.mismatches.count)")
+        for (category, count) in report.mismatchCounts.sorted(by: { $0.key < $1.key }) {
+            print("  \(category): \(count)")
+            for mismatch in report.mismatches.filter({ $0.category == category }).prefix(5) {
+                print("    \(mismatch.outTradeNo): \(mismatch.detail)")
+            }
+        }
+    }
+}
+
+private func ms(_ microseconds: Int64) -> String { String(format: "%.2f ms", Double(microseconds) / 1000) }
+
+private func seconds(_ duration: Duration) -> String {
+    String(format: "%.2f s", Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18)
+}
+
+private func printError(_ text: String, newline: Bool = true) {
+    FileHandle.standardError.write(Data((text + (newline ? "\n" : "")).utf8))
+}
