@@ -111,5 +111,9 @@ import Testing
         for worker in workers { worker.signal(SIGKILL); worker.wait() }
         #expect(kills >= 2)
         try expectEverythingAppliedExactlyOnce(harness, workers: 2)
+        // The kills did land mid-batch: leases ran out and those callbacks were claimed again.
+        let reclaimed = try connection.query("SELECT count(*) FROM callback_jobs WHERE attempts > 1")[0]
+            .decode(0, as: Int.self)
+        #expect(reclaimed > 0)
     }
 }
