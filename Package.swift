@@ -161,6 +161,12 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .executableTarget(
+            name: "DrainBenchmark",
+            dependencies: ["CallbackQueue", "Channels", "Postgres", "Simulator"],
+            path: "Benchmarks/DrainBenchmark",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
             name: "BaselineServer",
             dependencies: [.product(name: "Hummingbird", package: "hummingbird")],
             path: "Benchmarks/BaselineServer",

@@ -1,0 +1,160 @@
+// The workers' drain benchmark (issue 5): N valid callbacks, half Alipay and half WeChat
+// Pay, stored in the queue before the clock starts, for orders that exist; the simulated
+// channels answer the query API in this process (answers signed before the clock starts);
+// `payhook work` drains the queue. Prints the drain rate and checks every order is paid
+// exactly once.
+//
+//   DrainBenchmark --database URL --payhook PATH [--callbacks N] [--threads T] [--batch B]
+import CallbackQueue
+import Channels
+import Dispatch
+import Foundation
+import Postgres
+import Simulator
+
+struct Options {
+    var databaseURL = ""
+    var payhook = ""
+    var callbacks = 100_000
+    var threads = 4
+    var batch = 64
+    var directory = ".run/drain-benchmark"
+
+    init(_ arguments: [String]) {
+        var iterator = arguments.dropFirst().makeIterator()
+        while let flag = iterator.next() {
+            let value = iterator.next() ?? ""
+            switch flag {
+            case "--database": databaseURL = value
+            case "--payhook": payhook = value
+            case "--callbacks": callbacks = Int(value) ?? callbacks
+            case "--threads": threads = Int(value) ?? threads
+            case "--batch": batch = Int(value) ?? batch
+            case "--dir": directory = value
+            default: fatalError("unknown flag \(flag)")
+            }
+        }
+        precondition(!databaseURL.isEmpty && !payhook.isEmpty, "--database and --payhook are required")
+    }
+}
+
+func log(_ text: String) {
+    FileHandle.standardError.write(Data("[drain] \(text)\n".utf8))
+}
+
+func seconds(since start: ContinuousClock.Instant) -> Double {
+    let elapsed = ContinuousClock.now - start
+    return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+}
+
+/// Runs `body` for each index across the cores.
+func concurrently(_ count: Int, _ body: @Sendable (Int) -> Void) {
+    DispatchQueue.concurrentPerform(iterations: count, execute: body)
+}
+
+final class Slots<Value>: @unchecked Sendable {
+    // @unchecked because each index is written by one concurrentPerform iteration only.
+    var values: [Value?]
+    init(_ count: Int) { values = Array(repeating: nil, count: count) }
+}
+
+let options = Options(CommandLine.arguments)
+let connection = try Connection(options.databaseURL)
+try Migrations.apply(on: connection)
+try connection.execute(script: "TRUNCATE callback_payloads, callback_jobs, callback_attempts, order_events, orders")
+
+let channels = SimulatedChannels.generate()
+let simulator = ChannelSimulator(channels: channels)
+let server = try await ChannelSimulatorServer.start(simulator)
+let folder = SimulatorDirectory(path: options.directory)
+try folder.writeKeys(channels, baseURL: server.baseURL)
+let configuration = try folder.writeConfiguration(channels, baseURL: server.baseURL, options: .init(
+    databaseURL: options.databaseURL, receiverListen: "127.0.0.1:0"))
+
+log("signing \(options.callbacks) notifies (not timed)")
+let prepareClock = ContinuousClock.now
+let factory = NotifyFactory(channels: channels)
+let orders = (0..<options.callbacks).map { index in
+    ChannelOrder(outTradeNo: "DR-\(index)", channelTradeNo: "CT-DR-\(index)", status: .paid,
+                 amountMinor: Int64(100 + index % 100_000), paidAt: Date(timeIntervalSince1970: 1_800_000_000))
+}
+func channel(_ index: Int) -> String { index % 2 == 0 ? SimulatedChannels.alipayID : SimulatedChannels.wechatPayID }
+let signed = Slots<NewCallback>(orders.count)
+concurrently(orders.count) { index in
+    let notify = factory.notify(.valid, channel: channel(index), order: orders[index], eventID: "EV-\(index)")
+    signed.values[index] = NewCallback(
+        channel: notify.channel, sourceIP: "127.0.0.1", peerIP: "127.0.0.1", method: "POST",
+        path: "/notify/\(notify.channel)", headers: notify.headers.map { CallbackQueue.HeaderField(name: $0.name, value: $0.value) },
+        body: notify.body)
+}
+for (index, order) in orders.enumerated() { simulator.setOrder(channel: channel(index), order) }
+await simulator.prepare()
+log(String(format: "signed notifies and query answers in %.1f s", seconds(since: prepareClock)))
+
+let callbacks = signed.values.map { $0! }
+for start in stride(from: 0, to: orders.count, by: 1000) {
+    let slice = start..<min(start + 1000, orders.count)
+    try connection.query("""
+        INSERT INTO orders (out_trade_no, channel, amount_minor)
+        SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])
+        """, [.textArray(slice.map { orders[$0].outTradeNo }), .textArray(slice.map { channel($0) }),
+              .int64Array(slice.map { orders[$0].amountMinor })])
+    try QueueStore.insert(Array(callbacks[slice]), on: connection)
+}
+try connection.execute(script: "VACUUM ANALYZE callback_jobs")
+try connection.execute(script: "VACUUM ANALYZE callback_payloads")
+try connection.execute(script: "VACUUM ANALYZE orders")
+try connection.execute(script: "CHECKPOINT")
+log("\(options.callbacks) callbacks pre-ingested; starting payhook work (\(options.threads) threads, batch \(options.batch))")
+
+// The worker: a real `payhook work` process, its output discarded.
+var environment = ProcessInfo.processInfo.environment
+environment["PAYHOOK_WORKER_THREADS"] = String(options.threads)
+environment["PAYHOOK_WORKER_BATCH_SIZE"] = String(options.batch)
+environment["PAYHOOK_RECONCILE_ENABLED"] = "false"
+let arguments: [String] = [options.payhook, "work", "--config", configuration]
+let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+let envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+var actions = posix_spawn_file_actions_t()
+posix_spawn_file_actions_init(&actions)
+posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+var worker: pid_t = 0
+let clock = ContinuousClock.now
+guard posix_spawn(&worker, options.payhook, &actions, nil, argv, envp) == 0 else { fatalError("cannot start payhook work") }
+
+var lastDone = 0
+var lastReport = ContinuousClock.now
+while true {
+    let done = try connection.query("SELECT count(*) FROM callback_jobs WHERE state <> 'pending' AND state <> 'processing'")[0]
+        .decode(0, as: Int.self)
+    if done >= options.callbacks { break }
+    if seconds(since: lastReport) >= 5 {
+        log(String(format: "%d done, %.0f/s over the last 5 s", done, Double(done - lastDone) / seconds(since: lastReport)))
+        lastDone = done
+        lastReport = ContinuousClock.now
+    }
+    if seconds(since: clock) > 900 { fatalError("the queue did not drain in 15 minutes") }
+    try await Task.sleep(for: .milliseconds(20))
+}
+let elapsed = seconds(since: clock)
+kill(worker, SIGTERM)
+var status: Int32 = 0
+waitpid(worker, &status, 0)
+await server.stop()
+
+let totals = try connection.query("""
+    SELECT (SELECT count(*) FROM orders WHERE status = 'paid'),
+           (SELECT count(*) FROM callback_jobs WHERE state = 'done'),
+           (SELECT count(*) FROM order_events WHERE kind = 'transition')
+    """)[0]
+let paid = try totals.decode(0, as: Int.self)
+let done = try totals.decode(1, as: Int.self)
+let transitions = try totals.decode(2, as: Int.self)
+let queries = simulator.queryCount(channel: SimulatedChannels.alipayID) + simulator.queryCount(channel: SimulatedChannels.wechatPayID)
+let correct = paid == options.callbacks && done == options.callbacks && transitions == options.callbacks
+let verdict = correct ? "every order paid exactly once" : "MISMATCH: \(paid) paid, \(done) done, \(transitions) transitions"
+print(String(format: "payhook drain: %d callbacks in %.2f s = %.0f callbacks/s", options.callbacks, elapsed,
+             Double(options.callbacks) / elapsed) + " (\(queries) query API calls; \(verdict))")
+print(String(format: "PAYHOOK_RATE=%.0f", Double(options.callbacks) / elapsed))
+exit(correct ? 0 : 1)
