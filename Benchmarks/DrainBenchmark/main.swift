@@ -107,7 +107,7 @@ try connection.execute(script: "VACUUM ANALYZE orders")
 try connection.execute(script: "CHECKPOINT")
 log("\(options.callbacks) callbacks pre-ingested; starting payhook work (\(options.threads) threads, batch \(options.batch))")
 
-// The worker: a real `payhook work` process, its output discarded.
+// The worker: a real `payhook work` process, its log in the benchmark's folder.
 var environment = ProcessInfo.processInfo.environment
 environment["PAYHOOK_WORKER_THREADS"] = String(options.threads)
 environment["PAYHOOK_WORKER_BATCH_SIZE"] = String(options.batch)
@@ -117,8 +117,9 @@ let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
 let envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
 var actions = posix_spawn_file_actions_t()
 posix_spawn_file_actions_init(&actions)
-posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+let workerLog = options.directory + "/worker.log"
+posix_spawn_file_actions_addopen(&actions, 1, workerLog, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+posix_spawn_file_actions_adddup2(&actions, 1, 2)
 var worker: pid_t = 0
 let clock = ContinuousClock.now
 guard posix_spawn(&worker, options.payhook, &actions, nil, argv, envp) == 0 else { fatalError("cannot start payhook work") }

@@ -216,24 +216,18 @@ final class BatchProcessor {
         let outTradeNo: String
     }
 
+    /// Asks every question at once and waits on this worker thread for all answers.
     static func ask(_ questions: [QueryKey: AnyChannelAdapter]) -> [QueryKey: Result<OrderQueryResult, QueryError>] {
         let list = Array(questions)
-        return blockingAwait {
-            await withTaskGroup(of: (QueryKey, Result<OrderQueryResult, QueryError>).self) { group in
-                for (key, adapter) in list {
-                    group.addTask {
-                        do throws(QueryError) {
-                            return (key, .success(try await adapter.queryOrder(outTradeNo: key.outTradeNo)))
-                        } catch {
-                            return (key, .failure(error))
-                        }
-                    }
-                }
-                var answers: [QueryKey: Result<OrderQueryResult, QueryError>] = [:]
-                for await (key, answer) in group { answers[key] = answer }
-                return answers
+        let answers = concurrentlyAwait(list.count) { index in
+            let (key, adapter) = list[index]
+            do throws(QueryError) {
+                return Result<OrderQueryResult, QueryError>.success(try await adapter.queryOrder(outTradeNo: key.outTradeNo))
+            } catch {
+                return .failure(error)
             }
         }
+        return Dictionary(uniqueKeysWithValues: zip(list.map(\.key), answers))
     }
 
     func interpret(_ answer: Result<OrderQueryResult, QueryError>?, for evidence: OrderEvidence, job: Job) -> Job.Intent {

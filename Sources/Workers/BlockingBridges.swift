@@ -1,5 +1,4 @@
 import Dispatch
-import Synchronization
 
 /// Runs `body` once per element across the cores and returns the results in order. The
 /// CPU work of a batch (signatures, decryption) runs this way on the worker's own thread.
@@ -14,28 +13,36 @@ func parallelMap<Element: Sendable, Result: Sendable>(
     return slots.values()
 }
 
-/// Write-once slots filled from concurrent iterations, each index by exactly one of them.
-// @unchecked because each slot is written by one iteration only and read after
-// concurrentPerform returns, which orders the writes before the read.
+/// Write-once slots filled concurrently, each index by exactly one writer.
+// @unchecked because each slot is written by one iteration or task only and read after
+// concurrentPerform returned or the DispatchGroup was waited, which orders the writes first.
 private final class ResultSlots<Value>: @unchecked Sendable {
-    private var storage: [Value?]
-    init(count: Int) { storage = Array(repeating: nil, count: count) }
-    func set(_ index: Int, _ value: Value) {
-        storage.withUnsafeMutableBufferPointer { $0[index] = value }
+    private let storage: UnsafeMutableBufferPointer<Value?>
+    init(count: Int) {
+        storage = .allocate(capacity: count)
+        storage.initialize(repeating: nil)
     }
+    deinit {
+        storage.deinitialize()
+        storage.deallocate()
+    }
+    func set(_ index: Int, _ value: Value) { storage[index] = value }
     func values() -> [Value] { storage.map { $0! } }
 }
 
-/// Waits on this (non-cooperative) thread for async work, such as a batch's query API
-/// calls in flight together. Never call it from a Swift concurrency task.
-func blockingAwait<Value: Sendable>(_ body: @escaping @Sendable () async -> Value) -> Value {
-    let result = Mutex<Value?>(nil)
-    let done = DispatchSemaphore(value: 0)
-    Task {
-        let value = await body()
-        result.withLock { $0 = value }
-        done.signal()
+/// Runs `body` for each index as its own task, all at once, and waits on this
+/// (non-cooperative) thread for every result: a batch's query API calls in flight
+/// together. Never call it from a Swift concurrency task.
+func concurrentlyAwait<Result: Sendable>(_ count: Int, _ body: @escaping @Sendable (Int) async -> Result) -> [Result] {
+    let slots = ResultSlots<Result>(count: count)
+    let finished = DispatchGroup()
+    for index in 0..<count {
+        finished.enter()
+        Task {
+            slots.set(index, await body(index))
+            finished.leave()
+        }
     }
-    done.wait()
-    return result.withLock { $0! }
+    finished.wait()
+    return slots.values()
 }

@@ -37,8 +37,8 @@ final class PipelineHarness: @unchecked Sendable {
         "PAYHOOK_RECONCILE_AFTER_SECONDS": "600", "PAYHOOK_RECONCILE_EVERY_SECONDS": "600",
     ]
 
-    init(queryTimeoutMilliseconds: Int = 1000) async throws {
-        database = try TestDatabase.create()
+    init(database: TestDatabase? = nil, queryTimeoutMilliseconds: Int = 1000) async throws {
+        self.database = try database ?? TestDatabase.create()
         channels = SimulatedChannels.generate()
         simulator = ChannelSimulator(channels: channels)
         server = try await ChannelSimulatorServer.start(simulator)
@@ -47,7 +47,7 @@ final class PipelineHarness: @unchecked Sendable {
         directory = SimulatorDirectory(path: folder)
         try directory.writeKeys(channels, baseURL: server.baseURL)
         try directory.writeConfiguration(channels, baseURL: server.baseURL, options: .init(
-            databaseURL: database.url, receiverListen: "127.0.0.1:0", queryTimeoutMilliseconds: queryTimeoutMilliseconds))
+            databaseURL: self.database.url, receiverListen: "127.0.0.1:0", queryTimeoutMilliseconds: queryTimeoutMilliseconds))
         configuration = try PayhookConfiguration.load(path: directory.configurationFile, environment: Self.testOverrides)
         // The tests send some callbacks "through a proxy" to pick their client address.
         configuration.receiver.trustedProxies = ["127.0.0.1/32"]

@@ -117,3 +117,31 @@ import Testing
         #expect(reclaimed > 0)
     }
 }
+
+/// The database goes away under running workers and comes back: they reconnect by
+/// themselves, and what was in flight is neither lost nor applied twice.
+@Suite(.timeLimit(.minutes(6))) struct WorkerDatabaseOutageTests {
+    @Test func workersRideOutADatabaseCrash() async throws {
+        let cluster = try TestCluster.start()
+        defer { cluster.remove() }
+        let harness = try await PipelineHarness(database: try TestDatabase.create(adminURL: cluster.url()))
+        defer { Task { await harness.tearDown() } }
+        let processes = WorkerProcessTests()
+        try await processes.prepare(harness)
+        let workers = try (0..<2).map { _ in try processes.startWorker(harness) }
+        defer { for worker in workers { worker.signal(SIGKILL); worker.wait() } }
+        // Let them get going, then crash PostgreSQL in the middle of their batches.
+        try await harness.waitUntil("work has started") {
+            try harness.database.connect().query("SELECT count(*) FROM callback_jobs WHERE state = 'done'")[0]
+                .decode(0, as: Int.self) > 500
+        }
+        try cluster.crash()
+        try await Task.sleep(for: .seconds(2))
+        try cluster.restart()
+        try await harness.waitForDrain(timeout: .seconds(240))
+        try processes.expectEverythingAppliedExactlyOnce(harness, workers: 2)
+        let errors = try harness.database.connect().query(
+            "SELECT count(*) FROM callback_jobs WHERE attempts > 1")[0].decode(0, as: Int.self)
+        #expect(errors > 0, "the crash should have interrupted some batches")
+    }
+}

@@ -73,8 +73,9 @@ public struct TestDatabase: Sendable {
     public let url: String
     let adminURL: String
 
-    public static func create(migrated: Bool = true) throws -> TestDatabase {
-        let adminURL = try SharedCluster.adminURL()
+    /// A fresh database on the shared test cluster, or on the cluster `adminURL` names.
+    public static func create(migrated: Bool = true, adminURL: String? = nil) throws -> TestDatabase {
+        let adminURL = try adminURL ?? SharedCluster.adminURL()
         let name = "payhook_test_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(12).lowercased()
         let admin = try Connection(adminURL)
         // CREATE DATABASE takes no parameters; the name is ours and quoted.
