@@ -3,9 +3,11 @@ import Channels
 import Foundation
 import PayhookConfig
 import Postgres
+import Prometheus
 import PostgresTestSupport
 import Simulator
 import Testing
+import Workers
 
 /// Every outcome end to end: notifies through `POST /notify/...`, workers in this process,
 /// the simulated channels answering queries on loopback, one real PostgreSQL.
@@ -202,5 +204,29 @@ import Testing
         #expect(harness.simulator.queryCount(channel: "wechatpay", outTradeNo: "N-2") == 1)  // asked once per interval
         #expect(harness.simulator.queryCount(channel: "points", outTradeNo: "N-3") == 0)
         #expect(try harness.orderStatus("N-3") == "created")
+    }
+
+    @Test func metricsCountOutcomesReasonsAndConflicts() async throws {
+        let harness = try await PipelineHarness()
+        defer { Task { await harness.tearDown() } }
+        let registry = PrometheusCollectorRegistry()
+        let metrics = WorkerMetrics(factory: PrometheusMetricsFactory(registry: registry))
+        let good = try harness.order("MET-1", channel: "alipay")
+        let forged = try harness.order("MET-2", channel: "alipay", channelStatus: .pending)
+        let conflict = try harness.order("MET-3", channel: "points", amountMinor: 500, siteAmountMinor: 400)
+        try await harness.withPipeline(metrics: metrics) { sender in
+            try await sender.send(harness.notifies.notify(.valid, channel: "alipay", order: good, eventID: "1"))
+            try await sender.send(harness.notifies.notify(.forged, channel: "alipay", order: forged, eventID: "2"))
+            try await sender.send(harness.notifies.notify(.valid, channel: "points", order: conflict, eventID: "3"))
+            try await harness.waitForDrain()
+        }
+        let text = String(decoding: registry.emitToBuffer(), as: UTF8.self)
+        #expect(text.contains(#"payhook_worker_callbacks_total{channel="alipay",outcome="done",reason=""} 1"#))
+        #expect(text.contains(#"payhook_worker_callbacks_total{channel="alipay",outcome="rejected",reason="bad_signature"} 1"#))
+        #expect(text.contains(#"payhook_worker_callbacks_total{channel="points",outcome="rejected",reason="amount_mismatch"} 1"#))
+        #expect(text.contains(#"payhook_order_conflicts_total{channel="points",reason="amount_mismatch"} 1"#))
+        #expect(text.contains(#"payhook_reconcile_queries_total{channel="alipay",result="pending"} 1"#))
+        #expect(text.contains(#"payhook_worker_stage_seconds_count{stage="verify"}"#))
+        #expect(text.contains("payhook_worker_claim_batch_size_count"))
     }
 }

@@ -94,9 +94,10 @@ final class PipelineHarness: @unchecked Sendable {
     }
 
     /// Runs `body` with a live receiver and (unless `workers` is false) a worker pool in this process.
-    func withPipeline(workers: Bool = true, _ body: @escaping @Sendable (Sender) async throws -> Void) async throws {
+    func withPipeline(workers: Bool = true, metrics: WorkerMetrics = WorkerMetrics(),
+                      _ body: @escaping @Sendable (Sender) async throws -> Void) async throws {
         let (receiver, enqueuer) = try receiver()
-        let pool = workers ? try workerPool() : nil
+        let pool = workers ? try workerPool(metrics: metrics) : nil
         pool?.start()
         do {
             try await receiver.buildApplication().test(.live) { client in
