@@ -59,6 +59,8 @@ public struct PayhookConfiguration: Sendable, Equatable {
         public var batchSize = 100
         /// Time between sweeps. Default 30 s.
         public var sweepIntervalSeconds = 30
+
+        public init() {}
     }
 
     public struct Admin: Sendable, Equatable {

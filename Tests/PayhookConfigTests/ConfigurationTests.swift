@@ -22,6 +22,40 @@ import Testing
         #expect(wechat.maps["platform_public_key_files"]?["PUB_KEY_ID_0001"] == "Config/keys/wechat_platform_public.pem")
         #expect(wechat.allowedIPs == ["127.0.0.1/32"])
         #expect(configuration.channel(id: "alipay")?.settings["seller_id"] == "2088000000000001")
+        #expect(configuration.worker.unknownOrderAttempts == 5)
+        #expect(configuration.worker.metricsListen == nil)
+        #expect(configuration.reconcile == PayhookConfiguration.Reconcile())
+    }
+
+    @Test func workerAndReconcileSettings() throws {
+        let configuration = try PayhookConfiguration.parse(yaml: """
+            database: {url: x}
+            worker: {unknown_order_attempts: 3, metrics_listen: "127.0.0.1:9100"}
+            reconcile: {enabled: false, after_seconds: 60, every_seconds: 120, max_age_hours: 1, batch_size: 7,
+                        sweep_interval_seconds: 5}
+            """, environment: ["PAYHOOK_RECONCILE_EVERY_SECONDS": "90"])
+        #expect(configuration.worker.unknownOrderAttempts == 3)
+        #expect(configuration.worker.metricsListen == "127.0.0.1:9100")
+        #expect(configuration.reconcile.enabled == false)
+        #expect(configuration.reconcile.afterSeconds == 60)
+        #expect(configuration.reconcile.everySeconds == 90)
+        #expect(configuration.reconcile.maxAgeHours == 1)
+        #expect(configuration.reconcile.batchSize == 7)
+        #expect(configuration.reconcile.sweepIntervalSeconds == 5)
+    }
+
+    @Test func channelKeyFileErrorsNameTheChannelsKey() throws {
+        let configuration = try PayhookConfiguration.parse(yaml: """
+            database: {url: x}
+            channels: [{id: p, type: points, partner_id: site, hmac_secret_file: /nonexistent/secret, api_base_url: "http://x"}]
+            """)
+        do {
+            _ = try configuration.loadChannels()
+            Issue.record("expected an error")
+        } catch {
+            #expect(error.key == "channels[0].hmac_secret_file")
+            #expect(error.problem.contains("/nonexistent/secret"))
+        }
     }
 
     @Test func environmentOverridesTheFile() throws {
@@ -62,6 +96,9 @@ import Testing
         ("database: {url: x}\nchannels: [{id: a, type: alipay, app_id: a, alipay_public_key_file: f, app_private_key_file: g, gateway_url: u, query_timeout_ms: -5}]", "channels[0].query_timeout_ms", "must be a positive whole number"),
         ("database: {url: x}\nworker: [1, 2]", "worker", "must be a mapping"),
         ("database: {url: x}\ndatabase: {url: y}", "database", "given twice"),
+        ("database: {url: x}\nworker: {metrics_listen: nowhere}", "worker.metrics_listen", "must be host:port, such as 127.0.0.1:9090"),
+        ("database: {url: x}\nreconcile: {every_seconds: 0}", "reconcile.every_seconds", "must be a whole number from 1 to 604800"),
+        ("database: {url: x}\nreconcile: {sweep: 1}", "reconcile.sweep", "is not a known setting"),
     ])
     func errorsNameTheKey(yaml: String, key: String, problem: String) {
         #expect(throws: ConfigError(key: key, problem: problem)) {
