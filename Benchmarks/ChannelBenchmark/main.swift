@@ -85,6 +85,8 @@ let cases: [(String, () -> Bool)] = [
     ("alipay parse+verify", { ok(alipay.verifyResult(alipayRaw)) }),
     ("wechatpay_v3 parse+verify+decrypt", { ok(wechat.verifyResult(wechatRaw)) }),
     ("points parse+verify (HMAC)", { ok(points.verifyResult(pointsRaw)) }),
+    // What each query request costs the worker (Alipay and WeChat Pay sign every request).
+    ("RSA-2048 sign (query request)", { alipayKey.signSHA256(rawMessage).count == 256 }),
 ].filter { only == nil || $0.0.hasPrefix(only!) || $0.0.hasPrefix("raw") }
 for (_, body) in cases { for _ in 0..<200 { precondition(body()) } }  // warm up
 var best = [Double](repeating: 0, count: cases.count)
