@@ -11,6 +11,7 @@ payhook_install_packages() {
   [ -f /usr/include/postgresql/libpq-fe.h ] || missing+=(libpq-dev)
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
   command -v runuser >/dev/null || missing+=(util-linux)
+  command -v curl >/dev/null || missing+=(curl)
   if [ ${#missing[@]} -gt 0 ]; then
     echo "==> installing ${missing[*]}"
     local sudo=""
@@ -49,4 +50,13 @@ payhook_stop_all() {
   for pid in "${PAYHOOK_CHILD_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${PAYHOOK_CHILD_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
   [ -n "${PAYHOOK_CLUSTER_DIR:-}" ] && "$PAYHOOK_ROOT/Deploy/pg-cluster" remove "$PAYHOOK_CLUSTER_DIR"
+}
+
+# A loopback port nothing listens on now (another process could still take it before us).
+payhook_free_port() {
+  local port
+  while true; do
+    port=$(( 20000 + (RANDOM * 32768 + RANDOM) % 40000 ))
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "$port"; return; }
+  done
 }

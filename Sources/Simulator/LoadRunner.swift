@@ -1,6 +1,6 @@
 import AsyncHTTPClient
 import Channels
-import Foundation
+public import Foundation
 import NIOCore
 import NIOHTTP1
 import Synchronization
@@ -42,10 +42,29 @@ public struct LoadRunner: Sendable {
     public struct Result: Sendable {
         /// The HTTP status per send; nil: no answer.
         public var statuses: [Int?]
+        /// When each send began, wall clock (so it can be set beside PostgreSQL's `now()`); nil: not sent.
+        public var sentAt: [Date?]
         /// Per answered send, microseconds from sending to the whole answer.
         public var latencies: LatencySummary
         public var duration: Duration
         public var progress: Progress
+
+        /// One CSV line per send, header first: `sequence,out_trade_no,kind,channel,sent_at,status`,
+        /// `sent_at` in seconds since 1970 with microseconds, `status` empty without an answer.
+        /// The end-to-end benchmark joins it with `order_events` to measure send-to-paid.
+        public func sendsCSV(_ plan: LoadPlan) -> String {
+            var out = "sequence,out_trade_no,kind,channel,sent_at,status\n"
+            out.reserveCapacity(64 * plan.sends.count)
+            for send in plan.sends {
+                let order = plan.orders[send.orderIndex]
+                let sent = send.sequence < sentAt.count ? sentAt[send.sequence] : nil
+                let status = send.sequence < statuses.count ? statuses[send.sequence] : nil
+                out += "\(send.sequence),\(order.outTradeNo),\(order.kind),\(order.channel),"
+                out += sent.map { String(format: "%.6f", $0.timeIntervalSince1970) } ?? ""
+                out += "," + (status.map(String.init) ?? "") + "\n"
+            }
+            return out
+        }
 
         /// Sends per HTTP status (`nil` key: no answer).
         public var statusCounts: [Int?: Int] {
@@ -58,6 +77,7 @@ public struct LoadRunner: Sendable {
     struct Shared {
         var next = 0
         var statuses: [Int?]
+        var sentAt: [Date?]
         var latencies: [Int64] = []
         var progress = Progress()
     }
@@ -89,7 +109,8 @@ public struct LoadRunner: Sendable {
             return request
         }
 
-        let shared = SharedLoadState(Shared(statuses: [Int?](repeating: nil, count: requests.count)))
+        let shared = SharedLoadState(Shared(statuses: [Int?](repeating: nil, count: requests.count),
+                                                sentAt: [Date?](repeating: nil, count: requests.count)))
         let clock = ContinuousClock()
         let start = clock.now
         let interval: Duration? = options.rate.map { .nanoseconds(Int64(1_000_000_000 / max($0, 0.001))) }
@@ -117,6 +138,7 @@ public struct LoadRunner: Sendable {
                             try? await clock.sleep(until: start.advanced(by: interval * index))
                         }
                         let sentAt = clock.now
+                        let sentAtWall = Date()
                         var status: Int? = nil
                         do {
                             let response = try await client.execute(requests[index], timeout: .milliseconds(timeoutMilliseconds))
@@ -128,6 +150,7 @@ public struct LoadRunner: Sendable {
                         let latency = clock.now - sentAt
                         shared.withLock { state in
                             state.statuses[index] = status
+                            state.sentAt[index] = sentAtWall
                             state.progress.sent += 1
                             switch status {
                             case nil: state.progress.errors += 1
@@ -148,7 +171,7 @@ public struct LoadRunner: Sendable {
         try await client.shutdown()
         var final = shared.withLock { $0 }
         final.progress.elapsed = duration
-        return Result(statuses: final.statuses, latencies: LatencySummary(microseconds: final.latencies),
+        return Result(statuses: final.statuses, sentAt: final.sentAt, latencies: LatencySummary(microseconds: final.latencies),
                       duration: duration, progress: final.progress)
     }
 }

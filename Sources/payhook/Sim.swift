@@ -115,6 +115,9 @@ struct SimLoad: AsyncParsableCommand {
     @Option(name: .customLong("wait-seconds"), help: "How long to wait for the queue to finish the run's callbacks.")
     var waitSeconds: Int = 60
 
+    @Option(name: .customLong("sends-file"), help: "Write one CSV line per send (sequence, order, kind, channel, wall-clock send time, HTTP status) here.")
+    var sendsFile: String?
+
     func validate() throws {
         guard orders > 0 else { throw ValidationError("--orders must be positive") }
         guard (1...4096).contains(connections) else { throw ValidationError("--connections must be 1 to 4096") }
@@ -152,6 +155,9 @@ struct SimLoad: AsyncParsableCommand {
         }
         printError("")
         printSendSummary(plan, result)
+        if let sendsFile {
+            try Data(result.sendsCSV(plan).utf8).write(to: URL(fileURLWithPath: sendsFile), options: .atomic)
+        }
 
         let drained = try await LoadCheck.waitForDrain(plan, on: connection, timeout: .seconds(waitSeconds)) { unfinished in
             printError("\rwaiting for the queue: \(unfinished) of the run's callbacks unfinished   ", newline: false)
