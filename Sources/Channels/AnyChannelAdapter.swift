@@ -1,3 +1,4 @@
+public import Foundation
 /// The configuration of one channel of any type, as the `channels:` list in `payhook.yaml`
 /// describes it (keys already loaded).
 public enum ChannelConfiguration: Sendable {
@@ -69,11 +70,35 @@ public enum AnyChannelAdapter: ChannelAdapter {
         }
     }
 
-    public func queryOrder(outTradeNo: String) async throws(QueryError) -> OrderQueryResult {
+    public func queryRequest(outTradeNo: String, now: Date) throws(QueryError) -> ChannelRequest {
         switch self {
-        case .alipay(let a): try await a.queryOrder(outTradeNo: outTradeNo)
-        case .wechatPay(let a): try await a.queryOrder(outTradeNo: outTradeNo)
-        case .points(let a): try await a.queryOrder(outTradeNo: outTradeNo)
+        case .alipay(let a): try a.queryRequest(outTradeNo: outTradeNo, now: now)
+        case .wechatPay(let a): try a.queryRequest(outTradeNo: outTradeNo, now: now)
+        case .points(let a): try a.queryRequest(outTradeNo: outTradeNo, now: now)
+        }
+    }
+
+    public func queryResult(_ response: ChannelResponse, outTradeNo: String, now: Date) throws(QueryError) -> OrderQueryResult {
+        switch self {
+        case .alipay(let a): try a.queryResult(response, outTradeNo: outTradeNo, now: now)
+        case .wechatPay(let a): try a.queryResult(response, outTradeNo: outTradeNo, now: now)
+        case .points(let a): try a.queryResult(response, outTradeNo: outTradeNo, now: now)
+        }
+    }
+
+    public var queryTransport: any QueryTransport {
+        switch self {
+        case .alipay(let a): a.queryTransport
+        case .wechatPay(let a): a.queryTransport
+        case .points(let a): a.queryTransport
+        }
+    }
+
+    public var queryTimeout: Duration {
+        switch self {
+        case .alipay(let a): a.queryTimeout
+        case .wechatPay(let a): a.queryTimeout
+        case .points(let a): a.queryTimeout
         }
     }
 

@@ -1,3 +1,4 @@
+public import Foundation
 /// The HTTP answer the receiver gives a channel for a callback.
 public struct Acknowledgement: Sendable, Hashable {
     public var status: Int
@@ -51,8 +52,16 @@ public protocol ChannelAdapter: Sendable {
     /// (and timestamp, decryption), merchant identity, then field formats.
     func verify(_ raw: RawCallback) throws(Rejection) -> PaymentNotification
 
-    /// Asks the channel for the order's state; the answer's signature is verified.
-    func queryOrder(outTradeNo: String) async throws(QueryError) -> OrderQueryResult
+    /// The signed order-query request (CPU work: an RSA signature for Alipay and WeChat Pay).
+    func queryRequest(outTradeNo: String, now: Date) throws(QueryError) -> ChannelRequest
+
+    /// The channel's answer, its signature verified (CPU work).
+    func queryResult(_ response: ChannelResponse, outTradeNo: String, now: Date) throws(QueryError) -> OrderQueryResult
+
+    /// Sends query requests.
+    var queryTransport: any QueryTransport { get }
+    /// `query_timeout_ms`.
+    var queryTimeout: Duration { get }
 
     /// The order number the callback names, read without proving anything: it picks the
     /// order for the reconciliation query that follows a failed signature, and labels the
@@ -61,6 +70,14 @@ public protocol ChannelAdapter: Sendable {
 }
 
 extension ChannelAdapter {
+    /// Asks the channel for the order's state: request, send, verified answer. Callers that
+    /// keep CPU work off the shared executor run the three steps themselves.
+    public func queryOrder(outTradeNo: String) async throws(QueryError) -> OrderQueryResult {
+        let request = try queryRequest(outTradeNo: outTradeNo, now: Date())
+        let response = try await queryTransport.send(request, timeout: queryTimeout)
+        return try queryResult(response, outTradeNo: outTradeNo, now: Date())
+    }
+
     public func verifyResult(_ raw: RawCallback) -> Result<PaymentNotification, Rejection> {
         Result { () throws(Rejection) -> PaymentNotification in try verify(raw) }
     }

@@ -216,18 +216,32 @@ final class BatchProcessor {
         let outTradeNo: String
     }
 
-    /// Asks every question at once and waits on this worker thread for all answers.
+    /// Asks every question at once. Signing the requests and verifying the answers is CPU
+    /// work and stays on this worker thread (a lower priority than the receiver in
+    /// `payhook run`); only the sends run as tasks, all in flight together.
     static func ask(_ questions: [QueryKey: AnyChannelAdapter]) -> [QueryKey: Result<OrderQueryResult, QueryError>] {
         let list = Array(questions)
-        let answers = concurrentlyAwait(list.count) { index in
-            let (key, adapter) = list[index]
+        let requests = list.map { key, adapter in
+            Result { () throws(QueryError) -> ChannelRequest in try adapter.queryRequest(outTradeNo: key.outTradeNo, now: Date()) }
+        }
+        let responses = concurrentlyAwait(list.count) { index -> Result<ChannelResponse, QueryError> in
+            let adapter = list[index].value
+            guard case .success(let request) = requests[index] else { return .failure(QueryError.transient(.invalidRequest)) }
             do throws(QueryError) {
-                return Result<OrderQueryResult, QueryError>.success(try await adapter.queryOrder(outTradeNo: key.outTradeNo))
+                return .success(try await adapter.queryTransport.send(request, timeout: adapter.queryTimeout))
             } catch {
                 return .failure(error)
             }
         }
-        return Dictionary(uniqueKeysWithValues: zip(list.map(\.key), answers))
+        var answers: [QueryKey: Result<OrderQueryResult, QueryError>] = [:]
+        for (index, (key, adapter)) in list.enumerated() {
+            answers[key] = requests[index].flatMap { _ in responses[index] }.flatMap { response in
+                Result { () throws(QueryError) -> OrderQueryResult in
+                    try adapter.queryResult(response, outTradeNo: key.outTradeNo, now: Date())
+                }
+            }
+        }
+        return answers
     }
 
     func interpret(_ answer: Result<OrderQueryResult, QueryError>?, for evidence: OrderEvidence, job: Job) -> Job.Intent {

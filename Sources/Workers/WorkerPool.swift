@@ -53,6 +53,12 @@ public final class WorkerPool: Sendable {
     private func spawn(_ name: String, _ body: @escaping @Sendable () -> Void) {
         running.enter()
         let thread = Thread { [running] in
+            #if os(Linux)
+            // Workers are background work: in `payhook run` the receiver's threads, which a
+            // channel is waiting on, come first when the cores are busy. (On Linux the nice
+            // value belongs to the thread, and `0` names the calling one.)
+            setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 5)
+            #endif
             body()
             running.leave()
         }

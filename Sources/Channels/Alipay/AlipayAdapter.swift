@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 /// `type: alipay`: form-encoded notifies (and GET returns), RSA2 in public-key mode,
 /// `alipay.trade.query` cross-check, ack body `success`.
@@ -100,11 +100,16 @@ public struct AlipayAdapter: ChannelAdapter {
         Self.form(of: raw)?.ascii("out_trade_no")
     }
 
-    public func queryOrder(outTradeNo: String) async throws(QueryError) -> OrderQueryResult {
-        let request = try AlipayQuery.makeRequest(configuration: configuration, outTradeNo: outTradeNo, now: Date())
-        let response = try await transport.send(request, timeout: configuration.queryTimeout)
-        return try AlipayQuery.interpret(response, configuration: configuration, outTradeNo: outTradeNo)
+    public func queryRequest(outTradeNo: String, now: Date) throws(QueryError) -> ChannelRequest {
+        try AlipayQuery.makeRequest(configuration: configuration, outTradeNo: outTradeNo, now: now)
     }
+
+    public func queryResult(_ response: ChannelResponse, outTradeNo: String, now: Date) throws(QueryError) -> OrderQueryResult {
+        try AlipayQuery.interpret(response, configuration: configuration, outTradeNo: outTradeNo)
+    }
+
+    public var queryTransport: any QueryTransport { transport }
+    public var queryTimeout: Duration { configuration.queryTimeout }
 
     /// Parameter lookup over decoded pairs (first occurrence wins; repeats fail the sign content).
     struct Fields {

@@ -189,11 +189,16 @@ public struct PointsAdapter: ChannelAdapter {
         (try? JSONValue.parse(raw.body))?["out_trade_no"]?.stringValue
     }
 
-    public func queryOrder(outTradeNo: String) async throws(QueryError) -> OrderQueryResult {
-        let request = PointsQuery.makeRequest(configuration: configuration, outTradeNo: outTradeNo, now: Date(), nonce: Nonce.random(32))
-        let response = try await transport.send(request, timeout: configuration.queryTimeout)
-        return try PointsQuery.interpret(response, configuration: configuration, outTradeNo: outTradeNo, now: Date())
+    public func queryRequest(outTradeNo: String, now: Date) throws(QueryError) -> ChannelRequest {
+        PointsQuery.makeRequest(configuration: configuration, outTradeNo: outTradeNo, now: now, nonce: Nonce.random(32))
     }
+
+    public func queryResult(_ response: ChannelResponse, outTradeNo: String, now: Date) throws(QueryError) -> OrderQueryResult {
+        try PointsQuery.interpret(response, configuration: configuration, outTradeNo: outTradeNo, now: now)
+    }
+
+    public var queryTransport: any QueryTransport { transport }
+    public var queryTimeout: Duration { configuration.queryTimeout }
 }
 
 /// The points order query: signed request, verified answer. Pure functions.

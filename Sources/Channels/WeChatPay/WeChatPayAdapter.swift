@@ -44,12 +44,16 @@ public struct WeChatPayAdapter: ChannelAdapter {
         return (try? JSONValue.parse(plaintext))?["out_trade_no"]?.stringValue
     }
 
-    public func queryOrder(outTradeNo: String) async throws(QueryError) -> OrderQueryResult {
-        let request = try WeChatPayQuery.makeRequest(
-            configuration: configuration, outTradeNo: outTradeNo, now: Date(), nonce: Nonce.random(32))
-        let response = try await transport.send(request, timeout: configuration.queryTimeout)
-        return try WeChatPayQuery.interpret(response, configuration: configuration, outTradeNo: outTradeNo, now: Date())
+    public func queryRequest(outTradeNo: String, now: Date) throws(QueryError) -> ChannelRequest {
+        try WeChatPayQuery.makeRequest(configuration: configuration, outTradeNo: outTradeNo, now: now, nonce: Nonce.random(32))
     }
+
+    public func queryResult(_ response: ChannelResponse, outTradeNo: String, now: Date) throws(QueryError) -> OrderQueryResult {
+        try WeChatPayQuery.interpret(response, configuration: configuration, outTradeNo: outTradeNo, now: now)
+    }
+
+    public var queryTransport: any QueryTransport { transport }
+    public var queryTimeout: Duration { configuration.queryTimeout }
 }
 
 /// The order query: signed request, verified answer. Pure functions.
