@@ -30,7 +30,7 @@ public enum DeadLetters {
     }
 
     /// Puts dead callbacks back to `pending`, due now, with a fresh attempt budget, and
-    /// logs a `replayed` attempt row naming `operatorName`. Returns the ids replayed; ids
+    /// logs a `replayed` attempt row naming `operatorName` and the reason it had died for. Returns the ids replayed; ids
     /// that are not dead are left alone.
     @discardableResult
     public static func replay(_ ids: [Int64], operatorName: String, on connection: Connection) throws(PostgresError) -> [Int64] {
@@ -38,7 +38,7 @@ public enum DeadLetters {
         return try connection.query("""
             WITH replayed AS (
                 UPDATE callback_jobs
-                SET state = 'pending', attempts = 0, next_attempt_at = now(), updated_at = now()
+                SET state = 'pending', attempts = 0, next_attempt_at = now(), reason = NULL, updated_at = now()
                 WHERE callback_id = ANY($1::bigint[]) AND state = 'dead'
                 RETURNING callback_id, reason
             ), logged AS (

@@ -1,16 +1,16 @@
 public import Foundation
 
 /// A child process started with posix_spawn (Foundation's Process can hang in
-/// `waitUntilExit` when called from a task on Linux), output discarded.
+/// `waitUntilExit` when called from a task on Linux), its output discarded or written to a file.
 public final class ChildProcess: Sendable {
     public let pid: pid_t
 
-    public init(executable: String, arguments: [String], environment: [String: String]) throws {
+    public init(executable: String, arguments: [String], environment: [String: String], outputFile: String? = nil) throws {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, outputFile ?? "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         let merged = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         let envp = merged.map { strdup("\($0.key)=\($0.value)") } + [nil]
@@ -32,6 +32,17 @@ public final class ChildProcess: Sendable {
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         return status
+    }
+
+    /// Runs `payhook ARGUMENTS` to the end; returns its exit status and what it printed.
+    public static func payhook(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("payhook-cli-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let child = try ChildProcess(executable: payhookExecutable, arguments: arguments, environment: environment,
+                                     outputFile: file)
+        let status = child.wait()
+        let output = (try? String(contentsOfFile: file, encoding: .utf8)) ?? ""
+        return ((status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f), output)
     }
 
     /// The built `payhook` executable, beside the test bundle.
