@@ -30,8 +30,8 @@ public enum DeadLetters {
     }
 
     /// Puts dead callbacks back to `pending`, due now, with a fresh attempt budget, and
-    /// logs a `replayed` attempt row naming `operatorName` and the reason it had died for. Returns the ids replayed; ids
-    /// that are not dead are left alone.
+    /// logs a `replayed` attempt row naming `operatorName` and the reason it had died for.
+    /// Returns the ids replayed; ids that are not dead are left alone.
     @discardableResult
     public static func replay(_ ids: [Int64], operatorName: String, on connection: Connection) throws(PostgresError) -> [Int64] {
         guard !ids.isEmpty else { return [] }
