@@ -97,6 +97,9 @@ enum WeChatPaySignature {
         }
     }
 
+    /// Every member `transaction` reads; the notify path builds only these.
+    static let transactionKeys = ["mchid", "appid", "out_trade_no", "trade_state", "amount", "success_time", "transaction_id"]
+
     /// Reads a transaction object (decrypted notify resource or query answer).
     static func transaction(_ tx: JSONValue, mchID: String, appID: String) throws(Rejection) -> QueriedOrder {
         guard case .object = tx else { throw .malformed("transaction is not an object") }
