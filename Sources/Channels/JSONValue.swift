@@ -252,6 +252,7 @@ enum JSONValue: Sendable, Hashable {
             let opening = position
             try expect(UInt8(ascii: "\""))
             let start = position
+            skipPlainBytes()
             while position < buffer.count {
                 let b = buffer[position]
                 if b == UInt8(ascii: "\"") {
@@ -303,19 +304,7 @@ enum JSONValue: Sendable, Hashable {
         mutating func string() throws(ParseError) -> String {
             try expect(UInt8(ascii: "\""))
             let start = position
-            // Skip 8 bytes at a time while none is a quote, a backslash or a control byte.
-            if let base = buffer.baseAddress {
-                let ones: UInt64 = 0x0101_0101_0101_0101
-                let highs: UInt64 = 0x8080_8080_8080_8080
-                while position + 8 <= buffer.count {
-                    let word = UInt64(littleEndian: UnsafeRawPointer(base + position).loadUnaligned(as: UInt64.self))
-                    let quote = word ^ (ones &* 0x22)
-                    let backslash = word ^ (ones &* 0x5C)
-                    let special = ((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash) | ((word &- ones &* 0x20) & ~word)
-                    if special & highs != 0 { break }
-                    position += 8
-                }
-            }
+            skipPlainBytes()
             // Fast path: no escapes.
             while position < buffer.count {
                 let b = buffer[position]
@@ -376,6 +365,21 @@ enum JSONValue: Sendable, Hashable {
                 }
             }
             throw ParseError(offset: position)
+        }
+
+        /// Skips 8 bytes at a time while none is a quote, a backslash or a control byte.
+        @inline(__always) mutating func skipPlainBytes() {
+            guard let base = buffer.baseAddress else { return }
+            let ones: UInt64 = 0x0101_0101_0101_0101
+            let highs: UInt64 = 0x8080_8080_8080_8080
+            while position + 8 <= buffer.count {
+                let word = UInt64(littleEndian: UnsafeRawPointer(base + position).loadUnaligned(as: UInt64.self))
+                let quote = word ^ (ones &* 0x22)
+                let backslash = word ^ (ones &* 0x5C)
+                let special = ((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash) | ((word &- ones &* 0x20) & ~word)
+                if special & highs != 0 { break }
+                position += 8
+            }
         }
 
         mutating func hex4() throws(ParseError) -> UInt32 {

@@ -65,9 +65,19 @@ enum WeChatPaySignature {
         }
         guard key.byteCount == 32 else { throw Rejection(.decryptFailed, "APIv3 key is not 32 bytes") }
         do {
-            let nonce = try AES.GCM.Nonce(data: Array(nonceText.utf8))
-            let box = try AES.GCM.SealedBox(nonce: nonce, ciphertext: combined.dropLast(16), tag: combined.suffix(16))
-            return Array(try AES.GCM.open(box, using: key.key, authenticating: Array(associatedData.utf8)))
+            let box: AES.GCM.SealedBox
+            if nonceText.utf8.count == 12 {
+                // The box's own layout, nonce‖ciphertext‖tag, built here in one buffer: the
+                // (nonce:ciphertext:tag:) initializer is generic and copies byte by byte.
+                var sealed = Data(capacity: 12 + combined.count)
+                sealed.append(contentsOf: Array(nonceText.utf8))
+                sealed.append(contentsOf: combined)
+                box = try AES.GCM.SealedBox(combined: sealed)
+            } else {
+                let nonce = try AES.GCM.Nonce(data: Array(nonceText.utf8))
+                box = try AES.GCM.SealedBox(nonce: nonce, ciphertext: combined.dropLast(16), tag: combined.suffix(16))
+            }
+            return Array(try AES.GCM.open(box, using: key.key, authenticating: Data(associatedData.utf8)))
         } catch {
             throw Rejection(.decryptFailed)
         }
