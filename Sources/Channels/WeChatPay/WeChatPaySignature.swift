@@ -69,15 +69,18 @@ enum WeChatPaySignature {
             if nonceText.utf8.count == 12 {
                 // The box's own layout, nonce‖ciphertext‖tag, built here in one buffer: the
                 // (nonce:ciphertext:tag:) initializer is generic and copies byte by byte.
-                var sealed = Data(capacity: 12 + combined.count)
-                sealed.append(contentsOf: Array(nonceText.utf8))
-                sealed.append(contentsOf: combined)
+                var nonceText = nonceText
+                var sealed = Data(count: 12 + combined.count)
+                sealed.withUnsafeMutableBytes { out in
+                    nonceText.withUTF8 { out.copyMemory(from: UnsafeRawBufferPointer($0)) }
+                    combined.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: out[12...]).copyMemory(from: $0) }
+                }
                 box = try AES.GCM.SealedBox(combined: sealed)
             } else {
                 let nonce = try AES.GCM.Nonce(data: Array(nonceText.utf8))
                 box = try AES.GCM.SealedBox(nonce: nonce, ciphertext: combined.dropLast(16), tag: combined.suffix(16))
             }
-            return Array(try AES.GCM.open(box, using: key.key, authenticating: Data(associatedData.utf8)))
+            return Array(try AES.GCM.open(box, using: key.key, authenticating: Array(associatedData.utf8)))
         } catch {
             throw Rejection(.decryptFailed)
         }
