@@ -21,22 +21,30 @@ enum Base64 {
         let table = Base64.table
         let output = table.withUnsafeBufferPointer { table in
             [UInt8](unsafeUninitializedCapacity: outputCount) { out, initialized in
+                initialized = 0
+                // Every quad but the last decodes to exactly 3 bytes; only the last can carry `=`.
                 var o = 0
                 var i = 0
-                while i < count {
-                    let last = i + 4 == count
-                    let a = table[Int(input[i])], b = table[Int(input[i + 1])]
-                    let c = last && padding == 2 ? 0 : table[Int(input[i + 2])]
-                    let d = last && padding >= 1 ? 0 : table[Int(input[i + 3])]
-                    if (a | b | c | d) & 0xC0 != 0 { failed = true; break }
+                while i + 4 < count {
+                    let a = table[Int(input[i])], b = table[Int(input[i + 1])], c = table[Int(input[i + 2])], d = table[Int(input[i + 3])]
+                    if (a | b | c | d) & 0xC0 != 0 { failed = true; return }
                     let n = UInt32(a) << 18 | UInt32(b) << 12 | UInt32(c) << 6 | UInt32(d)
                     out[o] = UInt8(truncatingIfNeeded: n >> 16)
-                    o += 1
-                    if o < outputCount { out[o] = UInt8(truncatingIfNeeded: n >> 8); o += 1 }
-                    if o < outputCount { out[o] = UInt8(truncatingIfNeeded: n); o += 1 }
+                    out[o + 1] = UInt8(truncatingIfNeeded: n >> 8)
+                    out[o + 2] = UInt8(truncatingIfNeeded: n)
+                    o += 3
                     i += 4
                 }
-                initialized = failed ? 0 : o
+                let a = table[Int(input[i])], b = table[Int(input[i + 1])]
+                let c = padding == 2 ? 0 : table[Int(input[i + 2])]
+                let d = padding >= 1 ? 0 : table[Int(input[i + 3])]
+                if (a | b | c | d) & 0xC0 != 0 { failed = true; return }
+                let n = UInt32(a) << 18 | UInt32(b) << 12 | UInt32(c) << 6 | UInt32(d)
+                out[o] = UInt8(truncatingIfNeeded: n >> 16)
+                o += 1
+                if o < outputCount { out[o] = UInt8(truncatingIfNeeded: n >> 8); o += 1 }
+                if o < outputCount { out[o] = UInt8(truncatingIfNeeded: n); o += 1 }
+                initialized = o
             }
         }
         return failed ? nil : output

@@ -52,7 +52,29 @@ public struct CIDR: Sendable, Hashable, CustomStringConvertible {
 extension Array where Element == CIDR {
     /// Whether any network contains the address. An empty list contains nothing.
     public func containsAddress(_ ipString: String) -> Bool {
-        contains { $0.contains(ipString) }
+        // Every callback passes through here: a plain dotted-quad address is matched against
+        // the IPv4 networks without building arrays; anything else takes the general path.
+        if let v4 = IPAddress.parseIPv4Word(ipString) {
+            for cidr in self {
+                if cidr.network.count == 4 {
+                    if cidr.containsIPv4(v4) { return true }
+                } else if cidr.contains(ipString) {
+                    return true
+                }
+            }
+            return false
+        }
+        return contains { $0.contains(ipString) }
+    }
+}
+
+extension CIDR {
+    /// Same answer as `contains` for an IPv4 address, given as a big-endian word.
+    @inline(__always)
+    func containsIPv4(_ address: UInt32) -> Bool {
+        let network = UInt32(self.network[0]) << 24 | UInt32(self.network[1]) << 16 | UInt32(self.network[2]) << 8 | UInt32(self.network[3])
+        let mask: UInt32 = prefixLength == 0 ? 0 : ~UInt32(0) << UInt32(32 - prefixLength)
+        return address & mask == network
     }
 }
 
@@ -64,6 +86,34 @@ enum IPAddress {
         if let zone = text.firstIndex(of: "%") { text = text[..<zone] }
         if text.contains(":") { return parseIPv6(text) }
         return parseIPv4(text)
+    }
+
+    /// `parseIPv4` for bare text (no brackets, zone or colon), as a big-endian word; nil for
+    /// anything `parse` would not read as this IPv4 address.
+    static func parseIPv4Word(_ text: String) -> UInt32? {
+        var word: UInt32 = 0
+        var value: UInt32 = 0
+        var digits = 0
+        var dots = 0
+        var leadingZero = false
+        for b in text.utf8 {
+            if b == UInt8(ascii: ".") {
+                guard digits > 0, dots < 3 else { return nil }
+                word = word << 8 | value
+                value = 0
+                digits = 0
+                leadingZero = false
+                dots += 1
+                continue
+            }
+            guard b >= 0x30, b <= 0x39, !leadingZero else { return nil }
+            if digits == 0 && b == 0x30 { leadingZero = true }
+            value = value * 10 + UInt32(b - 0x30)
+            digits += 1
+            guard value <= 255 else { return nil }
+        }
+        guard digits > 0, dots == 3 else { return nil }
+        return word << 8 | value
     }
 
     /// Dotted quad: four decimal parts 0...255, no leading zeros (no octal-looking forms).

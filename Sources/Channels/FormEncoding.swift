@@ -177,15 +177,33 @@ enum Bytes {
     /// specialized across modules and costs a generic-metadata lookup per call on the hot path.)
     @inline(__always)
     static func utf8String(_ bytes: UnsafeBufferPointer<UInt8>) -> String? {
-        var ascii = true
-        for b in bytes where b >= 0x80 {
-            ascii = false
-            break
-        }
         let text = String(decoding: bytes, as: UTF8.self)
-        if ascii { return text }
+        if isASCII(bytes) { return text }
         // Decoding repairs invalid sequences with U+FFFD; valid input comes back byte for byte.
         return text.utf8.elementsEqual(bytes) ? text : nil
+    }
+
+    /// Whether the bytes are valid UTF-8, without keeping a `String` for ASCII input.
+    @inline(__always)
+    static func isUTF8(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        isASCII(bytes) || utf8String(bytes) != nil
+    }
+
+    /// Whether every byte is below 0x80, 8 bytes at a time.
+    @inline(__always)
+    static func isASCII(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard let base = bytes.baseAddress else { return true }
+        var i = 0
+        var high: UInt64 = 0
+        while i + 8 <= bytes.count {
+            high |= UnsafeRawPointer(base + i).loadUnaligned(as: UInt64.self)
+            i += 8
+        }
+        while i < bytes.count {
+            high |= UInt64(base[i])
+            i += 1
+        }
+        return high & 0x8080_8080_8080_8080 == 0
     }
 
     static func utf8String(_ bytes: [UInt8]) -> String? {
@@ -214,23 +232,26 @@ extension FormEncoding {
     }
 }
 
-/// A decoded form held in one buffer: every value's decoded bytes sit in `storage`, found by
-/// range. One allocation for all values instead of one per value: the notify hot path.
+/// A decoded form held in one buffer: every pair's decoded key and value bytes sit side by
+/// side in `storage`, found by range. One allocation for all pairs and no `String` per key:
+/// the notify hot path.
 struct DecodedForm {
-    var keys: [String]
-    var values: [Range<Int>]
+    struct Entry {
+        var key: Range<Int>
+        var value: Range<Int>
+    }
+
+    var entries: [Entry]
     var storage: [UInt8]
 
     /// nil on a bad `%` escape or a key that is not UTF-8 text.
     init?(_ bytes: UnsafeBufferPointer<UInt8>) {
-        var keys: [String] = []
-        var values: [Range<Int>] = []
-        keys.reserveCapacity(32)
-        values.reserveCapacity(32)
+        var entries: [Entry] = []
+        entries.reserveCapacity(32)
         var failed = false
-        // Decoding never grows the text, so one buffer of the input's size holds every value.
+        // Decoding never grows the text, so one buffer of the input's size holds every pair.
         let storage = [UInt8](unsafeUninitializedCapacity: max(bytes.count, 1)) { out, initialized in
-            if let written = DecodedForm.decode(bytes, into: out, keys: &keys, values: &values) {
+            if let written = DecodedForm.decode(bytes, into: out, entries: &entries) {
                 initialized = written
             } else {
                 initialized = 0
@@ -238,101 +259,104 @@ struct DecodedForm {
             }
         }
         if failed { return nil }
-        self.keys = keys
-        self.values = values
+        self.entries = entries
         self.storage = storage
     }
 
-    /// Decodes every pair; values go to `out` (returns the bytes written), keys become
-    /// strings. nil on a bad escape or a non-UTF-8 key.
-    private static func decode(
-        _ bytes: UnsafeBufferPointer<UInt8>, into out: UnsafeMutableBufferPointer<UInt8>, keys: inout [String], values: inout [Range<Int>]
-    ) -> Int? {
+    /// Decodes every pair in one pass (`+` is a space, `%XX` a byte; the first `=` of a
+    /// segment ends its key; empty segments are skipped) and returns the bytes written.
+    /// nil on a bad escape or a non-UTF-8 key. Same results as `FormEncoding.parse`: hex
+    /// digits are never `&` or `=`, so an escape cannot straddle a key, value or pair end.
+    private static func decode(_ bytes: UnsafeBufferPointer<UInt8>, into out: UnsafeMutableBufferPointer<UInt8>, entries: inout [Entry]) -> Int? {
+        guard let base = bytes.baseAddress, let target = out.baseAddress else { return 0 }
         let count = bytes.count
-        var written = 0
-        var start = 0
-        while start < count {
-            var end = start
-            var eq = -1
-            var escaped = false
-            // Skip 8 bytes at a time while none is `&`, `=`, `%` or `+`.
-            let base = bytes.baseAddress!
-            while end + 8 <= count {
-                let word = UnsafeRawPointer(base + end).loadUnaligned(as: UInt64.self)
-                if DecodedForm.hasByte(word, 0x26) || DecodedForm.hasByte(word, 0x3D) || DecodedForm.hasByte(word, 0x25) || DecodedForm.hasByte(word, 0x2B) {
+        var i = 0
+        var w = 0
+        while i < count {
+            let segmentStart = i
+            let keyStart = w
+            var keyEnd = -1
+            scan: while true {
+                // Copy 8 bytes at a time up to the next `&`, `=`, `%` or `+`. Storing a whole
+                // word is safe: `w <= i` and `i + 8 <= count`, the buffer's size, and bytes past
+                // `w` are not final yet.
+                while i + 8 <= count {
+                    let word = UInt64(littleEndian: UnsafeRawPointer(base + i).loadUnaligned(as: UInt64.self))
+                    UnsafeMutableRawPointer(target + w).storeBytes(of: word.littleEndian, as: UInt64.self)
+                    let special = DecodedForm.byteMask(word, 0x26) | DecodedForm.byteMask(word, 0x3D) | DecodedForm.byteMask(word, 0x25) | DecodedForm.byteMask(word, 0x2B)
+                    if special == 0 {
+                        i += 8
+                        w += 8
+                        continue
+                    }
+                    let skip = special.trailingZeroBitCount >> 3
+                    i += skip
+                    w += skip
                     break
                 }
-                end += 8
+                guard i < count else { break scan }
+                let b = base[i]
+                switch b {
+                case UInt8(ascii: "&"):
+                    break scan
+                case UInt8(ascii: "=") where keyEnd < 0:
+                    keyEnd = w
+                    i += 1
+                case UInt8(ascii: "%"):
+                    guard i + 2 < count, let hi = FormEncoding.hexValue(base[i + 1]), let lo = FormEncoding.hexValue(base[i + 2]) else { return nil }
+                    target[w] = hi << 4 | lo
+                    w += 1
+                    i += 3
+                case UInt8(ascii: "+"):
+                    target[w] = 0x20
+                    w += 1
+                    i += 1
+                default:
+                    target[w] = b
+                    w += 1
+                    i += 1
+                }
             }
-            while end < count {
-                let b = bytes[end]
-                if b == UInt8(ascii: "&") { break }
-                if b == UInt8(ascii: "=") && eq < 0 { eq = end }
-                if b == UInt8(ascii: "%") || b == UInt8(ascii: "+") { escaped = true }
-                end += 1
+            if i > segmentStart {
+                if keyEnd < 0 { keyEnd = w }
+                guard Bytes.isUTF8(UnsafeBufferPointer(rebasing: out[keyStart..<keyEnd])) else { return nil }
+                entries.append(Entry(key: keyStart..<keyEnd, value: keyEnd..<w))
             }
-            if end > start {
-                let keyEnd = eq < 0 ? end : eq
-                let valueStart = eq < 0 ? end : eq + 1
-                // The key is decoded into the spot its value will overwrite.
-                guard let keyLength = decodePart(bytes, start, keyEnd, escaped, out, written),
-                    let key = Bytes.utf8String(UnsafeBufferPointer(rebasing: out[written..<(written + keyLength)]))
-                else { return nil }
-                guard let valueLength = decodePart(bytes, valueStart, end, escaped, out, written) else { return nil }
-                keys.append(key)
-                values.append(written..<(written + valueLength))
-                written += valueLength
-            }
-            start = end + 1
+            i += 1  // the `&`
         }
-        return written
+        return w
     }
 
-    /// Whether any byte of `word` equals `byte` (SWAR zero-byte test, exact).
+    /// The high bit set in each byte of `word` equal to `byte`. The lowest set bit marks the
+    /// first such byte exactly (higher ones can be false hits after it: the SWAR borrow).
     @inline(__always)
-    static func hasByte(_ word: UInt64, _ byte: UInt8) -> Bool {
+    static func byteMask(_ word: UInt64, _ byte: UInt8) -> UInt64 {
         let ones: UInt64 = 0x0101_0101_0101_0101
         let x = word ^ (ones &* UInt64(byte))
-        return (x &- ones) & ~x & 0x8080_8080_8080_8080 != 0
+        return (x &- ones) & ~x & 0x8080_8080_8080_8080
     }
 
-    @inline(__always)
-    private static func decodePart(
-        _ bytes: UnsafeBufferPointer<UInt8>, _ from: Int, _ to: Int, _ escaped: Bool, _ out: UnsafeMutableBufferPointer<UInt8>, _ at: Int
-    ) -> Int? {
-        guard escaped else {
-            if to > from {
-                UnsafeMutableRawPointer(out.baseAddress! + at).copyMemory(from: bytes.baseAddress! + from, byteCount: to - from)
-            }
-            return to - from
-        }
-        var w = at
-        var i = from
-        while i < to {
-            let b = bytes[i]
-            if b == UInt8(ascii: "%") {
-                guard i + 2 < to, let hi = FormEncoding.hexValue(bytes[i + 1]), let lo = FormEncoding.hexValue(bytes[i + 2]) else { return nil }
-                out[w] = hi << 4 | lo
-                i += 3
-            } else {
-                out[w] = b == UInt8(ascii: "+") ? 0x20 : b
-                i += 1
-            }
-            w += 1
-        }
-        return w - at
-    }
+    var count: Int { entries.count }
 
-    var count: Int { keys.count }
-
+    /// The first pair's index with this key (repeats fail the sign content).
     func index(of key: String) -> Int? {
-        let length = key.utf8.count
-        for i in 0..<keys.count where keys[i].utf8.count == length && keys[i] == key { return i }
-        return nil
+        var key = key
+        return key.withUTF8 { wanted in
+            storage.withUnsafeBufferPointer { storage in
+                for i in 0..<entries.count where entries[i].key.count == wanted.count {
+                    if UnsafeBufferPointer(rebasing: storage[entries[i].key]).elementsEqual(wanted) { return i }
+                }
+                return nil
+            }
+        }
+    }
+
+    func key(at index: Int) -> String {
+        String(decoding: storage[entries[index].key], as: UTF8.self)
     }
 
     func value(_ key: String) -> ArraySlice<UInt8>? {
-        index(of: key).map { storage[values[$0]] }
+        index(of: key).map { storage[entries[$0].value] }
     }
 
     /// The value as printable ASCII; nil when absent, empty, or not ASCII.
@@ -343,6 +367,6 @@ struct DecodedForm {
     }
 
     var pairs: [FormEncoding.Pair] {
-        (0..<keys.count).map { FormEncoding.Pair(key: keys[$0], value: Array(storage[values[$0]])) }
+        (0..<entries.count).map { FormEncoding.Pair(key: key(at: $0), value: Array(storage[entries[$0].value])) }
     }
 }

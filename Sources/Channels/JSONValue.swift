@@ -36,6 +36,26 @@ enum JSONValue: Sendable, Hashable {
         return try result.get()
     }
 
+    /// Parses a top-level object, building only the members named in `keeping` (every
+    /// occurrence, in order). The rest is still read and checked exactly as `parse` checks
+    /// it, so the same inputs are refused; it is only not built.
+    static func parseObject(_ bytes: [UInt8], keeping: [String]) throws(ParseError) -> JSONValue {
+        let result: Result<JSONValue, ParseError> = bytes.withUnsafeBufferPointer { buffer in
+            Result { () throws(ParseError) -> JSONValue in try parseObject(buffer: buffer, keeping: keeping) }
+        }
+        return try result.get()
+    }
+
+    private static func parseObject(buffer: UnsafeBufferPointer<UInt8>, keeping: [String]) throws(ParseError) -> JSONValue {
+        var reader = Reader(buffer: buffer)
+        reader.skipWhitespace()
+        guard reader.peek() == UInt8(ascii: "{") else { throw ParseError(offset: reader.position) }
+        let value = try reader.object(depth: 0, keeping: keeping)
+        reader.skipWhitespace()
+        guard reader.position == buffer.count else { throw ParseError(offset: reader.position) }
+        return value
+    }
+
     // The reader lives in a plain function, not in a closure: a captured `var` would be
     // boxed and every access checked for exclusivity at run time.
     private static func parse(buffer: UnsafeBufferPointer<UInt8>) throws(ParseError) -> JSONValue {
@@ -130,23 +150,7 @@ enum JSONValue: Sendable, Hashable {
             guard depth <= JSONValue.maxDepth, let byte = peek() else { throw ParseError(offset: position) }
             switch byte {
             case UInt8(ascii: "{"):
-                position += 1
-                var members: [Member] = []
-                skipWhitespace()
-                if peek() == UInt8(ascii: "}") { position += 1; return .object(members) }
-                while true {
-                    skipWhitespace()
-                    let key = try string()
-                    skipWhitespace()
-                    try expect(UInt8(ascii: ":"))
-                    skipWhitespace()
-                    let value = try value(depth: depth + 1)
-                    members.append(Member(key: key, value: value))
-                    skipWhitespace()
-                    if peek() == UInt8(ascii: ",") { position += 1; continue }
-                    try expect(UInt8(ascii: "}"))
-                    return .object(members)
-                }
+                return try object(depth: depth, keeping: nil)
             case UInt8(ascii: "["):
                 position += 1
                 var items: [JSONValue] = []
@@ -174,6 +178,97 @@ enum JSONValue: Sendable, Hashable {
             default:
                 return .number(try number())
             }
+        }
+
+        /// An object at `position`; members whose key is not in `keeping` (when given) are
+        /// skipped, not built.
+        mutating func object(depth: Int, keeping: [String]?) throws(ParseError) -> JSONValue {
+            position += 1  // the `{`
+            var members: [Member] = []
+            members.reserveCapacity(8)
+            skipWhitespace()
+            if peek() == UInt8(ascii: "}") { position += 1; return .object(members) }
+            while true {
+                skipWhitespace()
+                let key = try string()
+                skipWhitespace()
+                try expect(UInt8(ascii: ":"))
+                skipWhitespace()
+                if let keeping, !keeping.contains(key) {
+                    try skipValue(depth: depth + 1)
+                } else {
+                    members.append(Member(key: key, value: try value(depth: depth + 1)))
+                }
+                skipWhitespace()
+                if peek() == UInt8(ascii: ",") { position += 1; continue }
+                try expect(UInt8(ascii: "}"))
+                return .object(members)
+            }
+        }
+
+        /// Reads a value as `value(depth:)` does, refusing the same inputs, without building it.
+        mutating func skipValue(depth: Int) throws(ParseError) {
+            guard depth <= JSONValue.maxDepth, let byte = peek() else { throw ParseError(offset: position) }
+            switch byte {
+            case UInt8(ascii: "{"):
+                position += 1
+                skipWhitespace()
+                if peek() == UInt8(ascii: "}") { position += 1; return }
+                while true {
+                    skipWhitespace()
+                    try skipString()
+                    skipWhitespace()
+                    try expect(UInt8(ascii: ":"))
+                    skipWhitespace()
+                    try skipValue(depth: depth + 1)
+                    skipWhitespace()
+                    if peek() == UInt8(ascii: ",") { position += 1; continue }
+                    try expect(UInt8(ascii: "}"))
+                    return
+                }
+            case UInt8(ascii: "["):
+                position += 1
+                skipWhitespace()
+                if peek() == UInt8(ascii: "]") { position += 1; return }
+                while true {
+                    skipWhitespace()
+                    try skipValue(depth: depth + 1)
+                    skipWhitespace()
+                    if peek() == UInt8(ascii: ",") { position += 1; continue }
+                    try expect(UInt8(ascii: "]"))
+                    return
+                }
+            case UInt8(ascii: "\""): try skipString()
+            case UInt8(ascii: "t"): try literal("true")
+            case UInt8(ascii: "f"): try literal("false")
+            case UInt8(ascii: "n"): try literal("null")
+            default: _ = try number()
+            }
+        }
+
+        /// Reads a string as `string()` does without making it. A string with an escape is
+        /// handed to `string()` itself, so escapes are checked by one piece of code only.
+        mutating func skipString() throws(ParseError) {
+            let opening = position
+            try expect(UInt8(ascii: "\""))
+            let start = position
+            skipPlainBytes()
+            while position < buffer.count {
+                let b = buffer[position]
+                if b == UInt8(ascii: "\"") {
+                    guard Bytes.isUTF8(UnsafeBufferPointer(rebasing: buffer[start..<position])) else { throw ParseError(offset: start) }
+                    position += 1
+                    return
+                }
+                if b == UInt8(ascii: "\\") {
+                    position = opening
+                    _ = try string()
+                    return
+                }
+                if b < 0x20 { throw ParseError(offset: position) }
+                position += 1
+            }
+            throw ParseError(offset: position)
         }
 
         mutating func literal(_ word: StaticString) throws(ParseError) {
@@ -209,19 +304,7 @@ enum JSONValue: Sendable, Hashable {
         mutating func string() throws(ParseError) -> String {
             try expect(UInt8(ascii: "\""))
             let start = position
-            // Skip 8 bytes at a time while none is a quote, a backslash or a control byte.
-            if let base = buffer.baseAddress {
-                let ones: UInt64 = 0x0101_0101_0101_0101
-                let highs: UInt64 = 0x8080_8080_8080_8080
-                while position + 8 <= buffer.count {
-                    let word = UInt64(littleEndian: UnsafeRawPointer(base + position).loadUnaligned(as: UInt64.self))
-                    let quote = word ^ (ones &* 0x22)
-                    let backslash = word ^ (ones &* 0x5C)
-                    let special = ((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash) | ((word &- ones &* 0x20) & ~word)
-                    if special & highs != 0 { break }
-                    position += 8
-                }
-            }
+            skipPlainBytes()
             // Fast path: no escapes.
             while position < buffer.count {
                 let b = buffer[position]
@@ -282,6 +365,21 @@ enum JSONValue: Sendable, Hashable {
                 }
             }
             throw ParseError(offset: position)
+        }
+
+        /// Skips 8 bytes at a time while none is a quote, a backslash or a control byte.
+        @inline(__always) mutating func skipPlainBytes() {
+            guard let base = buffer.baseAddress else { return }
+            let ones: UInt64 = 0x0101_0101_0101_0101
+            let highs: UInt64 = 0x8080_8080_8080_8080
+            while position + 8 <= buffer.count {
+                let word = UInt64(littleEndian: UnsafeRawPointer(base + position).loadUnaligned(as: UInt64.self))
+                let quote = word ^ (ones &* 0x22)
+                let backslash = word ^ (ones &* 0x5C)
+                let special = ((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash) | ((word &- ones &* 0x20) & ~word)
+                if special & highs != 0 { break }
+                position += 8
+            }
         }
 
         mutating func hex4() throws(ParseError) -> UInt32 {

@@ -48,6 +48,19 @@ import Testing
         #expect(!(try #require(CIDR.parse("172.16.0.0/12")).contains("172.32.0.1")))
     }
 
+    @Test func listMatchAgreesWithEachNetwork() throws {
+        let lists = [["127.0.0.0/8"], ["10.0.0.0/8", "2001:db8::/32"], ["::ffff:10.0.0.0/104"], ["0.0.0.0/0"], ["192.168.1.7"],
+                     ["172.16.0.0/12", "::1/128"], ["1.2.3.4/31"]].map { $0.compactMap(CIDR.parse) }
+        let addresses = ["127.0.0.1", "10.9.9.9", "::ffff:10.9.9.9", "192.168.1.7", "192.168.1.8", "172.31.255.1", "172.32.0.1",
+                         "1.2.3.5", "1.2.3.6", "::1", "2001:db8::1", "01.2.3.4", "1.2.3", "1.2.3.4.5", "256.1.1.1", "", "1..2.3",
+                         "[10.0.0.1]", "10.0.0.1%eth0", " 10.0.0.1", "0.0.0.0"]
+        for list in lists {
+            for address in addresses {
+                #expect(list.containsAddress(address) == list.contains { $0.contains(address) }, "\(list) \(address)")
+            }
+        }
+    }
+
     @Test func ipv6() throws {
         let net = try #require(CIDR.parse("2001:db8::/32"))
         #expect(net.contains("2001:db8::1") && net.contains("2001:DB8:ffff::") && net.contains("[2001:db8::5]"))
@@ -102,6 +115,19 @@ import Testing
         #expect(members.map(\.key) == ["node", "sign"])
         #expect(String(decoding: bytes[members[0].range], as: UTF8.self) == #"{"b": "}\"{", "a":[1, 2]}"#)
         #expect(String(decoding: bytes[members[1].range], as: UTF8.self) == #""abc""#)
+    }
+
+    @Test func keepingOnlySomeMembersBuildsThoseAndRefusesTheSame() throws {
+        let text = #"{"id":"E1","skip":{"s":"x\u00e9\n","l":[1,-2.5e3,true,null]},"resource":{"a":"b"},"id":"E2","z":"中"}"#
+        let kept = try JSONValue.parseObject(Array(text.utf8), keeping: ["id", "resource"])
+        #expect(kept == .object([.init(key: "id", value: .string("E1")), .init(key: "resource", value: .object([.init(key: "a", value: .string("b"))])),
+                                 .init(key: "id", value: .string("E2"))]))
+        let invalid = ["{\"a\":1,\"s\":\"\\x\"}", "{\"s\":\"\u{01}\"}", "{\"s\":\"\\ud800\"}", "{\"s\":[1,]}", "{\"s\":01}", "{\"s\":tru}",
+                       "{\"s\":{\"a\"}}", "{\"s\":1} x", "{\"s\":" + String(repeating: "[", count: 100) + String(repeating: "]", count: 100) + "}", "[1]"]
+        for text in invalid {
+            #expect(throws: JSONValue.ParseError.self) { try JSONValue.parseObject(Array(text.utf8), keeping: ["id"]) }
+        }
+        #expect(throws: JSONValue.ParseError.self) { try JSONValue.parseObject([0x7B, 0x22, 0x73, 0x22, 0x3A, 0x22, 0xFF, 0x22, 0x7D], keeping: []) }
     }
 
     @Test func serializesAndReparses() throws {
@@ -191,6 +217,32 @@ import Testing
         var copy = text
         let form = try #require(copy.withUTF8 { DecodedForm($0) })
         #expect(form.pairs == pairs)
+    }
+
+    @Test func decodedFormMatchesPairsAtEveryOffset() throws {
+        // Specials and escapes at every position around the 8-byte steps.
+        for pad in 0..<17 {
+            let filler = String(repeating: "x", count: pad)
+            for text in ["\(filler)=\(filler)%41+&k\(filler)=v=w%2B&&\(filler)", "a\(filler)+b=\(filler)%E4%B8%AD\(filler)&\(filler)",
+                         "\(filler)%3D=1&=\(filler)&\(filler)"] {
+                let pairs = try #require(FormEncoding.parse(text))
+                var copy = text
+                let form = try #require(copy.withUTF8 { DecodedForm($0) })
+                #expect(form.pairs == pairs, "\(text)")
+                #expect(AlipaySignature.signContent(form) == AlipaySignature.signContent(pairs), "\(text)")
+            }
+            for bad in ["\(filler)=%4&", "\(filler)%ff=1", "a=\(filler)%g0", "\(filler)%"] {
+                var copy = bad
+                #expect(copy.withUTF8 { DecodedForm($0) } == nil, "\(bad)")
+            }
+        }
+    }
+
+    @Test(arguments: ["a=1&b=2&a=3", "sign=1&sign=2&a=1", "a=&a=1", "notify_id=1&notify_id_x=2&notify_i=3&notify_id=4", "b=1&a=2&sign_type=RSA2&sign=x"])
+    func signContentFromFormMatchesPairs(_ text: String) throws {
+        var copy = text
+        let form = try #require(copy.withUTF8 { DecodedForm($0) })
+        #expect(AlipaySignature.signContent(form) == AlipaySignature.signContent(try #require(FormEncoding.parse(text))))
     }
 
     @Test(arguments: ["a=%zz", "a=%4", "%ff=1", "b=1&a=%"])

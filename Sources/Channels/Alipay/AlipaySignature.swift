@@ -15,12 +15,48 @@ enum AlipaySignature {
         }
     }
 
+    /// The same text straight from a decoded form's buffer: keys are compared as bytes and
+    /// no `String` is made.
     static func signContent(_ form: DecodedForm) -> [UInt8]? {
         form.storage.withUnsafeBufferPointer { storage in
-            signContent(count: form.count, key: { form.keys[$0] }, excludingSignType: true) { i, out in
-                out.append(contentsOf: UnsafeBufferPointer(rebasing: storage[form.values[i]]))
-            } valueIsEmpty: { form.values[$0].isEmpty }
+            // Sort (first-8-bytes prefix, index) pairs: one integer compare decides almost
+            // every comparison; equal prefixes fall back to the whole key.
+            var order: [(prefix: UInt64, index: Int)] = []
+            order.reserveCapacity(form.count)
+            var total = 0
+            for (index, entry) in form.entries.enumerated() where !entry.value.isEmpty {
+                let name = UnsafeBufferPointer(rebasing: storage[entry.key])
+                if isSignOrSignType(name) { continue }
+                var prefix: UInt64 = 0
+                for i in 0..<8 { prefix = prefix << 8 | UInt64(i < name.count ? name[i] : 0) }
+                total += entry.key.count + entry.value.count + 2
+                order.append((prefix, index))
+            }
+            func key(_ index: Int) -> UnsafeBufferPointer<UInt8> { UnsafeBufferPointer(rebasing: storage[form.entries[index].key]) }
+            order.sort { a, b in
+                if a.prefix != b.prefix { return a.prefix < b.prefix }
+                return key(a.index).lexicographicallyPrecedes(key(b.index))
+            }
+            var out: [UInt8] = []
+            out.reserveCapacity(total)
+            for position in order.indices {
+                let entry = form.entries[order[position].index]
+                if position > 0 {
+                    let previous = order[position - 1]
+                    if previous.prefix == order[position].prefix && key(previous.index).elementsEqual(key(order[position].index)) { return nil }
+                    out.append(UInt8(ascii: "&"))
+                }
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: storage[entry.key]))
+                out.append(UInt8(ascii: "="))
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: storage[entry.value]))
+            }
+            return out
         }
+    }
+
+    @inline(__always)
+    private static func isSignOrSignType(_ name: UnsafeBufferPointer<UInt8>) -> Bool {
+        (name.count == 4 && name.elementsEqual("sign".utf8)) || (name.count == 9 && name.elementsEqual("sign_type".utf8))
     }
 
     @inline(__always)

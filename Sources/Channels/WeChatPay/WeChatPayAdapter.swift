@@ -22,18 +22,26 @@ public struct WeChatPayAdapter: ChannelAdapter {
         try WeChatPaySignature.verify(
             headers: raw.headers, body: raw.body, keys: configuration.platformKeys,
             now: raw.receivedAt, maxSkewSeconds: configuration.maxClockSkewSeconds)
-        let envelope: JSONValue
-        do { envelope = try JSONValue.parse(raw.body) } catch { throw .malformed("body is not JSON") }
+        guard let envelope = Self.parse(raw.body, keeping: ["id", "resource"]) else { throw .malformed("body is not JSON") }
         guard let resource = envelope["resource"] else { throw .malformed("resource missing") }
         let plaintext = try WeChatPaySignature.decrypt(resource: resource, key: configuration.apiV3Key)
-        let transaction: JSONValue
-        do { transaction = try JSONValue.parse(plaintext) } catch { throw .malformed("resource plaintext is not JSON") }
+        guard let transaction = Self.parse(plaintext, keeping: WeChatPaySignature.transactionKeys) else {
+            throw .malformed("resource plaintext is not JSON")
+        }
         let order = try WeChatPaySignature.transaction(transaction, mchID: configuration.mchID, appID: configuration.appID)
         return PaymentNotification(
             channelID: configuration.channelID, channelType: .wechatpayV3, outTradeNo: order.outTradeNo,
             channelTradeNo: order.channelTradeNo, status: order.status, amountMinor: order.amountMinor,
             currency: order.currency, merchant: order.merchant, eventID: envelope["id"]?.stringValue, paidAt: order.paidAt
         )
+    }
+
+    /// The JSON text with only the named top-level members built (the notify path reads no
+    /// others); nil when it is not JSON. Valid JSON that is not an object comes back whole,
+    /// so callers refuse it exactly as before.
+    static func parse(_ bytes: [UInt8], keeping: [String]) -> JSONValue? {
+        if let object = try? JSONValue.parseObject(bytes, keeping: keeping) { return object }
+        return try? JSONValue.parse(bytes)
     }
 
     /// Decrypts the resource if the APIv3 key opens it; the signature is not checked.

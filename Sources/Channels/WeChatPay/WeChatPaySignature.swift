@@ -65,8 +65,21 @@ enum WeChatPaySignature {
         }
         guard key.byteCount == 32 else { throw Rejection(.decryptFailed, "APIv3 key is not 32 bytes") }
         do {
-            let nonce = try AES.GCM.Nonce(data: Array(nonceText.utf8))
-            let box = try AES.GCM.SealedBox(nonce: nonce, ciphertext: combined.dropLast(16), tag: combined.suffix(16))
+            let box: AES.GCM.SealedBox
+            if nonceText.utf8.count == 12 {
+                // The box's own layout, nonce‖ciphertext‖tag, built here in one buffer: the
+                // (nonce:ciphertext:tag:) initializer is generic and copies byte by byte.
+                var nonceText = nonceText
+                var sealed = Data(count: 12 + combined.count)
+                sealed.withUnsafeMutableBytes { out in
+                    nonceText.withUTF8 { out.copyMemory(from: UnsafeRawBufferPointer($0)) }
+                    combined.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: out[12...]).copyMemory(from: $0) }
+                }
+                box = try AES.GCM.SealedBox(combined: sealed)
+            } else {
+                let nonce = try AES.GCM.Nonce(data: Array(nonceText.utf8))
+                box = try AES.GCM.SealedBox(nonce: nonce, ciphertext: combined.dropLast(16), tag: combined.suffix(16))
+            }
             return Array(try AES.GCM.open(box, using: key.key, authenticating: Array(associatedData.utf8)))
         } catch {
             throw Rejection(.decryptFailed)
@@ -96,6 +109,9 @@ enum WeChatPaySignature {
         case .other(let raw): raw
         }
     }
+
+    /// Every member `transaction` reads; the notify path builds only these.
+    static let transactionKeys = ["mchid", "appid", "out_trade_no", "trade_state", "amount", "success_time", "transaction_id"]
 
     /// Reads a transaction object (decrypted notify resource or query answer).
     static func transaction(_ tx: JSONValue, mchID: String, appID: String) throws(Rejection) -> QueriedOrder {
