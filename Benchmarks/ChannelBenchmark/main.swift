@@ -76,6 +76,7 @@ func ok(_ result: Result<PaymentNotification, Rejection>) -> Bool {
     return false
 }
 
+let slices = 20
 print("Payhook channel verification, one thread, \(secondsPerCase) s per case in \(slices) interleaved slices, best slice")
 print("payload sizes: alipay \(alipayBody.count) B form, wechatpay_v3 \(wechatMessage.body.count) B JSON, points \(pointsMessage.body.count) B JSON")
 // The cases run interleaved in 20 slices each and report their best slice, so a burst of
@@ -90,7 +91,6 @@ let cases: [(String, () -> Bool)] = [
 ].filter { only == nil || $0.0.hasPrefix(only!) || $0.0.hasPrefix("raw") }
 for (_, body) in cases { for _ in 0..<200 { precondition(body()) } }  // warm up
 var best = [Double](repeating: 0, count: cases.count)
-let slices = 20
 for _ in 0..<slices {
     for (i, (_, body)) in cases.enumerated() { best[i] = max(best[i], slice(secondsPerCase / Double(slices), body)) }
 }
