@@ -1,7 +1,5 @@
 import ArgumentParser
 import Foundation
-import NIOCore
-import NIOPosix
 import PayhookConfig
 
 @main
@@ -13,20 +11,8 @@ struct Payhook: AsyncParsableCommand {
                       OrdersCommand.self, Sim.self]
     )
 
-    static func main() {
-        // Swift tasks run on NIO's event-loop threads rather than on a second pool: a
-        // receiver handler and the commit that wakes it no longer hop between thread pools.
-        // This has to happen before the first task starts, hence a synchronous main.
-        _ = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
-        Task {
-            await runCommand()
-            Foundation.exit(0)
-        }
-        dispatchMain()
-    }
-
     /// Exit 2 for bad usage or configuration, 1 for any other failure, as the contract says.
-    static func runCommand() async {
+    static func main() async {
         do {
             var command = try parseAsRoot()
             if var asyncCommand = command as? any AsyncParsableCommand {
