@@ -16,6 +16,11 @@ public final class WorkerPool: Sendable {
     let logger: Logger
     private let stopping = Atomic<Bool>(false)
     private let running = DispatchGroup()
+    /// Wake-ups for idle worker threads: one listener turns NOTIFYs into single wake-ups,
+    /// so a callback wakes one thread, not every thread for an empty claim.
+    private let wakeups = DispatchSemaphore(value: 0)
+    /// Wake-ups signalled and not yet taken, kept at most `threads`.
+    private let pendingWakeups = Atomic<Int>(0)
 
     public init(configuration: WorkerConfiguration, adapters: [AnyChannelAdapter], metrics: WorkerMetrics = WorkerMetrics(),
                 logger: Logger) {
@@ -26,6 +31,7 @@ public final class WorkerPool: Sendable {
     }
 
     public func start() {
+        spawn("payhook-listener") { self.runListener() }
         for index in 0..<configuration.threads {
             spawn("payhook-worker-\(index)") { self.runWorker(index: index) }
         }
@@ -113,16 +119,37 @@ public final class WorkerPool: Sendable {
             store: store, adapters: adapters,
             rules: OutcomeRules(retry: configuration.retry, unknownOrderAttempts: configuration.unknownOrderAttempts),
             reconcileEverySeconds: configuration.reconcileEverySeconds, metrics: metrics, logger: workerLogger)
-        withConnection(role: "worker", setUp: { connection throws(PostgresError) in
-            try connection.listen(QueueStore.notifyChannel)
-        }) { connection throws(PostgresError) in
+        withConnection(role: "worker") { connection throws(PostgresError) in
             let claimed = try store.claim(limit: configuration.batchSize, on: connection)
             guard !claimed.isEmpty else {
-                _ = try connection.waitForNotifications(timeout: configuration.pollInterval)
+                // Idle: a NOTIFY (through the listener) or the poll interval, whichever first.
+                if wakeups.wait(timeout: .now() + Self.seconds(configuration.pollInterval)) == .success {
+                    pendingWakeups.subtract(1, ordering: .relaxed)
+                }
                 return
             }
+            // A full batch means more may be waiting: call in an idle colleague.
+            if claimed.count == configuration.batchSize { wake() }
             metrics.claimed(claimed.count)
             try processor.process(claimed, on: connection)
+        }
+    }
+
+    /// LISTENs for new callbacks and wakes one idle worker per burst of notifications.
+    private func runListener() {
+        withConnection(role: "listener", setUp: { connection throws(PostgresError) in
+            try connection.listen(QueueStore.notifyChannel)
+        }) { connection throws(PostgresError) in
+            if !(try connection.waitForNotifications(timeout: configuration.pollInterval)).isEmpty { wake() }
+        }
+    }
+
+    private func wake() {
+        // Bounded, so a burst while every thread is busy leaves at most one empty claim each.
+        if pendingWakeups.add(1, ordering: .relaxed).newValue <= configuration.threads {
+            wakeups.signal()
+        } else {
+            pendingWakeups.subtract(1, ordering: .relaxed)
         }
     }
 
