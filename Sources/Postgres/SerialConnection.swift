@@ -1,4 +1,5 @@
 public import Dispatch
+import Synchronization
 
 /// A `Connection` owned by one serial `DispatchQueue`, for async callers. Each call runs
 /// on the queue; cancelling the calling task cancels the running statement (`PQcancel`).
@@ -18,17 +19,27 @@ public final class SerialConnection: @unchecked Sendable {
     /// before the body runs.
     public func run<T: Sendable>(_ body: @escaping @Sendable (Connection) throws -> T) async throws -> T {
         let canceller = connection.canceller
+        // A cancel that comes before the block runs would find no statement to cancel.
+        let cancelled = CancelFlag()
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
                 queue.async { [self] in
                     continuation.resume(with: Result {
+                        if cancelled.isSet { throw PostgresError(code: .cancelled, context: "cancelled before it ran") }
                         if !connection.isConnected { try connection.reconnect() }
                         return try body(connection)
                     })
                 }
             }
         } onCancel: {
+            cancelled.set()
             canceller.cancel()
         }
     }
+}
+
+private final class CancelFlag: Sendable {
+    private let value = Atomic<Bool>(false)
+    var isSet: Bool { value.load(ordering: .acquiring) }
+    func set() { value.store(true, ordering: .releasing) }
 }

@@ -148,7 +148,14 @@ import Testing
     @Test func cancelStopsARunningStatement() async throws {
         let serial = try SerialConnection(configuration: .init(conninfo: database.url))
         let task = Task { try await serial.run { try $0.query("SELECT pg_sleep(30)") } }
-        try await Task.sleep(for: .milliseconds(300))
+        // Cancel once the statement is running (a busy machine may take a while to send it).
+        let observer = try database.connect()
+        for _ in 0..<200 {
+            let running = try observer.query(
+                "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(30)' AND state = 'active'")
+            if try running[0].decode(0, as: Int.self) > 0 { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
         let start = ContinuousClock.now
         task.cancel()
         do {
@@ -160,6 +167,18 @@ import Testing
         }
         #expect(ContinuousClock.now - start < .seconds(5))
         #expect(try await serial.run { try $0.query("SELECT 1")[0].decode(0, as: Int.self) } == 1)
+    }
+
+    @Test func aCancelBeforeTheStatementRunsStillCancelsIt() async throws {
+        let serial = try SerialConnection(configuration: .init(conninfo: database.url))
+        let task = Task {
+            // Cancelled before the body is even queued.
+            withUnsafeCurrentTask { $0?.cancel() }
+            return try await serial.run { try $0.query("SELECT pg_sleep(30)") }
+        }
+        let start = ContinuousClock.now
+        await #expect(throws: PostgresError.self) { _ = try await task.value }
+        #expect(ContinuousClock.now - start < .seconds(5))
     }
 
     @Test func reconnectsAfterTheBackendIsKilledAndKeepsListening() throws {
