@@ -59,6 +59,14 @@ final class BatchProcessor {
     /// or allowlist must not leave a paid order unpaid, and the answer alone can move it.
     static let reconcileAfter: Set<RejectionReason> = [.badSignature, .unknownKey, .decryptFailed, .ipNotAllowed]
 
+    /// An order or trade number as it may be stored and indexed: channels use at most 64
+    /// characters; a forger's 60 KB "order number" must not be able to fail the batch's
+    /// write (an index entry has a size limit) and jam the queue.
+    static func storable(_ number: String) -> String? {
+        number.utf8.count <= 128 && number.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value != 0x7F })
+            ? number : nil
+    }
+
     /// Processes the batch; throws only when the database failed (the leases then run out
     /// and the callbacks are claimed again).
     func process(_ claimed: [ClaimedCallback], on connection: Connection) throws(PostgresError) {
@@ -86,11 +94,12 @@ final class BatchProcessor {
                 jobs.append(Job(claimed: callback, startedAt: startedAt, intent: .finished(
                     .dead(reason: "unknown_channel", error: "channel is not configured"))))
             case .rejected(let rejection, let outTradeNo):
-                jobs.append(Job(claimed: callback, startedAt: startedAt, outTradeNo: outTradeNo, intent: .finished(
+                jobs.append(Job(claimed: callback, startedAt: startedAt, outTradeNo: outTradeNo.flatMap(Self.storable),
+                                intent: .finished(
                     .rejected(reason: rejection.reason.rawValue, error: rejection.description))))
             case .verified(let notification):
-                jobs.append(Job(claimed: callback, startedAt: startedAt, outTradeNo: notification.outTradeNo,
-                                channelTradeNo: notification.channelTradeNo,
+                jobs.append(Job(claimed: callback, startedAt: startedAt, outTradeNo: Self.storable(notification.outTradeNo),
+                                channelTradeNo: notification.channelTradeNo.flatMap(Self.storable),
                                 intent: .query(OrderEvidence(notification))))
             }
         }
