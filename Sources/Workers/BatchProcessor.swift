@@ -211,8 +211,11 @@ final class BatchProcessor {
                     var failed = job
                     failed.intent = .finished(rules.transient(attempt: job.claimed.attempt, reason: "apply_failed",
                                                              error: single.description))
+                    // Finish it with nothing that could fail again: no events, no parsed ids.
                     failed.conflictEvent = nil
                     failed.reconcileItem = nil
+                    failed.outTradeNo = nil
+                    failed.channelTradeNo = nil
                     try commit([failed], on: connection)
                 }
             }
