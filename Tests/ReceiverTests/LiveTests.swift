@@ -116,12 +116,15 @@ import Testing
     /// stored bodies.
     private func streamThenSignal(_ signal: Int32) async throws -> (Int32, StreamTally, Set<String>) {
         let database = try TestDatabase.create()
-        let port = Int.random(in: 20_000...60_000)
+        let port = try freeLoopbackPort()
         let configFile = FileManager.default.temporaryDirectory.appendingPathComponent("payhook-\(UUID()).yaml")
         try ReceiverHarness.yaml(databaseURL: database.url, port: port).write(to: configFile, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(at: configFile) }
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("payhook-serve-\(UUID()).log").path
+        defer { try? FileManager.default.removeItem(atPath: log) }
         let server = try ChildProcess(executable: ChildProcess.payhookExecutable,
-                                      arguments: ["serve", "--config", configFile.path], environment: [:])
+                                      arguments: ["serve", "--config", configFile.path], environment: [:],
+                                      outputFile: log)
         let http = HTTPClient(eventLoopGroupProvider: .singleton,
                               configuration: .init(timeout: .init(connect: .seconds(1), read: .seconds(3))))
         let tally = Locked(StreamTally())
@@ -160,6 +163,10 @@ import Testing
             try await group.waitForAll()
         }
         try await http.shutdown()
+        if tally.value.acknowledged.isEmpty {
+            // Say why the server never answered (its own log, no payloads in it).
+            Issue.record("payhook serve answered nothing; its log: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "-")")
+        }
         let stored = Set(try database.connect().query("SELECT body FROM callback_payloads").rows.map {
             String(decoding: try $0.decode(0, as: [UInt8].self), as: UTF8.self)
         })
