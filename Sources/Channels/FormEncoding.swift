@@ -177,16 +177,39 @@ enum Bytes {
     /// specialized across modules and costs a generic-metadata lookup per call on the hot path.)
     @inline(__always)
     static func utf8String(_ bytes: UnsafeBufferPointer<UInt8>) -> String? {
-        let text = String(decoding: bytes, as: UTF8.self)
-        if isASCII(bytes) { return text }
-        // Decoding repairs invalid sequences with U+FFFD; valid input comes back byte for byte.
-        return text.utf8.elementsEqual(bytes) ? text : nil
+        isUTF8(bytes) ? String(decoding: bytes, as: UTF8.self) : nil
     }
 
-    /// Whether the bytes are valid UTF-8, without keeping a `String` for ASCII input.
-    @inline(__always)
+    /// Whether the bytes are well-formed UTF-8 (Unicode table 3-7: no overlong forms, no
+    /// surrogates, nothing above U+10FFFF), without making a `String`.
     static func isUTF8(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
-        isASCII(bytes) || utf8String(bytes) != nil
+        if isASCII(bytes) { return true }
+        let count = bytes.count
+        var i = 0
+        while i < count {
+            let lead = bytes[i]
+            if lead < 0x80 { i += 1; continue }
+            let length: Int
+            var low: UInt8 = 0x80, high: UInt8 = 0xBF  // the second byte's range
+            switch lead {
+            case 0xC2...0xDF: length = 2
+            case 0xE0: length = 3; low = 0xA0
+            case 0xE1...0xEC, 0xEE...0xEF: length = 3
+            case 0xED: length = 3; high = 0x9F
+            case 0xF0: length = 4; low = 0x90
+            case 0xF1...0xF3: length = 4
+            case 0xF4: length = 4; high = 0x8F
+            default: return false
+            }
+            guard count - i >= length, bytes[i + 1] >= low, bytes[i + 1] <= high else { return false }
+            var k = 2
+            while k < length {
+                guard bytes[i + k] & 0xC0 == 0x80 else { return false }
+                k += 1
+            }
+            i += length
+        }
+        return true
     }
 
     /// Whether every byte is below 0x80, 8 bytes at a time.

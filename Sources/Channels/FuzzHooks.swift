@@ -10,6 +10,35 @@ package enum FuzzHooks {
             precondition(again == value, "JSON re-serialization changed the value")
         }
         _ = try? JSONValue.topLevelMembers(bytes)
+        precondition(jsonObjectViewAgrees(bytes), "JSONObjectView disagrees with JSONValue.parse")
+    }
+
+    /// Whether the in-place reader accepts exactly the objects `JSONValue.parse` accepts and
+    /// reads the same strings, numbers and nested objects from them.
+    package static func jsonObjectViewAgrees(_ bytes: [UInt8]) -> Bool {
+        let parsed = try? JSONValue.parse(bytes)
+        return bytes.withUnsafeBufferPointer { buffer in
+            guard let view = JSONObjectView(buffer) else {
+                if case .object = parsed { return false }
+                return true
+            }
+            guard let parsed else { return false }
+            return agrees(view, parsed)
+        }
+    }
+
+    private static func agrees(_ view: JSONObjectView, _ value: JSONValue) -> Bool {
+        guard case .object(let members) = value else { return false }
+        for member in members {
+            guard let span = view[member.key], let first = value[member.key] else { return false }
+            switch first {
+            case .string(let text): guard span.string == text else { return false }
+            case .object: guard let nested = span.object, agrees(nested, first) else { return false }
+            case .number(let text): guard span.string == nil, span.object == nil, span.int64 == Int64(text) else { return false }
+            default: guard span.string == nil, span.object == nil, span.int64 == nil else { return false }
+            }
+        }
+        return true
     }
 
     /// Money, CIDR, timestamps, form decoding over the text.

@@ -36,26 +36,6 @@ enum JSONValue: Sendable, Hashable {
         return try result.get()
     }
 
-    /// Parses a top-level object, building only the members named in `keeping` (every
-    /// occurrence, in order). The rest is still read and checked exactly as `parse` checks
-    /// it, so the same inputs are refused; it is only not built.
-    static func parseObject(_ bytes: [UInt8], keeping: [String]) throws(ParseError) -> JSONValue {
-        let result: Result<JSONValue, ParseError> = bytes.withUnsafeBufferPointer { buffer in
-            Result { () throws(ParseError) -> JSONValue in try parseObject(buffer: buffer, keeping: keeping) }
-        }
-        return try result.get()
-    }
-
-    private static func parseObject(buffer: UnsafeBufferPointer<UInt8>, keeping: [String]) throws(ParseError) -> JSONValue {
-        var reader = Reader(buffer: buffer)
-        reader.skipWhitespace()
-        guard reader.peek() == UInt8(ascii: "{") else { throw ParseError(offset: reader.position) }
-        let value = try reader.object(depth: 0, keeping: keeping)
-        reader.skipWhitespace()
-        guard reader.position == buffer.count else { throw ParseError(offset: reader.position) }
-        return value
-    }
-
     // The reader lives in a plain function, not in a closure: a captured `var` would be
     // boxed and every access checked for exclusivity at run time.
     private static func parse(buffer: UnsafeBufferPointer<UInt8>) throws(ParseError) -> JSONValue {
@@ -150,7 +130,7 @@ enum JSONValue: Sendable, Hashable {
             guard depth <= JSONValue.maxDepth, let byte = peek() else { throw ParseError(offset: position) }
             switch byte {
             case UInt8(ascii: "{"):
-                return try object(depth: depth, keeping: nil)
+                return try object(depth: depth)
             case UInt8(ascii: "["):
                 position += 1
                 var items: [JSONValue] = []
@@ -180,9 +160,8 @@ enum JSONValue: Sendable, Hashable {
             }
         }
 
-        /// An object at `position`; members whose key is not in `keeping` (when given) are
-        /// skipped, not built.
-        mutating func object(depth: Int, keeping: [String]?) throws(ParseError) -> JSONValue {
+        /// An object at `position`.
+        mutating func object(depth: Int) throws(ParseError) -> JSONValue {
             position += 1  // the `{`
             var members: [Member] = []
             members.reserveCapacity(8)
@@ -194,11 +173,7 @@ enum JSONValue: Sendable, Hashable {
                 skipWhitespace()
                 try expect(UInt8(ascii: ":"))
                 skipWhitespace()
-                if let keeping, !keeping.contains(key) {
-                    try skipValue(depth: depth + 1)
-                } else {
-                    members.append(Member(key: key, value: try value(depth: depth + 1)))
-                }
+                members.append(Member(key: key, value: try value(depth: depth + 1)))
                 skipWhitespace()
                 if peek() == UInt8(ascii: ",") { position += 1; continue }
                 try expect(UInt8(ascii: "}"))
@@ -250,22 +225,29 @@ enum JSONValue: Sendable, Hashable {
         /// handed to `string()` itself, so escapes are checked by one piece of code only.
         mutating func skipString() throws(ParseError) {
             let opening = position
+            if try plainString() != nil { return }
+            position = opening
+            _ = try string()
+        }
+
+        /// The bytes of the string at `position` when it has no escape, checked (no control
+        /// byte, valid UTF-8), and moves past it; nil when it has an escape, with `position`
+        /// left at its first backslash.
+        mutating func plainString() throws(ParseError) -> UnsafeBufferPointer<UInt8>? {
             try expect(UInt8(ascii: "\""))
             let start = position
-            skipPlainBytes()
+            var ascii = skipPlainBytes()
             while position < buffer.count {
                 let b = buffer[position]
                 if b == UInt8(ascii: "\"") {
-                    guard Bytes.isUTF8(UnsafeBufferPointer(rebasing: buffer[start..<position])) else { throw ParseError(offset: start) }
+                    let bytes = UnsafeBufferPointer(rebasing: buffer[start..<position])
+                    guard ascii || Bytes.isUTF8(bytes) else { throw ParseError(offset: start) }
                     position += 1
-                    return
+                    return bytes
                 }
-                if b == UInt8(ascii: "\\") {
-                    position = opening
-                    _ = try string()
-                    return
-                }
+                if b == UInt8(ascii: "\\") { return nil }
                 if b < 0x20 { throw ParseError(offset: position) }
+                if b >= 0x80 { ascii = false }
                 position += 1
             }
             throw ParseError(offset: position)
@@ -302,23 +284,10 @@ enum JSONValue: Sendable, Hashable {
         @inline(__always) func isDigit(_ b: UInt8) -> Bool { b >= 0x30 && b <= 0x39 }
 
         mutating func string() throws(ParseError) -> String {
-            try expect(UInt8(ascii: "\""))
-            let start = position
-            skipPlainBytes()
-            // Fast path: no escapes.
-            while position < buffer.count {
-                let b = buffer[position]
-                if b == UInt8(ascii: "\"") {
-                    let slice = UnsafeBufferPointer(rebasing: buffer[start..<position])
-                    guard let text = Bytes.utf8String(slice) else { throw ParseError(offset: start) }
-                    position += 1
-                    return text
-                }
-                if b == UInt8(ascii: "\\") { break }
-                if b < 0x20 { throw ParseError(offset: position) }
-                position += 1
-            }
-            // Slow path with escapes.
+            let start = position + 1
+            // Checked UTF-8, so decoding repairs nothing.
+            if let plain = try plainString() { return String(decoding: plain, as: UTF8.self) }
+            // With escapes: the bytes before the first backslash, then the rest one by one.
             var bytes = Array(UnsafeBufferPointer(rebasing: buffer[start..<position]))
             while position < buffer.count {
                 let b = buffer[position]
@@ -367,19 +336,34 @@ enum JSONValue: Sendable, Hashable {
             throw ParseError(offset: position)
         }
 
-        /// Skips 8 bytes at a time while none is a quote, a backslash or a control byte.
-        @inline(__always) mutating func skipPlainBytes() {
-            guard let base = buffer.baseAddress else { return }
+        /// Skips 16, then 8 bytes at a time while none is a quote, a backslash or a control
+        /// byte; returns whether every byte skipped was ASCII.
+        @inline(__always) mutating func skipPlainBytes() -> Bool {
+            guard let base = buffer.baseAddress else { return true }
             let ones: UInt64 = 0x0101_0101_0101_0101
             let highs: UInt64 = 0x8080_8080_8080_8080
-            while position + 8 <= buffer.count {
-                let word = UInt64(littleEndian: UnsafeRawPointer(base + position).loadUnaligned(as: UInt64.self))
+            @inline(__always) func special(_ word: UInt64) -> UInt64 {
                 let quote = word ^ (ones &* 0x22)
                 let backslash = word ^ (ones &* 0x5C)
-                let special = ((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash) | ((word &- ones &* 0x20) & ~word)
-                if special & highs != 0 { break }
+                return (((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash) | ((word &- ones &* 0x20) & ~word)) & highs
+            }
+            @inline(__always) func load(_ offset: Int) -> UInt64 {
+                UInt64(littleEndian: UnsafeRawPointer(base + offset).loadUnaligned(as: UInt64.self))
+            }
+            var high: UInt64 = 0
+            while position + 16 <= buffer.count {
+                let a = load(position), b = load(position + 8)
+                if special(a) | special(b) != 0 { break }
+                high |= a | b
+                position += 16
+            }
+            while position + 8 <= buffer.count {
+                let a = load(position)
+                if special(a) != 0 { break }
+                high |= a
                 position += 8
             }
+            return high & highs == 0
         }
 
         mutating func hex4() throws(ParseError) -> UInt32 {

@@ -76,6 +76,7 @@ extension Array where Element == HeaderField {
 
 @inline(__always)
 func asciiCaseInsensitiveEquals(_ a: String, _ b: String) -> Bool {
+    guard a.utf8.count == b.utf8.count else { return false }
     var a = a
     var b = b
     return a.withUTF8 { ua in

@@ -117,17 +117,66 @@ import Testing
         #expect(String(decoding: bytes[members[1].range], as: UTF8.self) == #""abc""#)
     }
 
-    @Test func keepingOnlySomeMembersBuildsThoseAndRefusesTheSame() throws {
-        let text = #"{"id":"E1","skip":{"s":"x\u00e9\n","l":[1,-2.5e3,true,null]},"resource":{"a":"b"},"id":"E2","z":"中"}"#
-        let kept = try JSONValue.parseObject(Array(text.utf8), keeping: ["id", "resource"])
-        #expect(kept == .object([.init(key: "id", value: .string("E1")), .init(key: "resource", value: .object([.init(key: "a", value: .string("b"))])),
-                                 .init(key: "id", value: .string("E2"))]))
-        let invalid = ["{\"a\":1,\"s\":\"\\x\"}", "{\"s\":\"\u{01}\"}", "{\"s\":\"\\ud800\"}", "{\"s\":[1,]}", "{\"s\":01}", "{\"s\":tru}",
-                       "{\"s\":{\"a\"}}", "{\"s\":1} x", "{\"s\":" + String(repeating: "[", count: 100) + String(repeating: "]", count: 100) + "}", "[1]"]
-        for text in invalid {
-            #expect(throws: JSONValue.ParseError.self) { try JSONValue.parseObject(Array(text.utf8), keeping: ["id"]) }
+    @Test func objectViewLocatesMembersAndNestedObjects() throws {
+        let text = #"{"id":"E1","skip":[{"id":"in array"},-2.5e3,true,null],"resource":{"a":"b","id":"inner","n":{"x":7}},"id":"E2","k\u0065y":"v\"q","z":"中","m":-12}"#
+        let bytes = Array(text.utf8)
+        try bytes.withUnsafeBufferPointer { buffer in
+            let view = try #require(JSONObjectView(buffer))
+            #expect(view["id"]?.string == "E1")  // the first of a repeated key
+            #expect(view["key"]?.string == "v\"q")  // escaped key, escaped value
+            #expect(view["z"]?.string == "中")
+            #expect(view["m"]?.int64 == -12 && view["m"]?.string == nil)
+            #expect(view["skip"]?.object == nil && view["skip"]?.string == nil)
+            #expect(view["a"] == nil && view["x"] == nil)  // nested members are not the top level's
+            let resource = try #require(view["resource"]?.object)
+            #expect(resource["a"]?.isString("b") == true && resource["a"]?.isString("c") == false)
+            #expect(resource["id"]?.string == "inner" && resource["z"] == nil)
+            #expect(resource["n"]?.object?["x"]?.int64 == 7)
+            let plain = try #require(resource["a"]?.withStringBytes { Array($0) })
+            #expect(plain == [UInt8(ascii: "b")])
+            #expect(view["id"].map { String(decoding: bytes[$0.range], as: UTF8.self) } == #""E1""#)
         }
-        #expect(throws: JSONValue.ParseError.self) { try JSONValue.parseObject([0x7B, 0x22, 0x73, 0x22, 0x3A, 0x22, 0xFF, 0x22, 0x7D], keeping: []) }
+    }
+
+    @Test func objectViewRefusesWhatParseRefuses() {
+        let invalid = ["{\"a\":1,\"s\":\"\\x\"}", "{\"s\":\"\u{01}\"}", "{\"s\":\"\\ud800\"}", "{\"s\":[1,]}", "{\"s\":01}", "{\"s\":tru}",
+                       "{\"s\":{\"a\"}}", "{\"s\":1} x", "{\"s\":" + String(repeating: "[", count: 100) + String(repeating: "]", count: 100) + "}",
+                       "{\"s\":" + String(repeating: "{\"a\":", count: 70) + "1" + String(repeating: "}", count: 71), "[1]", "\"s\"", "", "{", "{\"a\":{\"b\":1}"]
+        for text in invalid {
+            #expect(Array(text.utf8).withUnsafeBufferPointer { JSONObjectView($0) } == nil, "\(text.prefix(40))")
+            #expect(FuzzHooks.jsonObjectViewAgrees(Array(text.utf8)))
+        }
+        #expect([0x7B, 0x22, 0x73, 0x22, 0x3A, 0x22, 0xFF, 0x22, 0x7D].withUnsafeBufferPointer { JSONObjectView($0) } == nil)
+    }
+
+    /// Random byte edits of realistic documents: the view accepts exactly what `parse` accepts
+    /// as an object, and reads every member the same.
+    @Test func objectViewAgreesWithParseUnderMutation() {
+        let seeds = [
+            #"{"id":"EV-1","summary":"支付成功","resource":{"algorithm":"AEAD_AES_256_GCM","ciphertext":"QUJD\/+==","nonce":"abc"},"n":[1,{"a":2}]}"#,
+            #"{"mchid":"19","amount":{"total":8888,"currency":"CNY"},"payer":{"openid":"o\u00e9"},"ok":true,"x":null,"e":1.5e-3}"#,
+        ]
+        var rng = SplitMix(seed: 0x5EED)
+        let alphabet = Array(#"{}[]":,\"0123456789-.eE tfnul aé"#.utf8) + [0x00, 0x1F, 0x80, 0xBF, 0xC0, 0xE4, 0xED, 0xF4, 0xFF]
+        var accepted = 0
+        for seed in seeds {
+            #expect(FuzzHooks.jsonObjectViewAgrees(Array(seed.utf8)))
+            for _ in 0..<3000 {
+                var bytes = Array(seed.utf8)
+                for _ in 0..<Int(rng.next() % 3 + 1) {
+                    let at = Int(rng.next() % UInt64(bytes.count))
+                    let byte = alphabet[Int(rng.next() % UInt64(alphabet.count))]
+                    switch rng.next() % 3 {
+                    case 0: bytes[at] = byte
+                    case 1: bytes.insert(byte, at: at)
+                    default: bytes.remove(at: at)
+                    }
+                }
+                if bytes.withUnsafeBufferPointer({ JSONObjectView($0) }) != nil { accepted += 1 }
+                #expect(FuzzHooks.jsonObjectViewAgrees(bytes), "\(String(decoding: bytes, as: UTF8.self))")
+            }
+        }
+        #expect(accepted > 100)  // the edits keep enough documents valid to compare readings
     }
 
     @Test func serializesAndReparses() throws {
@@ -252,6 +301,19 @@ import Testing
         #expect(FormEncoding.parse(text) == nil)
     }
 
+    /// The hand-written validator against the standard library's, on random short sequences
+    /// drawn mostly from the bytes where UTF-8's rules change.
+    @Test func utf8ValidatorAgreesWithTheStandardLibrary() {
+        var rng = SplitMix(seed: 0x0717F8)
+        let edges: [UInt8] = [0x00, 0x41, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xC1, 0xC2, 0xDF, 0xE0, 0xE1, 0xEC, 0xED, 0xEE, 0xEF,
+                              0xF0, 0xF1, 0xF3, 0xF4, 0xF5, 0xFF]
+        for _ in 0..<50_000 {
+            let bytes = (0..<Int(rng.next() % 7)).map { _ in rng.next() % 4 == 0 ? UInt8(truncatingIfNeeded: rng.next()) : edges[Int(rng.next() % UInt64(edges.count))] }
+            let expected = String(validating: bytes, as: UTF8.self) != nil
+            #expect(bytes.withUnsafeBufferPointer { Bytes.isUTF8($0) } == expected, "\(bytes)")
+        }
+    }
+
     @Test func utf8Validation() {
         #expect(Bytes.utf8String([0x61, 0xE4, 0xB8, 0xAD]) == "a中")
         #expect(Bytes.utf8String([0xFF]) == nil)
@@ -285,5 +347,18 @@ import Testing
     func refusesInvalid(_ text: String) {
         // (Foundation is laxer: it accepts "AB=C".)
         #expect(Base64.decode(text) == nil)
+    }
+}
+
+/// A small deterministic generator, so a failing random case can be rerun.
+struct SplitMix: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }

@@ -205,6 +205,25 @@ import Testing
         }
     }
 
+    /// JSON escapes are legal anywhere in the envelope: a sender that writes `\/` for `/` or
+    /// `\u0041` for `A` (in values and keys) must verify exactly like one that does not.
+    @Test func escapedEnvelopeVerifiesTheSame() throws {
+        let s = try side()
+        let message = s.notify(for: order, eventID: "E-ESC", timestamp: signedAt)
+        let text = String(decoding: message.body, as: UTF8.self)
+        let start = try #require(text.range(of: "\"ciphertext\":\"")).upperBound
+        let end = try #require(text[start...].firstIndex(of: "\""))
+        let escapedCiphertext = text[start..<end].replacingOccurrences(of: "/", with: "\\/").replacingOccurrences(of: "A", with: "\\u0041")
+        let escaped = (text[..<start] + escapedCiphertext + text[end...])
+            .replacingOccurrences(of: "\"ciphertext\"", with: "\"cipher\\u0074ext\"")
+            .replacingOccurrences(of: "\"id\":\"E-ESC\"", with: "\"\\u0069d\":\"E-\\u0045SC\"")
+        #expect(escaped.contains("\\u0041") && escaped.contains("\\u0074") && escaped != text)
+        let body = Array(escaped.utf8)
+        let n = try adapter.verify(RawCallback(headers: s.signedHeaders(body: body, timestamp: signedAt), body: body, receivedAt: signedAt))
+        let plain = try adapter.verify(RawCallback(headers: message.headers, body: message.body, receivedAt: signedAt))
+        #expect(n.eventID == "E-ESC" && n.outTradeNo == plain.outTradeNo && n.amountMinor == plain.amountMinor && n.status == plain.status)
+    }
+
     @Test func queryResponseFixture() throws {
         let fixture = try Fixture.json("wechat_query_response.json")
         let headers = (fixture["headers"] as! [String: String]).map { HeaderField(name: $0.key, value: $0.value) }

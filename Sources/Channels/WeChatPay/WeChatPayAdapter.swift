@@ -22,34 +22,35 @@ public struct WeChatPayAdapter: ChannelAdapter {
         try WeChatPaySignature.verify(
             headers: raw.headers, body: raw.body, keys: configuration.platformKeys,
             now: raw.receivedAt, maxSkewSeconds: configuration.maxClockSkewSeconds)
-        guard let envelope = Self.parse(raw.body, keeping: ["id", "resource"]) else { throw .malformed("body is not JSON") }
-        guard let resource = envelope["resource"] else { throw .malformed("resource missing") }
-        let plaintext = try WeChatPaySignature.decrypt(resource: resource, key: configuration.apiV3Key)
-        guard let transaction = Self.parse(plaintext, keeping: WeChatPaySignature.transactionKeys) else {
-            throw .malformed("resource plaintext is not JSON")
+        let (eventID, plaintext) = try raw.body.withUnsafeBufferPointer { body throws(Rejection) in
+            guard let envelope = JSONObjectView(body) else { throw .malformed("body is not a JSON object") }
+            guard let resource = envelope["resource"]?.object else { throw .malformed("resource missing or not an object") }
+            return (envelope["id"]?.string, try WeChatPaySignature.decrypt(resource: resource, key: configuration.apiV3Key))
         }
-        let order = try WeChatPaySignature.transaction(transaction, mchID: configuration.mchID, appID: configuration.appID)
+        let order = try Self.transaction(plaintext, configuration: configuration)
         return PaymentNotification(
             channelID: configuration.channelID, channelType: .wechatpayV3, outTradeNo: order.outTradeNo,
             channelTradeNo: order.channelTradeNo, status: order.status, amountMinor: order.amountMinor,
-            currency: order.currency, merchant: order.merchant, eventID: envelope["id"]?.stringValue, paidAt: order.paidAt
+            currency: order.currency, merchant: order.merchant, eventID: eventID, paidAt: order.paidAt
         )
     }
 
-    /// The JSON text with only the named top-level members built (the notify path reads no
-    /// others); nil when it is not JSON. Valid JSON that is not an object comes back whole,
-    /// so callers refuse it exactly as before.
-    static func parse(_ bytes: [UInt8], keeping: [String]) -> JSONValue? {
-        if let object = try? JSONValue.parseObject(bytes, keeping: keeping) { return object }
-        return try? JSONValue.parse(bytes)
+    /// The transaction in a decrypted resource.
+    static func transaction(_ plaintext: Data, configuration: WeChatPayConfiguration) throws(Rejection) -> QueriedOrder {
+        let result = plaintext.withUnsafeBytes { bytes in
+            Result { () throws(Rejection) in try WeChatPaySignature.transaction(json: bytes, mchID: configuration.mchID, appID: configuration.appID) }
+        }
+        return try result.get()
     }
 
     /// Decrypts the resource if the APIv3 key opens it; the signature is not checked.
     public func unverifiedOutTradeNo(_ raw: RawCallback) -> String? {
-        guard let resource = (try? JSONValue.parse(raw.body))?["resource"],
-              let plaintext = try? WeChatPaySignature.decrypt(resource: resource, key: configuration.apiV3Key)
-        else { return nil }
-        return (try? JSONValue.parse(plaintext))?["out_trade_no"]?.stringValue
+        raw.body.withUnsafeBufferPointer { body -> String? in
+            guard let resource = JSONObjectView(body)?["resource"]?.object,
+                let plaintext = try? WeChatPaySignature.decrypt(resource: resource, key: configuration.apiV3Key)
+            else { return nil }
+            return plaintext.withUnsafeBytes { JSONObjectView($0)?["out_trade_no"]?.string }
+        }
     }
 
     public func queryRequest(outTradeNo: String, now: Date) throws(QueryError) -> ChannelRequest {
@@ -108,14 +109,16 @@ public enum WeChatPayQuery {
                 }
             }
         }
-        let body = try? JSONValue.parse(response.body)
-        let code = body?["code"]?.stringValue ?? ""
+        let code = response.body.withUnsafeBufferPointer { JSONObjectView($0)?["code"]?.string } ?? ""
         switch response.status {
         case 200:
             try verified()
-            guard let body else { throw .permanent(.malformedResponse, "not JSON") }
             let order: QueriedOrder
-            do { order = try WeChatPaySignature.transaction(body, mchID: configuration.mchID, appID: configuration.appID) } catch {
+            do {
+                order = try response.body.withUnsafeBufferPointer { body throws(Rejection) in
+                    try WeChatPaySignature.transaction(json: UnsafeRawBufferPointer(body), mchID: configuration.mchID, appID: configuration.appID)
+                }
+            } catch {
                 throw .permanent(.malformedResponse, error.description)
             }
             guard order.outTradeNo == outTradeNo else { throw .permanent(.malformedResponse, "out_trade_no differs from the request") }

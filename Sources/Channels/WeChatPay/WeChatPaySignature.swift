@@ -52,38 +52,37 @@ enum WeChatPaySignature {
         }
     }
 
-    /// AEAD_AES_256_GCM: base64 ciphertext with the 16-byte tag appended, the nonce's text
-    /// bytes (12), `associated_data` text as AAD.
-    static func decrypt(resource: JSONValue, key: SharedSecret) throws(Rejection) -> [UInt8] {
-        guard let algorithm = resource["algorithm"]?.stringValue, let ciphertextText = resource["ciphertext"]?.stringValue,
-            let nonceText = resource["nonce"]?.stringValue
+    /// AEAD_AES_256_GCM: base64 ciphertext with the 16-byte tag appended, the nonce's 12
+    /// text bytes, `associated_data` text as AAD. The plaintext is returned as the box opens it.
+    static func decrypt(resource: JSONObjectView, key: SharedSecret) throws(Rejection) -> Data {
+        guard let algorithm = resource["algorithm"], algorithm.isString, let ciphertext = resource["ciphertext"], ciphertext.isString,
+            let nonce = resource["nonce"], nonce.isString
         else { throw .malformed("resource fields") }
-        guard algorithm == "AEAD_AES_256_GCM" else { throw Rejection(.unsupportedSignType, "resource algorithm") }
-        let associatedData = resource["associated_data"]?.stringValue ?? ""
-        guard let combined = Base64.decode(ciphertextText), combined.count >= 16 else {
-            throw .malformed("resource.ciphertext")
-        }
+        guard algorithm.isString("AEAD_AES_256_GCM") else { throw Rejection(.unsupportedSignType, "resource algorithm") }
+        guard nonce.withStringBytes({ $0.count == 12 }) == true else { throw .malformed("resource.nonce is not 12 bytes") }
+        let sealed = nonce.withStringBytes { nonce in ciphertext.withStringBytes { sealedBox(nonce: nonce, base64: $0) } ?? nil } ?? nil
+        guard let sealed else { throw .malformed("resource.ciphertext") }
         guard key.byteCount == 32 else { throw Rejection(.decryptFailed, "APIv3 key is not 32 bytes") }
-        do {
-            let box: AES.GCM.SealedBox
-            if nonceText.utf8.count == 12 {
-                // The box's own layout, nonce‖ciphertext‖tag, built here in one buffer: the
-                // (nonce:ciphertext:tag:) initializer is generic and copies byte by byte.
-                var nonceText = nonceText
-                var sealed = Data(count: 12 + combined.count)
-                sealed.withUnsafeMutableBytes { out in
-                    nonceText.withUTF8 { out.copyMemory(from: UnsafeRawBufferPointer($0)) }
-                    combined.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: out[12...]).copyMemory(from: $0) }
-                }
-                box = try AES.GCM.SealedBox(combined: sealed)
-            } else {
-                let nonce = try AES.GCM.Nonce(data: Array(nonceText.utf8))
-                box = try AES.GCM.SealedBox(nonce: nonce, ciphertext: combined.dropLast(16), tag: combined.suffix(16))
-            }
-            return Array(try AES.GCM.open(box, using: key.key, authenticating: Array(associatedData.utf8)))
-        } catch {
-            throw Rejection(.decryptFailed)
+        func open(_ associatedData: UnsafeBufferPointer<UInt8>) -> Data? {
+            guard let box = try? AES.GCM.SealedBox(combined: sealed) else { return nil }
+            return try? AES.GCM.open(box, using: key.key, authenticating: UnsafeRawBufferPointer(associatedData))
         }
+        // A missing (or non-string) `associated_data` authenticates as empty.
+        let plaintext = resource["associated_data"]?.withStringBytes(open) ?? [UInt8]().withUnsafeBufferPointer(open)
+        guard let plaintext else { throw Rejection(.decryptFailed) }
+        return plaintext
+    }
+
+    /// The box's own layout, nonce‖ciphertext‖tag, in one buffer with the base64 decoded
+    /// straight into it (the (nonce:ciphertext:tag:) initializer copies byte by byte).
+    private static func sealedBox(nonce: UnsafeBufferPointer<UInt8>, base64: UnsafeBufferPointer<UInt8>) -> Data? {
+        guard let count = Base64.decodedCount(base64), count >= 16 else { return nil }
+        var sealed = Data(count: nonce.count + count)
+        let decoded = sealed.withUnsafeMutableBytes { out in
+            UnsafeMutableRawBufferPointer(rebasing: out[..<nonce.count]).copyMemory(from: UnsafeRawBufferPointer(nonce))
+            return Base64.decode(base64, into: UnsafeMutableRawBufferPointer(rebasing: out[nonce.count...]))
+        }
+        return decoded ? sealed : nil
     }
 
     static func encrypt(plaintext: [UInt8], key: SharedSecret, nonce: String, associatedData: String) -> String {
@@ -110,29 +109,31 @@ enum WeChatPaySignature {
         }
     }
 
-    /// Every member `transaction` reads; the notify path builds only these.
-    static let transactionKeys = ["mchid", "appid", "out_trade_no", "trade_state", "amount", "success_time", "transaction_id"]
-
     /// Reads a transaction object (decrypted notify resource or query answer).
-    static func transaction(_ tx: JSONValue, mchID: String, appID: String) throws(Rejection) -> QueriedOrder {
-        guard case .object = tx else { throw .malformed("transaction is not an object") }
-        guard let txMch = tx["mchid"]?.stringValue, let txApp = tx["appid"]?.stringValue else { throw .malformed("mchid/appid") }
+    static func transaction(_ tx: JSONObjectView, mchID: String, appID: String) throws(Rejection) -> QueriedOrder {
+        guard let txMch = tx["mchid"]?.string, let txApp = tx["appid"]?.string else { throw .malformed("mchid/appid") }
         guard txMch == mchID else { throw Rejection(.merchantMismatch, "mchid") }
         guard txApp == appID else { throw Rejection(.merchantMismatch, "appid") }
-        guard let outTradeNo = tx["out_trade_no"]?.stringValue, !outTradeNo.isEmpty else { throw .malformed("out_trade_no") }
-        guard let tradeState = tx["trade_state"]?.stringValue else { throw .malformed("trade_state") }
-        guard let amount = tx["amount"], let total = amount["total"]?.int64Value, total >= 0 else { throw .malformed("amount.total") }
-        let currency = amount["currency"]?.stringValue ?? "CNY"
+        guard let outTradeNo = tx["out_trade_no"]?.string, !outTradeNo.isEmpty else { throw .malformed("out_trade_no") }
+        guard let tradeState = tx["trade_state"]?.string else { throw .malformed("trade_state") }
+        guard let amount = tx["amount"]?.object, let total = amount["total"]?.int64, total >= 0 else { throw .malformed("amount.total") }
+        let currency = amount["currency"]?.string ?? "CNY"
         guard currency.utf8.count == 3, currency.utf8.allSatisfy({ $0 >= 0x41 && $0 <= 0x5A }) else { throw .malformed("amount.currency") }
         var paidAt: Date? = nil
-        if let text = tx["success_time"]?.stringValue {
+        if let text = tx["success_time"]?.string {
             guard let date = Timestamps.parseRFC3339(text) else { throw .malformed("success_time") }
             paidAt = date
         }
         return QueriedOrder(
-            outTradeNo: outTradeNo, channelTradeNo: tx["transaction_id"]?.stringValue, status: status(tradeState),
+            outTradeNo: outTradeNo, channelTradeNo: tx["transaction_id"]?.string, status: status(tradeState),
             amountMinor: total, currency: currency, merchant: MerchantIdentity(appID: txApp, merchantID: txMch), paidAt: paidAt
         )
+    }
+
+    /// Reads a transaction from JSON bytes; malformed when they are not a JSON object.
+    static func transaction(json: UnsafeRawBufferPointer, mchID: String, appID: String) throws(Rejection) -> QueriedOrder {
+        guard let tx = JSONObjectView(json) else { throw .malformed("transaction is not a JSON object") }
+        return try transaction(tx, mchID: mchID, appID: appID)
     }
 
     /// Parses `WECHATPAY2-SHA256-RSA2048 k="v",k="v"`.
