@@ -4,17 +4,33 @@
 /// made when it is asked for. It points into the caller's bytes, so it lives only inside the
 /// `withUnsafe…` call that made it.
 struct JSONObjectView {
+    /// Offsets are kept as Int32 (texts over 2 GiB are refused) so that a member is 24 bytes.
     struct Member {
-        /// The member whose value is the object holding this one; -1 for the top level.
-        var parent: Int
-        /// The key's text between its quotes.
-        var key: Range<Int>
+        private var parentIndex, keyStart, keyEnd, valueStart, valueEnd: Int32
         /// Whether the key has an escape (then it is compared decoded).
         var keyEscaped: Bool
-        /// The value's exact text.
-        var value: Range<Int>
         /// Whether the value is a string without escapes (its bytes are then its text).
         var plainString: Bool
+
+        init(parent: Int, key: Range<Int>, keyEscaped: Bool) {
+            parentIndex = Int32(parent)
+            keyStart = Int32(key.lowerBound)
+            keyEnd = Int32(key.upperBound)
+            valueStart = 0
+            valueEnd = 0
+            self.keyEscaped = keyEscaped
+            plainString = false
+        }
+
+        /// The member whose value is the object holding this one; -1 for the top level.
+        var parent: Int { Int(parentIndex) }
+        /// The key's text between its quotes.
+        var key: Range<Int> { Int(keyStart)..<Int(keyEnd) }
+        /// The value's exact text.
+        var value: Range<Int> {
+            get { Int(valueStart)..<Int(valueEnd) }
+            set { valueStart = Int32(newValue.lowerBound); valueEnd = Int32(newValue.upperBound) }
+        }
     }
 
     let buffer: UnsafeBufferPointer<UInt8>
@@ -25,9 +41,10 @@ struct JSONObjectView {
 
     /// nil when the bytes are not JSON, or JSON that is not an object.
     init?(_ buffer: UnsafeBufferPointer<UInt8>) {
+        guard buffer.count < Int(Int32.max) else { return nil }
         var reader = JSONValue.Reader(buffer: buffer)
         var members: [Member] = []
-        members.reserveCapacity(32)
+        members.reserveCapacity(24)
         reader.skipWhitespace()
         guard reader.peek() == UInt8(ascii: "{"), (try? reader.objectMembers(depth: 0, parent: -1, into: &members)) != nil else { return nil }
         reader.skipWhitespace()
@@ -48,29 +65,28 @@ struct JSONObjectView {
     /// The first member named `key`.
     subscript(key: String) -> JSONSpan? {
         var key = key
-        return key.withUTF8 { wanted in
-            // An object's members follow the member holding it.
-            for i in (index + 1)..<members.count {
-                let member = members[i]
-                guard member.parent == index else {
-                    if member.value.lowerBound >= end { break }
-                    continue
+        let found: Int? = key.withUTF8 { wanted in
+            members.withUnsafeBufferPointer { members in
+                let end = index < 0 ? buffer.count : members[index].value.upperBound
+                // An object's members follow the member holding it, up to where it ends.
+                var i = index + 1
+                while i < members.count, members[i].value.lowerBound < end {
+                    defer { i += 1 }
+                    guard members[i].parent == index else { continue }
+                    let name = members[i].key
+                    if members[i].keyEscaped {
+                        var reader = JSONValue.Reader(buffer: buffer)
+                        reader.position = name.lowerBound - 1
+                        if let decoded = try? reader.string(), decoded.utf8.elementsEqual(wanted) { return i }
+                    } else if name.count == wanted.count, Bytes.equal(UnsafeBufferPointer(rebasing: buffer[name]), wanted) {
+                        return i
+                    }
                 }
-                if member.keyEscaped {
-                    var reader = JSONValue.Reader(buffer: buffer)
-                    reader.position = member.key.lowerBound - 1
-                    guard let decoded = try? reader.string(), decoded.utf8.elementsEqual(wanted) else { continue }
-                } else if member.key.count != wanted.count || !UnsafeBufferPointer(rebasing: buffer[member.key]).elementsEqual(wanted) {
-                    continue
-                }
-                return JSONSpan(document: self, member: i)
+                return nil
             }
-            return nil
         }
+        return found.map { JSONSpan(document: self, member: $0) }
     }
-
-    /// Where this object's text ends.
-    private var end: Int { index < 0 ? buffer.count : members[index].value.upperBound }
 }
 
 /// One member's value inside a checked JSON text; read on demand.
@@ -109,13 +125,31 @@ struct JSONSpan {
 
     /// Whether this is a string equal to `text` (compared as bytes, nothing made).
     func isString(_ text: StaticString) -> Bool {
-        withStringBytes { $0.elementsEqual(UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount)) } ?? false
+        withStringBytes { Bytes.equal($0, UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount)) } ?? false
+    }
+
+    func isString(_ text: String) -> Bool {
+        var text = text
+        return text.withUTF8 { wanted in withStringBytes { Bytes.equal($0, wanted) } } ?? false
     }
 
     /// An integer number without fraction or exponent, within Int64.
     var int64: Int64? {
-        guard first == UInt8(ascii: "-") || (first >= 0x30 && first <= 0x39) else { return nil }
-        return Int64(String(decoding: UnsafeBufferPointer(rebasing: buffer[range]), as: UTF8.self))
+        var digits = UnsafeBufferPointer(rebasing: buffer[range])
+        let negative = digits.first == UInt8(ascii: "-")
+        if negative { digits = UnsafeBufferPointer(rebasing: digits.dropFirst()) }
+        guard !digits.isEmpty else { return nil }
+        // Accumulated negatively, so that Int64.min fits.
+        var value: Int64 = 0
+        for digit in digits {
+            guard digit >= 0x30, digit <= 0x39 else { return nil }  // a fraction, an exponent, not a number
+            let (times10, o1) = value.multipliedReportingOverflow(by: 10)
+            let (next, o2) = times10.subtractingReportingOverflow(Int64(digit - 0x30))
+            guard !o1, !o2 else { return nil }
+            value = next
+        }
+        if negative { return value }
+        return value == .min ? nil : -value
     }
 }
 
@@ -140,7 +174,7 @@ extension JSONValue.Reader {
             try expect(UInt8(ascii: ":"))
             skipWhitespace()
             let slot = members.count
-            members.append(.init(parent: parent, key: key, keyEscaped: keyEscaped, value: position..<position, plainString: false))
+            members.append(.init(parent: parent, key: key, keyEscaped: keyEscaped))
             let valueStart = position
             switch peek() {
             case UInt8(ascii: "\""):

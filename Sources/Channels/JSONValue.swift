@@ -236,21 +236,17 @@ enum JSONValue: Sendable, Hashable {
         mutating func plainString() throws(ParseError) -> UnsafeBufferPointer<UInt8>? {
             try expect(UInt8(ascii: "\""))
             let start = position
-            var ascii = skipPlainBytes()
-            while position < buffer.count {
-                let b = buffer[position]
-                if b == UInt8(ascii: "\"") {
-                    let bytes = UnsafeBufferPointer(rebasing: buffer[start..<position])
-                    guard ascii || Bytes.isUTF8(bytes) else { throw ParseError(offset: start) }
-                    position += 1
-                    return bytes
-                }
-                if b == UInt8(ascii: "\\") { return nil }
-                if b < 0x20 { throw ParseError(offset: position) }
-                if b >= 0x80 { ascii = false }
+            let ascii = skipPlainBytes()
+            guard position < buffer.count else { throw ParseError(offset: position) }
+            switch buffer[position] {
+            case UInt8(ascii: "\""):
+                let bytes = UnsafeBufferPointer(rebasing: buffer[start..<position])
+                guard ascii || Bytes.isUTF8(bytes) else { throw ParseError(offset: start) }
                 position += 1
+                return bytes
+            case UInt8(ascii: "\\"): return nil
+            default: throw ParseError(offset: position)  // a control byte
             }
-            throw ParseError(offset: position)
         }
 
         mutating func literal(_ word: StaticString) throws(ParseError) {
@@ -336,12 +332,15 @@ enum JSONValue: Sendable, Hashable {
             throw ParseError(offset: position)
         }
 
-        /// Skips 16, then 8 bytes at a time while none is a quote, a backslash or a control
-        /// byte; returns whether every byte skipped was ASCII.
+        /// Moves to the first quote, backslash or control byte, 16 and 8 bytes at a time
+        /// (byte by byte only in the last 7 bytes of the buffer); returns whether every byte
+        /// passed was ASCII.
         @inline(__always) mutating func skipPlainBytes() -> Bool {
             guard let base = buffer.baseAddress else { return true }
             let ones: UInt64 = 0x0101_0101_0101_0101
             let highs: UInt64 = 0x8080_8080_8080_8080
+            // The high bit of each byte that is special. A false mark can only follow a true
+            // one, so the lowest mark is exact.
             @inline(__always) func special(_ word: UInt64) -> UInt64 {
                 let quote = word ^ (ones &* 0x22)
                 let backslash = word ^ (ones &* 0x5C)
@@ -358,10 +357,22 @@ enum JSONValue: Sendable, Hashable {
                 position += 16
             }
             while position + 8 <= buffer.count {
-                let a = load(position)
-                if special(a) != 0 { break }
-                high |= a
+                let word = load(position)
+                let marks = special(word)
+                if marks != 0 {
+                    let plain = marks.trailingZeroBitCount / 8  // bytes before the first special one
+                    if plain > 0 { high |= word & (UInt64.max >> (64 - 8 * plain)) }
+                    position += plain
+                    return high & highs == 0
+                }
+                high |= word
                 position += 8
+            }
+            while position < buffer.count {
+                let b = buffer[position]
+                if b == UInt8(ascii: "\"") || b == UInt8(ascii: "\\") || b < 0x20 { break }
+                high |= UInt64(b)
+                position += 1
             }
             return high & highs == 0
         }

@@ -5,7 +5,11 @@ import Foundation
 enum Timestamps {
     /// `yyyy-MM-dd HH:mm:ss`, a wall-clock time in China Standard Time (+08:00), as Alipay sends.
     static func parseAlipay(_ text: String) -> Date? {
-        let b = Array(text.utf8)
+        var text = text
+        return text.withUTF8 { parseAlipay($0) }
+    }
+
+    static func parseAlipay(_ b: UnsafeBufferPointer<UInt8>) -> Date? {
         guard b.count == 19, b[4] == 0x2D, b[7] == 0x2D, b[10] == 0x20, b[13] == 0x3A, b[16] == 0x3A,
             let year = digits(b, 0, 4), let month = digits(b, 5, 2), let day = digits(b, 8, 2),
             let hour = digits(b, 11, 2), let minute = digits(b, 14, 2), let second = digits(b, 17, 2)
@@ -15,7 +19,11 @@ enum Timestamps {
 
     /// RFC 3339 `yyyy-MM-ddTHH:mm:ss[.fff](Z|±hh:mm)`, as WeChat Pay and the points partner send.
     static func parseRFC3339(_ text: String) -> Date? {
-        let b = Array(text.utf8)
+        var text = text
+        return text.withUTF8 { parseRFC3339($0) }
+    }
+
+    static func parseRFC3339(_ b: UnsafeBufferPointer<UInt8>) -> Date? {
         guard b.count >= 20, b[4] == 0x2D, b[7] == 0x2D, b[10] == 0x54 || b[10] == 0x74 || b[10] == 0x20,
             b[13] == 0x3A, b[16] == 0x3A,
             let year = digits(b, 0, 4), let month = digits(b, 5, 2), let day = digits(b, 8, 2),
@@ -67,7 +75,7 @@ enum Timestamps {
         return s.count >= width ? s : String(repeating: "0", count: width - s.count) + s
     }
 
-    private static func digits(_ b: [UInt8], _ start: Int, _ count: Int) -> Int? {
+    private static func digits(_ b: UnsafeBufferPointer<UInt8>, _ start: Int, _ count: Int) -> Int? {
         var v = 0
         for i in start..<(start + count) {
             guard b[i] >= 0x30, b[i] <= 0x39 else { return nil }

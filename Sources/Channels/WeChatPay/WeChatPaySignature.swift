@@ -27,13 +27,11 @@ enum WeChatPaySignature {
     /// Checks the `Wechatpay-*` headers and the signature over `timestamp\nnonce\nbody\n`.
     /// Order: missing header (malformed), probe, signature type, unknown key, stale, signature.
     static func verify(headers: [HeaderField], body: [UInt8], keys: [String: RSAPublicKey], now: Date, maxSkewSeconds: Int) throws(Rejection) {
-        guard let timestamp = headers.first(named: "Wechatpay-Timestamp"),
-            let nonce = headers.first(named: "Wechatpay-Nonce"),
-            let signatureText = headers.first(named: "Wechatpay-Signature"),
-            let serial = headers.first(named: "Wechatpay-Serial")
+        let signed = SignedHeaders(headers)
+        guard let timestamp = signed.timestamp, let nonce = signed.nonce, let signatureText = signed.signature, let serial = signed.serial
         else { throw .malformed("Wechatpay-Timestamp, -Nonce, -Signature and -Serial headers are required") }
         if signatureText.hasPrefix(probePrefix) { throw Rejection(.probeSignature) }
-        if let type = headers.first(named: "Wechatpay-Signature-Type"), type != signatureType {
+        if let type = signed.signatureType, type != signatureType {
             throw Rejection(.unsupportedSignType, Rejection.quoted(type))
         }
         guard let key = keys[WeChatPayConfiguration.normalizeSerial(serial)] else {
@@ -49,6 +47,29 @@ enum WeChatPaySignature {
         }
         guard key.isValidSHA256Signature(Array(signature), for: responseMessage(timestamp: timestamp, nonce: nonce, body: body)) else {
             throw Rejection(.badSignature)
+        }
+    }
+
+    /// The `Wechatpay-*` headers, found in one pass over the request's (names compared
+    /// case-insensitively, the first of each kept).
+    struct SignedHeaders {
+        var timestamp, nonce, signature, serial, signatureType: String?
+
+        init(_ headers: [HeaderField]) {
+            func keep(_ slot: inout String?, _ field: HeaderField, _ name: String) {
+                if slot == nil, asciiCaseInsensitiveEquals(field.name, name) { slot = field.value }
+            }
+            for field in headers {
+                switch field.name.utf8.count {  // the names' lengths tell them apart, but for two
+                case 15: keep(&nonce, field, "Wechatpay-Nonce")
+                case 16: keep(&serial, field, "Wechatpay-Serial")
+                case 19:
+                    keep(&timestamp, field, "Wechatpay-Timestamp")
+                    keep(&signature, field, "Wechatpay-Signature")
+                case 24: keep(&signatureType, field, "Wechatpay-Signature-Type")
+                default: continue
+                }
+            }
         }
     }
 
@@ -91,13 +112,15 @@ enum WeChatPaySignature {
         return (box.ciphertext + box.tag).base64EncodedString()
     }
 
-    static func status(_ tradeState: String) -> PaymentStatus {
-        switch tradeState {
-        case "SUCCESS": .paid
-        case "CLOSED", "REVOKED": .closed
-        case "NOTPAY", "USERPAYING": .pending
-        default: .other(tradeState)
-        }
+    /// `trade_state` values and what they mean; any other is kept verbatim.
+    private static let tradeStates: [(text: StaticString, status: PaymentStatus)] = [
+        ("SUCCESS", .paid), ("CLOSED", .closed), ("REVOKED", .closed), ("NOTPAY", .pending), ("USERPAYING", .pending),
+    ]
+
+    static func status(_ tradeState: JSONSpan) -> PaymentStatus? {
+        guard tradeState.isString else { return nil }
+        for known in tradeStates where tradeState.isString(known.text) { return known.status }
+        return tradeState.string.map { .other($0) }
     }
 
     static func tradeState(_ status: PaymentStatus) -> String {
@@ -109,24 +132,30 @@ enum WeChatPaySignature {
         }
     }
 
-    /// Reads a transaction object (decrypted notify resource or query answer).
+    /// Reads a transaction object (decrypted notify resource or query answer). Values equal to
+    /// the configured ones are compared in place and the configured strings reused.
     static func transaction(_ tx: JSONObjectView, mchID: String, appID: String) throws(Rejection) -> QueriedOrder {
-        guard let txMch = tx["mchid"]?.string, let txApp = tx["appid"]?.string else { throw .malformed("mchid/appid") }
-        guard txMch == mchID else { throw Rejection(.merchantMismatch, "mchid") }
-        guard txApp == appID else { throw Rejection(.merchantMismatch, "appid") }
+        guard let txMch = tx["mchid"], txMch.isString, let txApp = tx["appid"], txApp.isString else { throw .malformed("mchid/appid") }
+        guard txMch.isString(mchID) else { throw Rejection(.merchantMismatch, "mchid") }
+        guard txApp.isString(appID) else { throw Rejection(.merchantMismatch, "appid") }
         guard let outTradeNo = tx["out_trade_no"]?.string, !outTradeNo.isEmpty else { throw .malformed("out_trade_no") }
-        guard let tradeState = tx["trade_state"]?.string else { throw .malformed("trade_state") }
+        guard let tradeState = tx["trade_state"], let status = status(tradeState) else { throw .malformed("trade_state") }
         guard let amount = tx["amount"]?.object, let total = amount["total"]?.int64, total >= 0 else { throw .malformed("amount.total") }
-        let currency = amount["currency"]?.string ?? "CNY"
+        let currency: String
+        if let text = amount["currency"], text.isString {
+            currency = text.isString("CNY") ? "CNY" : text.string!
+        } else {
+            currency = "CNY"
+        }
         guard currency.utf8.count == 3, currency.utf8.allSatisfy({ $0 >= 0x41 && $0 <= 0x5A }) else { throw .malformed("amount.currency") }
         var paidAt: Date? = nil
-        if let text = tx["success_time"]?.string {
-            guard let date = Timestamps.parseRFC3339(text) else { throw .malformed("success_time") }
+        if let time = tx["success_time"], time.isString {
+            guard let date = time.withStringBytes(Timestamps.parseRFC3339) ?? nil else { throw .malformed("success_time") }
             paidAt = date
         }
         return QueriedOrder(
-            outTradeNo: outTradeNo, channelTradeNo: tx["transaction_id"]?.string, status: status(tradeState),
-            amountMinor: total, currency: currency, merchant: MerchantIdentity(appID: txApp, merchantID: txMch), paidAt: paidAt
+            outTradeNo: outTradeNo, channelTradeNo: tx["transaction_id"]?.string, status: status,
+            amountMinor: total, currency: currency, merchant: MerchantIdentity(appID: appID, merchantID: mchID), paidAt: paidAt
         )
     }
 
