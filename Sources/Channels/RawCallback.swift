@@ -77,6 +77,7 @@ extension Array where Element == HeaderField {
 @inline(__always)
 func asciiCaseInsensitiveEquals(_ a: String, _ b: String) -> Bool {
     guard a.utf8.count == b.utf8.count else { return false }
+    if a == b { return true }  // names usually arrive in their documented case
     var a = a
     var b = b
     return a.withUTF8 { ua in
