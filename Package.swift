@@ -34,6 +34,12 @@ let package = Package(
             pkgConfig: "libpq",
             providers: [.apt(["libpq-dev"])]
         ),
+        // OpenSSL's libcrypto, from Debian's libssl-dev: RSA signing only (see OpenSSLSigner.swift).
+        .systemLibrary(
+            name: "CLibCrypto",
+            pkgConfig: "libcrypto",
+            providers: [.apt(["libssl-dev"])]
+        ),
         // The Swift layer over libpq: connections, parameterized queries, results,
         // transactions, LISTEN/NOTIFY, pipeline mode, cancel.
         .target(
@@ -58,6 +64,7 @@ let package = Package(
         .target(
             name: "Channels",
             dependencies: [
+                "CLibCrypto",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),

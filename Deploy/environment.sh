@@ -9,6 +9,7 @@ payhook_install_packages() {
   local missing=()
   command -v pkg-config >/dev/null || missing+=(pkg-config)
   [ -f /usr/include/postgresql/libpq-fe.h ] || missing+=(libpq-dev)
+  [ -f /usr/include/openssl/evp.h ] || missing+=(libssl-dev)
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
   command -v runuser >/dev/null || missing+=(util-linux)
   command -v curl >/dev/null || missing+=(curl)

@@ -88,8 +88,10 @@ let cases: [(String, () -> Bool)] = [
     ("alipay parse+verify", { ok(alipay.verifyResult(alipayRaw)) }),
     ("wechatpay_v3 parse+verify+decrypt", { ok(wechat.verifyResult(wechatRaw)) }),
     ("points parse+verify (HMAC)", { ok(points.verifyResult(pointsRaw)) }),
-    // What each query request costs the worker (Alipay and WeChat Pay sign every request).
-    ("RSA-2048 sign (query request)", { alipayKey.signSHA256(rawMessage).count == 256 }),
+    // What each query request costs the worker (Alipay and WeChat Pay sign every request):
+    // libcrypto, which Payhook signs with, beside swift-crypto's BoringSSL.
+    ("RSA-2048 sign, OpenSSL (query request)", { alipayKey.signSHA256(rawMessage).count == 256 }),
+    ("RSA-2048 sign, swift-crypto", { alipayKey.swiftCryptoSignSHA256(rawMessage).count == 256 }),
 ].filter { only == nil || $0.0.hasPrefix(only!) || $0.0.hasPrefix("raw") }
 for (_, body) in cases { for _ in 0..<200 { precondition(body()) } }  // warm up
 var rates = [[Double]](repeating: [], count: cases.count)

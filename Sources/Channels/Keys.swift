@@ -33,6 +33,7 @@ public struct RSAPublicKey: Sendable {
     /// PEM: `PUBLIC KEY` (X.509 SubjectPublicKeyInfo) or `RSA PUBLIC KEY` (PKCS#1); or the
     /// bare base64 DER of either, as Alipay's console shows keys.
     public init(pemRepresentation text: String) throws(KeyLoadError) {
+        let key: _RSA.Signing.PrivateKey
         if text.contains("-----BEGIN") {
             if text.contains("CERTIFICATE-----") {
                 throw KeyLoadError(file: nil, problem: "is a certificate, not a public key")
@@ -78,9 +79,12 @@ public struct RSAPublicKey: Sendable {
 /// An RSA private key (2048 bits or more) for PKCS#1 v1.5 signatures.
 public struct RSAPrivateKey: Sendable {
     let key: _RSA.Signing.PrivateKey
+    /// The same key in libcrypto, which signs (see `OpenSSLSigner`).
+    private let signer: OpenSSLSigner
 
     /// PEM: `PRIVATE KEY` (PKCS#8) or `RSA PRIVATE KEY` (PKCS#1); or bare base64 DER of either.
     public init(pemRepresentation text: String) throws(KeyLoadError) {
+        let key: _RSA.Signing.PrivateKey
         if text.contains("-----BEGIN") {
             if text.contains("ENCRYPTED") {
                 throw KeyLoadError(file: nil, problem: "encrypted private keys are not supported")
@@ -100,30 +104,51 @@ public struct RSAPrivateKey: Sendable {
                 throw KeyLoadError(file: nil, problem: "not an RSA private key of 2048 bits or more (PKCS#8 or PKCS#1 DER)")
             }
         }
+        guard let loaded = RSAPrivateKey(key: key) else {
+            throw KeyLoadError(file: nil, problem: "OpenSSL's libcrypto could not load the key")
+        }
+        self = loaded
     }
 
     /// A new random 2048-bit key (tests and the simulator's throwaway keys).
     public static func generate() -> RSAPrivateKey {
         // Generation only fails on a broken RNG; crash loudly rather than sign with nothing.
-        RSAPrivateKey(key: try! _RSA.Signing.PrivateKey(keySize: .bits2048))
+        RSAPrivateKey(key: try! _RSA.Signing.PrivateKey(keySize: .bits2048))!
     }
 
-    private init(key: _RSA.Signing.PrivateKey) { self.key = key }
+    private init?(key: _RSA.Signing.PrivateKey) {
+        guard let signer = OpenSSLSigner(privateKeyDER: Array(key.derRepresentation)) else { return nil }
+        self.key = key
+        self.signer = signer
+    }
 
     public var publicKey: RSAPublicKey { RSAPublicKey(key.publicKey) }
 
     /// PKCS#8 PEM (for writing the simulator's generated keys to files).
     public var pkcs8PEMRepresentation: String { key.pkcs8PEMRepresentation }
 
+    /// RSASSA-PKCS1-v1_5 with SHA-256 (RSA2, WeChat Pay), through libcrypto.
     package func signSHA256(_ message: some DataProtocol) -> [UInt8] {
-        // Signing with a valid key over a digest does not fail; a failure is a library bug.
-        let signature = try! key.signature(for: SHA256.hash(data: message), padding: .insecurePKCS1v1_5)
-        return Array(signature.rawRepresentation)
+        sign(message, .sha256)
     }
 
+    /// RSASSA-PKCS1-v1_5 with SHA-1 (Alipay `sign_type=RSA`).
     func signSHA1(_ message: some DataProtocol) -> [UInt8] {
-        let signature = try! key.signature(for: Insecure.SHA1.hash(data: message), padding: .insecurePKCS1v1_5)
-        return Array(signature.rawRepresentation)
+        sign(message, .sha1)
+    }
+
+    private func sign(_ message: some DataProtocol, _ digest: OpenSSLSigner.Digest) -> [UInt8] {
+        let signature = message.withContiguousStorageIfAvailable { signer.sign(UnsafeRawBufferPointer($0), digest: digest) }
+            ?? Array(message).withUnsafeBytes { signer.sign($0, digest: digest) }
+        // libcrypto does not fail to sign with a key it loaded; if it did, that is a bug to see.
+        guard let signature else { preconditionFailure("libcrypto could not sign with a loaded RSA key") }
+        return signature
+    }
+
+    /// The same signature made by swift-crypto (BoringSSL): for the tests that show both
+    /// libraries sign byte for byte alike, and for the benchmark that compares them.
+    package func swiftCryptoSignSHA256(_ message: some DataProtocol) -> [UInt8] {
+        Array(try! key.signature(for: SHA256.hash(data: message), padding: .insecurePKCS1v1_5).rawRepresentation)
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 @testable import Channels
 
@@ -360,5 +361,52 @@ struct SplitMix: RandomNumberGenerator {
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
+    }
+}
+
+/// Signing goes through OpenSSL's libcrypto; PKCS#1 v1.5 signatures are deterministic, so
+/// they can be checked byte for byte against independent ones.
+@Suite struct SigningTests {
+    /// The Alipay fixtures were signed by Python `cryptography` (make_fixtures.py) with this key.
+    @Test func libcryptoReproducesTheFixtureSignatures() throws {
+        let key = try KeyFiles.privateKey(Fixture.path("alipay_private_pkcs8.pem"))
+        for (file, sha1) in [("alipay_notify_utf8.form", false), ("alipay_notify_rsa1.form", true)] {
+            let pairs = try #require(FormEncoding.parse(try Fixture.bytes(file)))
+            let content = try #require(AlipaySignature.signContent(pairs))
+            let expected = try #require(pairs.first { $0.key == "sign" }).value
+            let signature = sha1 ? key.signSHA1(content) : key.signSHA256(content)
+            #expect(AlipaySignature.base64(signature) == String(decoding: expected, as: UTF8.self), "\(file)")
+        }
+    }
+
+    @Test func libcryptoAndSwiftCryptoSignAlike() throws {
+        let keys = [try KeyFiles.privateKey(Fixture.path("app_private_pkcs1.pem")), try KeyFiles.privateKey(Fixture.path("wechat_merchant_private.pem")),
+                    RSAPrivateKey.generate()]
+        var rng = SplitMix(seed: 0x516E)
+        for key in keys {
+            for length in [0, 1, 55, 56, 64, 1300] {
+                let message = (0..<length).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+                let signature = key.signSHA256(message)
+                #expect(signature == key.swiftCryptoSignSHA256(message), "length \(length)")
+                #expect(key.publicKey.isValidSHA256Signature(signature, for: message))
+                #expect(key.publicKey.isValidSHA1Signature(key.signSHA1(message), for: message))
+                #expect(!key.publicKey.isValidSHA256Signature(key.signSHA1(message), for: message))
+            }
+        }
+    }
+
+    /// The workers sign with one key from every thread at once.
+    @Test func oneKeySignsFromManyThreadsAtOnce() {
+        let key = RSAPrivateKey.generate()
+        let messages = (0..<64).map { Array("query \($0)".utf8) }
+        let results = Mutex([[UInt8]?](repeating: nil, count: messages.count))
+        DispatchQueue.concurrentPerform(iterations: messages.count) { i in
+            let signature = key.signSHA256(messages[i])
+            results.withLock { $0[i] = signature }
+        }
+        let signatures = results.withLock { $0 }
+        for (message, signature) in zip(messages, signatures) {
+            #expect(signature == key.swiftCryptoSignSHA256(message))
+        }
     }
 }
