@@ -34,7 +34,8 @@ let package = Package(
             pkgConfig: "libpq",
             providers: [.apt(["libpq-dev"])]
         ),
-        // OpenSSL's libcrypto, from Debian's libssl-dev: RSA signing only (see OpenSSLSigner.swift).
+        // OpenSSL's libcrypto, from Debian's libssl-dev: RSA signing and AES-GCM opening, where
+        // it is faster than swift-crypto (see Sources/Channels/LibCrypto.swift).
         .systemLibrary(
             name: "CLibCrypto",
             pkgConfig: "libcrypto",

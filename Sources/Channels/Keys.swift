@@ -79,8 +79,8 @@ public struct RSAPublicKey: Sendable {
 /// An RSA private key (2048 bits or more) for PKCS#1 v1.5 signatures.
 public struct RSAPrivateKey: Sendable {
     let key: _RSA.Signing.PrivateKey
-    /// The same key in libcrypto, which signs (see `OpenSSLSigner`).
-    private let signer: OpenSSLSigner
+    /// The same key in libcrypto, which signs (see `LibCryptoSigner`).
+    private let signer: LibCryptoSigner
 
     /// PEM: `PRIVATE KEY` (PKCS#8) or `RSA PRIVATE KEY` (PKCS#1); or bare base64 DER of either.
     public init(pemRepresentation text: String) throws(KeyLoadError) {
@@ -117,7 +117,7 @@ public struct RSAPrivateKey: Sendable {
     }
 
     private init?(key: _RSA.Signing.PrivateKey) {
-        guard let signer = OpenSSLSigner(privateKeyDER: Array(key.derRepresentation)) else { return nil }
+        guard let signer = LibCryptoSigner(privateKeyDER: Array(key.derRepresentation)) else { return nil }
         self.key = key
         self.signer = signer
     }
@@ -137,7 +137,7 @@ public struct RSAPrivateKey: Sendable {
         sign(message, .sha1)
     }
 
-    private func sign(_ message: some DataProtocol, _ digest: OpenSSLSigner.Digest) -> [UInt8] {
+    private func sign(_ message: some DataProtocol, _ digest: LibCryptoSigner.Digest) -> [UInt8] {
         let signature = message.withContiguousStorageIfAvailable { signer.sign(UnsafeRawBufferPointer($0), digest: digest) }
             ?? Array(message).withUnsafeBytes { signer.sign($0, digest: digest) }
         // libcrypto does not fail to sign with a key it loaded; if it did, that is a bug to see.
@@ -165,6 +165,8 @@ public struct SharedSecret: Sendable, CustomStringConvertible, CustomDebugString
     public init(text: String) { self.init(bytes: Array(text.utf8)) }
 
     public var byteCount: Int { key.bitCount / 8 }
+
+    func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R { key.withUnsafeBytes(body) }
     public var description: String { "SharedSecret(\(byteCount) bytes)" }
     public var debugDescription: String { description }
 }

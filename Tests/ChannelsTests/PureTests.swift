@@ -364,9 +364,9 @@ struct SplitMix: RandomNumberGenerator {
     }
 }
 
-/// Signing goes through OpenSSL's libcrypto; PKCS#1 v1.5 signatures are deterministic, so
-/// they can be checked byte for byte against independent ones.
-@Suite struct SigningTests {
+/// Signing and AES-GCM opening go through OpenSSL's libcrypto. PKCS#1 v1.5 signatures are
+/// deterministic, so they are checked byte for byte against independent ones.
+@Suite struct LibCryptoTests {
     /// The Alipay fixtures were signed by Python `cryptography` (make_fixtures.py) with this key.
     @Test func libcryptoReproducesTheFixtureSignatures() throws {
         let key = try KeyFiles.privateKey(Fixture.path("alipay_private_pkcs8.pem"))
@@ -392,6 +392,36 @@ struct SplitMix: RandomNumberGenerator {
                 #expect(key.publicKey.isValidSHA1Signature(key.signSHA1(message), for: message))
                 #expect(!key.publicKey.isValidSHA256Signature(key.signSHA1(message), for: message))
             }
+        }
+    }
+
+    /// WeChat Pay resources are opened by libcrypto; the channel side seals them with
+    /// swift-crypto, so this is also a check across the two libraries.
+    @Test func libcryptoOpensWhatSwiftCryptoSeals() throws {
+        var rng = SplitMix(seed: 0xAE5)
+        func bytes(_ count: Int) -> [UInt8] { (0..<count).map { _ in UInt8(truncatingIfNeeded: rng.next()) } }
+        let secret = SharedSecret(bytes: bytes(32))
+        let other = SharedSecret(bytes: bytes(32))
+        func open(_ key: SharedSecret, _ nonce: String, _ sealed: [UInt8], _ aad: String) -> [UInt8]? {
+            var nonce = nonce, aad = aad
+            return key.withUnsafeBytes { key in
+                nonce.withUTF8 { nonce in sealed.withUnsafeBufferPointer { sealed in aad.withUTF8 { aad in
+                    LibCryptoAESGCM.open(key: key, nonce: nonce, ciphertextAndTag: sealed, associatedData: aad)
+                } } }
+            }
+        }
+        for length in [0, 1, 15, 16, 17, 450, 4096] {
+            let plaintext = bytes(length)
+            let nonce = Nonce.random(12), aad = length % 2 == 0 ? "transaction" : ""
+            let sealed = try #require(Base64.decode(WeChatPaySignature.encrypt(plaintext: plaintext, key: secret, nonce: nonce, associatedData: aad)))
+            #expect(open(secret, nonce, sealed, aad) == plaintext, "length \(length)")
+            var flipped = sealed
+            flipped[Int(rng.next() % UInt64(sealed.count))] ^= 0x01  // ciphertext or tag
+            #expect(open(secret, nonce, flipped, aad) == nil)
+            #expect(open(secret, nonce, sealed, aad + "x") == nil)
+            #expect(open(secret, Nonce.random(12), sealed, aad) == nil)
+            #expect(open(other, nonce, sealed, aad) == nil)
+            #expect(open(secret, nonce, Array(sealed.dropLast()), aad) == nil)  // a short tag
         }
     }
 

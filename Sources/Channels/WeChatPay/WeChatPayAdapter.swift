@@ -36,11 +36,10 @@ public struct WeChatPayAdapter: ChannelAdapter {
     }
 
     /// The transaction in a decrypted resource.
-    static func transaction(_ plaintext: Data, configuration: WeChatPayConfiguration) throws(Rejection) -> QueriedOrder {
-        let result = plaintext.withUnsafeBytes { bytes in
-            Result { () throws(Rejection) in try WeChatPaySignature.transaction(json: bytes, mchID: configuration.mchID, appID: configuration.appID) }
+    static func transaction(_ plaintext: [UInt8], configuration: WeChatPayConfiguration) throws(Rejection) -> QueriedOrder {
+        try plaintext.withUnsafeBufferPointer { bytes throws(Rejection) in
+            try WeChatPaySignature.transaction(json: UnsafeRawBufferPointer(bytes), mchID: configuration.mchID, appID: configuration.appID)
         }
-        return try result.get()
     }
 
     /// Decrypts the resource if the APIv3 key opens it; the signature is not checked.

@@ -74,36 +74,27 @@ enum WeChatPaySignature {
     }
 
     /// AEAD_AES_256_GCM: base64 ciphertext with the 16-byte tag appended, the nonce's 12
-    /// text bytes, `associated_data` text as AAD. The plaintext is returned as the box opens it.
-    static func decrypt(resource: JSONObjectView, key: SharedSecret) throws(Rejection) -> Data {
+    /// text bytes, `associated_data` text as AAD.
+    static func decrypt(resource: JSONObjectView, key: SharedSecret) throws(Rejection) -> [UInt8] {
         guard let algorithm = resource["algorithm"], algorithm.isString, let ciphertext = resource["ciphertext"], ciphertext.isString,
             let nonce = resource["nonce"], nonce.isString
         else { throw .malformed("resource fields") }
         guard algorithm.isString("AEAD_AES_256_GCM") else { throw Rejection(.unsupportedSignType, "resource algorithm") }
         guard nonce.withStringBytes({ $0.count == 12 }) == true else { throw .malformed("resource.nonce is not 12 bytes") }
-        let sealed = nonce.withStringBytes { nonce in ciphertext.withStringBytes { sealedBox(nonce: nonce, base64: $0) } ?? nil } ?? nil
-        guard let sealed else { throw .malformed("resource.ciphertext") }
+        guard let sealed = ciphertext.withStringBytes(Base64.decode) ?? nil, sealed.count >= 16 else { throw .malformed("resource.ciphertext") }
         guard key.byteCount == 32 else { throw Rejection(.decryptFailed, "APIv3 key is not 32 bytes") }
-        func open(_ associatedData: UnsafeBufferPointer<UInt8>) -> Data? {
-            guard let box = try? AES.GCM.SealedBox(combined: sealed) else { return nil }
-            return try? AES.GCM.open(box, using: key.key, authenticating: UnsafeRawBufferPointer(associatedData))
+        func open(_ associatedData: UnsafeBufferPointer<UInt8>) -> [UInt8]? {
+            key.withUnsafeBytes { key in
+                sealed.withUnsafeBufferPointer { sealed in
+                    nonce.withStringBytes { LibCryptoAESGCM.open(key: key, nonce: $0, ciphertextAndTag: sealed, associatedData: associatedData) } ?? nil
+                }
+            }
         }
         // A missing (or non-string) `associated_data` authenticates as empty.
-        let plaintext = resource["associated_data"]?.withStringBytes(open) ?? [UInt8]().withUnsafeBufferPointer(open)
-        guard let plaintext else { throw Rejection(.decryptFailed) }
-        return plaintext
-    }
-
-    /// The box's own layout, nonce‖ciphertext‖tag, in one buffer with the base64 decoded
-    /// straight into it (the (nonce:ciphertext:tag:) initializer copies byte by byte).
-    private static func sealedBox(nonce: UnsafeBufferPointer<UInt8>, base64: UnsafeBufferPointer<UInt8>) -> Data? {
-        guard let count = Base64.decodedCount(base64), count >= 16 else { return nil }
-        var sealed = Data(count: nonce.count + count)
-        let decoded = sealed.withUnsafeMutableBytes { out in
-            UnsafeMutableRawBufferPointer(rebasing: out[..<nonce.count]).copyMemory(from: UnsafeRawBufferPointer(nonce))
-            return Base64.decode(base64, into: UnsafeMutableRawBufferPointer(rebasing: out[nonce.count...]))
+        guard let plaintext = resource["associated_data"]?.withStringBytes(open) ?? [UInt8]().withUnsafeBufferPointer(open) else {
+            throw Rejection(.decryptFailed)
         }
-        return decoded ? sealed : nil
+        return plaintext
     }
 
     static func encrypt(plaintext: [UInt8], key: SharedSecret, nonce: String, associatedData: String) -> String {
