@@ -57,36 +57,40 @@ public struct ClaimedCallback: Sendable {
 
 enum HeaderCoding {
     /// Headers are stored as a JSON array of `[name, value]` pairs, which keeps order and
-    /// repeats. Written by hand: this runs once per received callback, and Foundation's
-    /// JSONEncoder cost more than the rest of the enqueue path.
+    /// repeats. Written by hand, byte by byte: this runs once per received callback on the
+    /// enqueue writers, and Foundation's JSONEncoder, or appending to a `String` scalar by
+    /// scalar, cost more than the rest of the enqueue path.
     static func encode(_ headers: [HeaderField]) -> String {
-        var json = "["
+        var json: [UInt8] = []
+        json.reserveCapacity(headers.reduce(2) { $0 + $1.name.utf8.count + $1.value.utf8.count + 8 })
+        json.append(UInt8(ascii: "["))
         for (index, header) in headers.enumerated() {
-            json += index == 0 ? "[" : ",["
+            if index > 0 { json.append(UInt8(ascii: ",")) }
+            json.append(UInt8(ascii: "["))
             appendString(header.name, to: &json)
-            json += ","
+            json.append(UInt8(ascii: ","))
             appendString(header.value, to: &json)
-            json += "]"
+            json.append(UInt8(ascii: "]"))
         }
-        return json + "]"
+        json.append(UInt8(ascii: "]"))
+        return String(decoding: json, as: UTF8.self)
     }
 
-    private static func appendString(_ text: String, to json: inout String) {
-        json += "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": json += "\\\""
-            case "\\": json += "\\\\"
-            case "\n": json += "\\n"
-            case "\r": json += "\\r"
-            case "\t": json += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                json += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: json.unicodeScalars.append(scalar)
+    private static func appendString(_ text: String, to json: inout [UInt8]) {
+        json.append(UInt8(ascii: "\""))
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"): json.append(UInt8(ascii: "\\")); json.append(byte)
+            case 0x0A: json.append(UInt8(ascii: "\\")); json.append(UInt8(ascii: "n"))
+            case 0x0D: json.append(UInt8(ascii: "\\")); json.append(UInt8(ascii: "r"))
+            case 0x09: json.append(UInt8(ascii: "\\")); json.append(UInt8(ascii: "t"))
+            case ..<0x20:
+                let low = byte & 0x0F
+                json.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), 0x30, 0x30, 0x30 + (byte >> 4), low < 10 ? 0x30 + low : 0x57 + low])
+            default: json.append(byte)  // UTF-8 passes through as it is
             }
         }
-        json += "\""
+        json.append(UInt8(ascii: "\""))
     }
 
     static func decode(_ json: String) -> [HeaderField] {
