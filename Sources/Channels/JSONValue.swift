@@ -1,8 +1,7 @@
 /// A small, strict JSON reader over raw bytes (RFC 8259), made for the callback hot path:
 /// one pass, no Foundation, numbers kept as their exact text (money never goes through
-/// `Double`), nesting limited so hostile input cannot exhaust the stack. It can also report
-/// where each top-level member's value sits in the input, which Alipay's response signature
-/// needs (the signed text is the raw value text, not a re-serialization).
+/// `Double`), nesting limited so hostile input cannot exhaust the stack. `JSONObjectView`
+/// reads the same text in place, without building it.
 enum JSONValue: Sendable, Hashable {
     case null
     case bool(Bool)
@@ -45,44 +44,6 @@ enum JSONValue: Sendable, Hashable {
         reader.skipWhitespace()
         guard reader.position == buffer.count else { throw ParseError(offset: reader.position) }
         return value
-    }
-
-    /// Parses a top-level object and returns each member with its value and the byte range
-    /// of that value's exact text in `bytes`.
-    static func topLevelMembers(_ bytes: [UInt8]) throws(ParseError) -> [(key: String, value: JSONValue, range: Range<Int>)] {
-        let result: Result<[(key: String, value: JSONValue, range: Range<Int>)], ParseError> = bytes.withUnsafeBufferPointer { buffer in
-            Result { () throws(ParseError) -> [(key: String, value: JSONValue, range: Range<Int>)] in try topLevelMembers(buffer: buffer) }
-        }
-        return try result.get()
-    }
-
-    private static func topLevelMembers(buffer: UnsafeBufferPointer<UInt8>) throws(ParseError) -> [(key: String, value: JSONValue, range: Range<Int>)] {
-        var reader = Reader(buffer: buffer)
-        var out: [(key: String, value: JSONValue, range: Range<Int>)] = []
-        reader.skipWhitespace()
-        try reader.expect(UInt8(ascii: "{"))
-        reader.skipWhitespace()
-        if reader.peek() == UInt8(ascii: "}") {
-            reader.position += 1
-        } else {
-            while true {
-                reader.skipWhitespace()
-                let key = try reader.string()
-                reader.skipWhitespace()
-                try reader.expect(UInt8(ascii: ":"))
-                reader.skipWhitespace()
-                let start = reader.position
-                let value = try reader.value(depth: 1)
-                out.append((key, value, start..<reader.position))
-                reader.skipWhitespace()
-                if reader.peek() == UInt8(ascii: ",") { reader.position += 1; continue }
-                try reader.expect(UInt8(ascii: "}"))
-                break
-            }
-        }
-        reader.skipWhitespace()
-        guard reader.position == buffer.count else { throw ParseError(offset: reader.position) }
-        return out
     }
 
     subscript(key: String) -> JSONValue? {

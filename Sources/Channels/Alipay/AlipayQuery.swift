@@ -42,22 +42,24 @@ public enum AlipayQuery {
             throw .transient(.httpStatus, "HTTP \(response.status)")
         }
         guard response.status == 200 else { throw .permanent(.httpStatus, "HTTP \(response.status)") }
-        let members: [(key: String, value: JSONValue, range: Range<Int>)]
-        do { members = try JSONValue.topLevelMembers(response.body) } catch {
-            throw .permanent(.malformedResponse, "not JSON")
+        let (nodeRange, signature) = try response.body.withUnsafeBufferPointer { bytes throws(QueryError) -> (Range<Int>, String?) in
+            guard let view = JSONObjectView(bytes) else { throw .permanent(.malformedResponse, "not a JSON object") }
+            // The answer or the error node, whichever comes first.
+            let nodes = [view[responseNode], view["error_response"]].compactMap { $0 }
+            guard let node = nodes.min(by: { $0.range.lowerBound < $1.range.lowerBound }) else {
+                throw .permanent(.malformedResponse, "no \(responseNode)")
+            }
+            return (node.range, view["sign"]?.string)
         }
-        guard let node = members.first(where: { $0.key == responseNode || $0.key == "error_response" }) else {
-            throw .permanent(.malformedResponse, "no \(responseNode)")
-        }
-        let signature = members.first(where: { $0.key == "sign" })?.value.stringValue
         var verified = false
         if let signature {
             guard let signatureBytes = AlipaySignature.decodeBase64(signature),
-                configuration.alipayPublicKey.isValidSHA256Signature(signatureBytes, for: response.body[node.range])
+                configuration.alipayPublicKey.isValidSHA256Signature(signatureBytes, for: response.body[nodeRange])
             else { throw .permanent(.badSignature, "response signature") }
             verified = true
         }
-        let body = node.value
+        // Checked already as part of the whole answer, so this parse does not fail.
+        guard let body = try? JSONValue.parse(response.body[nodeRange]) else { throw .permanent(.malformedResponse, "not JSON") }
         let code = body["code"]?.stringValue ?? ""
         let subCode = body["sub_code"]?.stringValue ?? ""
         if code == "10000" {
