@@ -147,21 +147,9 @@ enum JSONValue: Sendable, Hashable {
             guard depth <= JSONValue.maxDepth, let byte = peek() else { throw ParseError(offset: position) }
             switch byte {
             case UInt8(ascii: "{"):
-                position += 1
-                skipWhitespace()
-                if peek() == UInt8(ascii: "}") { position += 1; return }
-                while true {
-                    skipWhitespace()
-                    try skipString()
-                    skipWhitespace()
-                    try expect(UInt8(ascii: ":"))
-                    skipWhitespace()
-                    try skipValue(depth: depth + 1)
-                    skipWhitespace()
-                    if peek() == UInt8(ascii: ",") { position += 1; continue }
-                    try expect(UInt8(ascii: "}"))
-                    return
-                }
+                // The one object walk that checks without building; its member list is dropped.
+                var ignored: [JSONObjectView.Member] = []
+                try objectMembers(depth: depth, parent: -1, into: &ignored)
             case UInt8(ascii: "["):
                 position += 1
                 skipWhitespace()
