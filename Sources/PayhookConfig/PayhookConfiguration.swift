@@ -20,8 +20,8 @@ public struct PayhookConfiguration: Sendable, Equatable {
         public var trustedProxies: [String] = []
         /// How long a request waits for its commit before 503. Default 2000 ms.
         public var commitTimeoutMilliseconds = 2000
-        /// Group-commit writer connections. Default 2.
-        public var enqueueWriters = 2
+        /// Group-commit writer connections. Default 1.
+        public var enqueueWriters = 1
         /// Most callbacks in one commit. Default 64.
         public var enqueueBatchSize = 64
         /// A request must arrive whole within this. Default 10 s.
@@ -168,7 +168,7 @@ extension PayhookConfiguration {
         self.receiver.maxBodyBytes = try receiver.integer("max_body_bytes", default: 65536, range: 1...16_777_216)
         self.receiver.trustedProxies = try receiver.stringList("trusted_proxies")
         self.receiver.commitTimeoutMilliseconds = try receiver.integer("commit_timeout_ms", default: 2000, range: 10...60_000)
-        self.receiver.enqueueWriters = try receiver.integer("enqueue_writers", default: 2, range: 1...64)
+        self.receiver.enqueueWriters = try receiver.integer("enqueue_writers", default: 1, range: 1...64)
         self.receiver.enqueueBatchSize = try receiver.integer("enqueue_batch_size", default: 64, range: 1...1000)
         self.receiver.readTimeoutSeconds = try receiver.integer("read_timeout_seconds", default: 10, range: 1...300)
         try receiver.rejectUnknownKeys()
