@@ -58,8 +58,18 @@ public struct PostgresBind: Sendable {
     // with no escaping.
 
     public static func textArray(_ values: [String?]) -> PostgresBind {
-        array(elementOID: PostgresType.text, arrayOID: PostgresType.textArray,
-              values.map { $0.map { Array($0.utf8) } })
+        // Written straight from each string's UTF-8: no array per element.
+        var out = arrayHeader(elementOID: PostgresType.text, count: values.count, hasNull: values.contains(nil),
+                              payloadBytes: values.reduce(0) { $0 + 4 + ($1?.utf8.count ?? 0) })
+        for value in values {
+            if let value {
+                out.appendBigEndian(Int32(value.utf8.count))
+                out.append(contentsOf: value.utf8)
+            } else {
+                out.appendBigEndian(Int32(-1))
+            }
+        }
+        return PostgresBind(typeOID: PostgresType.textArray, format: .binary, bytes: out)
     }
 
     public static func byteaArray(_ values: [[UInt8]?]) -> PostgresBind {
@@ -67,40 +77,60 @@ public struct PostgresBind: Sendable {
     }
 
     public static func int64Array(_ values: [Int64?]) -> PostgresBind {
-        array(elementOID: PostgresType.int8, arrayOID: PostgresType.int8Array,
-              values.map { $0.map(BinaryWriter.bigEndian) })
+        integerArray(elementOID: PostgresType.int8, arrayOID: PostgresType.int8Array, values)
     }
 
     public static func int32Array(_ values: [Int32?]) -> PostgresBind {
-        array(elementOID: PostgresType.int4, arrayOID: PostgresType.int4Array,
-              values.map { $0.map(BinaryWriter.bigEndian) })
+        integerArray(elementOID: PostgresType.int4, arrayOID: PostgresType.int4Array, values)
     }
 
     public static func timestamptzArray(_ values: [Date?]) -> PostgresBind {
-        array(elementOID: PostgresType.timestamptz, arrayOID: PostgresType.timestamptzArray,
-              values.map { $0.map { BinaryWriter.bigEndian(PostgresTime.microseconds(from: $0)) } })
+        integerArray(elementOID: PostgresType.timestamptz, arrayOID: PostgresType.timestamptzArray,
+                     values.map { $0.map(PostgresTime.microseconds(from:)) })
     }
 
-    private static func array(elementOID: UInt32, arrayOID: UInt32, _ elements: [[UInt8]?]) -> PostgresBind {
-        var out: [UInt8] = []
-        out.reserveCapacity(20 + elements.reduce(0) { $0 + 4 + ($1?.count ?? 0) })
-        let hasNull = elements.contains { $0 == nil }
-        out += BinaryWriter.bigEndian(Int32(elements.isEmpty ? 0 : 1))  // dimensions
-        out += BinaryWriter.bigEndian(Int32(hasNull ? 1 : 0))
-        out += BinaryWriter.bigEndian(elementOID)
-        if !elements.isEmpty {
-            out += BinaryWriter.bigEndian(Int32(elements.count))
-            out += BinaryWriter.bigEndian(Int32(1))  // lower bound
-        }
-        for element in elements {
-            if let element {
-                out += BinaryWriter.bigEndian(Int32(element.count))
-                out += element
+    private static func integerArray<T: FixedWidthInteger>(elementOID: UInt32, arrayOID: UInt32,
+                                                           _ values: [T?]) -> PostgresBind {
+        let width = MemoryLayout<T>.size
+        var out = arrayHeader(elementOID: elementOID, count: values.count, hasNull: values.contains(nil),
+                              payloadBytes: values.count * (4 + width))
+        for value in values {
+            if let value {
+                out.appendBigEndian(Int32(width))
+                out.appendBigEndian(value)
             } else {
-                out += BinaryWriter.bigEndian(Int32(-1))
+                out.appendBigEndian(Int32(-1))
             }
         }
         return PostgresBind(typeOID: arrayOID, format: .binary, bytes: out)
+    }
+
+    private static func array(elementOID: UInt32, arrayOID: UInt32, _ elements: [[UInt8]?]) -> PostgresBind {
+        var out = arrayHeader(elementOID: elementOID, count: elements.count, hasNull: elements.contains { $0 == nil },
+                              payloadBytes: elements.reduce(0) { $0 + 4 + ($1?.count ?? 0) })
+        for element in elements {
+            if let element {
+                out.appendBigEndian(Int32(element.count))
+                out += element
+            } else {
+                out.appendBigEndian(Int32(-1))
+            }
+        }
+        return PostgresBind(typeOID: arrayOID, format: .binary, bytes: out)
+    }
+
+    /// A one-dimensional binary array's header, with room reserved for its elements.
+    private static func arrayHeader(elementOID: UInt32, count: Int, hasNull: Bool, payloadBytes: Int) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(20 + payloadBytes)
+        out.appendBigEndian(Int32(count == 0 ? 0 : 1))  // dimensions
+        out.appendBigEndian(Int32(hasNull ? 1 : 0))
+        out.appendBigEndian(elementOID)
+        if count > 0 {
+            out.appendBigEndian(Int32(count))
+            out.appendBigEndian(Int32(1))  // lower bound
+        }
+        return out
     }
 }
 
@@ -151,5 +181,12 @@ enum PostgresTime {
 enum BinaryWriter {
     static func bigEndian<T: FixedWidthInteger>(_ value: T) -> [UInt8] {
         withUnsafeBytes(of: value.bigEndian) { Array($0) }
+    }
+}
+
+extension Array where Element == UInt8 {
+    /// Appends `value` in network byte order, with no array made for it.
+    mutating func appendBigEndian<T: FixedWidthInteger>(_ value: T) {
+        Swift.withUnsafeBytes(of: value.bigEndian) { append(contentsOf: $0) }
     }
 }

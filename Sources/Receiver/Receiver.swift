@@ -22,7 +22,16 @@ public struct Receiver: Sendable {
     let registry: PrometheusCollectorRegistry
     let metrics: ReceiverMetrics
     let trustedProxies: [CIDR]
+    /// Each configured channel id with its type and its success answer, built once.
+    let routes: [String: ChannelRoute]
     let logger: Logger
+
+    struct ChannelRoute: Sendable {
+        let type: ChannelType
+        let success: Acknowledgement
+        /// The success answer as a Response: its body buffer is shared, never copied.
+        let successResponse: Response
+    }
 
     public init(configuration: PayhookConfiguration, enqueuer: Enqueuer, readiness: Readiness, admin: AdminAccess,
                 adminConnection: SerialConnection?, registry: PrometheusCollectorRegistry,
@@ -43,6 +52,10 @@ public struct Receiver: Sendable {
             proxies.append(cidr)
         }
         trustedProxies = proxies
+        routes = Dictionary(configuration.channels.map { channel in
+            let success = Acknowledgement.success(for: channel.type)
+            return (channel.id, ChannelRoute(type: channel.type, success: success, successResponse: response(success)))
+        }, uniquingKeysWith: { first, _ in first })
     }
 
     public func buildRouter() -> Router<ReceiverContext> {
@@ -100,7 +113,7 @@ public struct Receiver: Sendable {
 
     private func receive(_ request: Request, context: ReceiverContext, kind: CallbackKind) async throws -> Response {
         let channelID = try context.parameters.require("channel")
-        guard let type = configuration.channel(id: channelID)?.type else {
+        guard let route = routes[channelID] else {
             metrics.request(channel: "unknown", status: 404)
             return text("unknown channel\n", status: .notFound)
         }
@@ -128,13 +141,13 @@ public struct Receiver: Sendable {
         do {
             let id = try await enqueuer.enqueue(callback)
             logger.debug("callback stored", metadata: ["callback_id": "\(id)", "channel": "\(channelID)"])
-            metrics.request(channel: channelID, status: kind == .notify ? Acknowledgement.success(for: type).status : 200)
-            return kind == .notify ? response(Acknowledgement.success(for: type)) : returnPage(request)
+            metrics.request(channel: channelID, status: kind == .notify ? route.success.status : 200)
+            return kind == .notify ? route.successResponse : returnPage(request)
         } catch {
             logger.error("callback not stored", metadata: ["channel": "\(channelID)", "error": "\(error)"])
             metrics.unavailable(channel: channelID)
             metrics.request(channel: channelID, status: 503)
-            return response(Acknowledgement.failure(for: type, status: 503, message: "temporarily unavailable"))
+            return response(Acknowledgement.failure(for: route.type, status: 503, message: "temporarily unavailable"))
         }
     }
 

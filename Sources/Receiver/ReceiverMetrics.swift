@@ -6,13 +6,29 @@ import Synchronization
 public final class ReceiverMetrics: Sendable {
     let factory: any MetricsFactory
     private let counters = Mutex<[String: Counter]>([:])
+    /// Requests by channel and status, the one counter every request touches: keyed
+    /// without building a string.
+    private let requests = Mutex<[RequestKey: Counter]>([:])
+
+    private struct RequestKey: Hashable {
+        let channel: String
+        let status: Int
+    }
 
     public init(factory: any MetricsFactory = MetricsSystem.factory) {
         self.factory = factory
     }
 
     func request(channel: String, status: Int) {
-        counter("payhook_receiver_requests_total", [("channel", channel), ("status", String(status))]).increment()
+        let key = RequestKey(channel: channel, status: status)
+        let counter = requests.withLock { requests in
+            if let existing = requests[key] { return existing }
+            let made = Counter(label: "payhook_receiver_requests_total",
+                               dimensions: [("channel", channel), ("status", String(status))], factory: factory)
+            requests[key] = made
+            return made
+        }
+        counter.increment()
     }
 
     func unavailable(channel: String) {

@@ -49,20 +49,37 @@ import Testing
     @Test func arraysTravelInBinary() throws {
         let connection = try database.connect()
         let result = try connection.query("""
-            SELECT * FROM unnest($1::text[], $2::bytea[], $3::bigint[], $4::timestamptz[])
+            SELECT * FROM unnest($1::text[], $2::bytea[], $3::bigint[], $4::timestamptz[], $5::int4[])
             """, [
             .textArray(["a", nil, "\"quoted\" {braces}, commas"]),
             .byteaArray([[1, 2], [], nil]),
             .int64Array([1, nil, Int64.max]),
-            .timestamptzArray([Date(timeIntervalSince1970: 0), nil, nil]),
+            .timestamptzArray([Date(timeIntervalSince1970: 0), nil, Date(timeIntervalSince1970: 1_800_000_000.25)]),
+            .int32Array([Int32.min, -1, nil]),
         ])
         #expect(result.count == 3)
+        #expect(try result[0].decode(0, as: String.self) == "a")
+        #expect(try result[0].decode(1, as: [UInt8].self) == [1, 2])
+        #expect(try result[0].decode(2, as: Int64.self) == 1)
+        #expect(try result[2].decode(3, as: Date.self) == Date(timeIntervalSince1970: 1_800_000_000.25))
+        #expect(try result[0].decode(4, as: Int32.self) == Int32.min)
+        #expect(try result[1].decode(4, as: Int32.self) == -1)
+        #expect(try result[2].decode(4, as: Int32?.self) == nil)
         #expect(try result[2].decode(0, as: String.self) == "\"quoted\" {braces}, commas")
         #expect(try result[1].decode(0, as: String?.self) == nil)
         #expect(try result[1].decode(1, as: [UInt8].self) == [])
         #expect(try result[2].decode(1, as: [UInt8]?.self) == nil)
         #expect(try result[2].decode(2, as: Int64.self) == Int64.max)
         #expect(try result[0].decode(3, as: Date.self) == Date(timeIntervalSince1970: 0))
+
+        // Empty arrays, and text that is not ASCII, byte for byte.
+        let other = try connection.query("""
+            SELECT cardinality($1::text[]), cardinality($2::bigint[]), ($3::text[])[2], octet_length(($3::text[])[2])
+            """, [.textArray([]), .int64Array([]), .textArray(["", "支付宝 ✓"])])
+        #expect(try other[0].decode(0, as: Int64.self) == 0)
+        #expect(try other[0].decode(1, as: Int64.self) == 0)
+        #expect(try other[0].decode(2, as: String.self) == "支付宝 ✓")
+        #expect(try other[0].decode(3, as: Int64.self) == Int64("支付宝 ✓".utf8.count))
     }
 
     @Test func serverErrorsCarrySQLStateButNotValues() throws {
