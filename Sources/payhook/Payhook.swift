@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
+import Logging
 import PayhookConfig
+import Receiver
 
 @main
 struct Payhook: AsyncParsableCommand {
@@ -13,6 +15,7 @@ struct Payhook: AsyncParsableCommand {
 
     /// Exit 2 for bad usage or configuration, 1 for any other failure, as the contract says.
     static func main() async {
+        LoggingSystem.bootstrap(DeferredMetadataLogHandler.init)
         do {
             var command = try parseAsRoot()
             if var asyncCommand = command as? any AsyncParsableCommand {
