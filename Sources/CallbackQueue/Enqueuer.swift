@@ -46,6 +46,7 @@ public final class Enqueuer: Sendable {
 
     private struct Waiting {
         let callback: NewCallback
+        let encodedHeaders: String
         let reply: Reply
     }
 
@@ -89,10 +90,12 @@ public final class Enqueuer: Sendable {
     /// Stores one callback and returns its id once its transaction has committed.
     public func enqueue(_ callback: NewCallback) async throws(EnqueueError) -> Int64 {
         let reply = Reply()
+        // Encoded here, on the caller's thread: the one writer's time is the commit cycle's.
+        let waiting = Waiting(callback: callback, encodedHeaders: HeaderCoding.encode(callback.headers), reply: reply)
         let accepted: Bool = wakeup.withLock {
             let accepted = state.withLock { state in
                 guard !state.closed else { return false }
-                state.waiting.append(Waiting(callback: callback, reply: reply))
+                state.waiting.append(waiting)
                 return true
             }
             if accepted { wakeup.signal() }
@@ -164,7 +167,8 @@ public final class Enqueuer: Sendable {
                 if connection == nil || connection?.isConnected == false {
                     connection = try Connection(configuration: configuration.connection)
                 }
-                let ids = try QueueStore.insert(live.map(\.callback), on: connection!)
+                let ids = try QueueStore.insert(live.map(\.callback), encodedHeaders: live.map(\.encodedHeaders),
+                                                 on: connection!)
                 commitTimer.recordInterval(since: started)
                 batchSizes.record(live.count)
                 for (waiting, id) in zip(live, ids) { waiting.reply.resolve(.success(id)) }

@@ -20,6 +20,14 @@ public struct QueueStore: Sendable {
     /// Inserts callbacks in one statement and one commit, NOTIFYing workers in the same
     /// transaction. Returns their ids in input order.
     public static func insert(_ callbacks: [NewCallback], on connection: Connection) throws(PostgresError) -> [Int64] {
+        try insert(callbacks, encodedHeaders: callbacks.map { HeaderCoding.encode($0.headers) }, on: connection)
+    }
+
+    /// `insert` with each callback's headers already encoded by `HeaderCoding.encode`: the
+    /// enqueuer encodes them on the callers' threads, not on its one writer.
+    static func insert(_ callbacks: [NewCallback], encodedHeaders: [String],
+                       on connection: Connection) throws(PostgresError) -> [Int64] {
+        precondition(callbacks.count == encodedHeaders.count, "one encoding per callback")
         guard !callbacks.isEmpty else { return [] }
         let result = try connection.query(prepared: "payhook_enqueue", insertSQL, [
             .textArray(callbacks.map(\.channel)),
@@ -30,7 +38,7 @@ public struct QueueStore: Sendable {
             .textArray(callbacks.map(\.method)),
             .textArray(callbacks.map(\.path)),
             .textArray(callbacks.map(\.query)),
-            .textArray(callbacks.map { HeaderCoding.encode($0.headers) }),
+            .textArray(encodedHeaders),
             .byteaArray(callbacks.map(\.body)),
         ])
         let ids = try result.rows.map { row throws(PostgresError) in try row.decode(0, as: Int64.self) }
