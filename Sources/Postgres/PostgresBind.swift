@@ -27,13 +27,13 @@ public struct PostgresBind: Sendable {
     }
 
     public static func int64(_ value: Int64) -> PostgresBind {
-        PostgresBind(typeOID: PostgresType.int8, format: .binary, bytes: BinaryWriter.bigEndian(value))
+        PostgresBind(typeOID: PostgresType.int8, format: .binary, bytes: [UInt8](bigEndian: value))
     }
 
     public static func int(_ value: Int) -> PostgresBind { .int64(Int64(value)) }
 
     public static func int32(_ value: Int32) -> PostgresBind {
-        PostgresBind(typeOID: PostgresType.int4, format: .binary, bytes: BinaryWriter.bigEndian(value))
+        PostgresBind(typeOID: PostgresType.int4, format: .binary, bytes: [UInt8](bigEndian: value))
     }
 
     public static func bool(_ value: Bool) -> PostgresBind {
@@ -46,7 +46,7 @@ public struct PostgresBind: Sendable {
 
     public static func timestamptz(_ value: Date) -> PostgresBind {
         PostgresBind(typeOID: PostgresType.timestamptz, format: .binary,
-                     bytes: BinaryWriter.bigEndian(PostgresTime.microseconds(from: value)))
+                     bytes: [UInt8](bigEndian: PostgresTime.microseconds(from: value)))
     }
 
     /// A value in PostgreSQL's text input syntax, typed by the SQL (`$1::inet`, `$2::jsonb`).
@@ -178,13 +178,12 @@ enum PostgresTime {
     }
 }
 
-enum BinaryWriter {
-    static func bigEndian<T: FixedWidthInteger>(_ value: T) -> [UInt8] {
-        withUnsafeBytes(of: value.bigEndian) { Array($0) }
-    }
-}
-
 extension Array where Element == UInt8 {
+    /// `value` in network byte order.
+    init<T: FixedWidthInteger>(bigEndian value: T) {
+        self = Swift.withUnsafeBytes(of: value.bigEndian) { Array($0) }
+    }
+
     /// Appends `value` in network byte order, with no array made for it.
     mutating func appendBigEndian<T: FixedWidthInteger>(_ value: T) {
         Swift.withUnsafeBytes(of: value.bigEndian) { append(contentsOf: $0) }
