@@ -28,8 +28,7 @@ public struct Receiver: Sendable {
 
     struct ChannelRoute: Sendable {
         let type: ChannelType
-        let success: Acknowledgement
-        /// The success answer as a Response: its body buffer is shared, never copied.
+        /// The success answer: its body buffer is shared, never copied.
         let successResponse: Response
     }
 
@@ -53,8 +52,8 @@ public struct Receiver: Sendable {
         }
         trustedProxies = proxies
         routes = Dictionary(configuration.channels.map { channel in
-            let success = Acknowledgement.success(for: channel.type)
-            return (channel.id, ChannelRoute(type: channel.type, success: success, successResponse: response(success)))
+            (channel.id, ChannelRoute(type: channel.type,
+                                      successResponse: response(Acknowledgement.success(for: channel.type))))
         }, uniquingKeysWith: { first, _ in first })
     }
 
@@ -141,7 +140,7 @@ public struct Receiver: Sendable {
         do {
             let id = try await enqueuer.enqueue(callback)
             logger.debug("callback stored", metadata: ["callback_id": "\(id)", "channel": "\(channelID)"])
-            metrics.request(channel: channelID, status: kind == .notify ? route.success.status : 200)
+            metrics.request(channel: channelID, status: kind == .notify ? Int(route.successResponse.status.code) : 200)
             return kind == .notify ? route.successResponse : returnPage(request)
         } catch {
             logger.error("callback not stored", metadata: ["channel": "\(channelID)", "error": "\(error)"])

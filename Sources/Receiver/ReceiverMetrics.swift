@@ -5,14 +5,13 @@ import Synchronization
 /// dimension names are the Prometheus series names.
 public final class ReceiverMetrics: Sendable {
     let factory: any MetricsFactory
-    private let counters = Mutex<[String: Counter]>([:])
-    /// Requests by channel and status, the one counter every request touches: keyed
-    /// without building a string.
-    private let requests = Mutex<[RequestKey: Counter]>([:])
+    /// Keyed by value, so the counter every request touches is found without building a string.
+    private let counters = Mutex<[CounterKey: Counter]>([:])
 
-    private struct RequestKey: Hashable {
+    private struct CounterKey: Hashable {
+        let label: String
         let channel: String
-        let status: Int
+        let status: Int?
     }
 
     public init(factory: any MetricsFactory = MetricsSystem.factory) {
@@ -20,29 +19,23 @@ public final class ReceiverMetrics: Sendable {
     }
 
     func request(channel: String, status: Int) {
-        let key = RequestKey(channel: channel, status: status)
-        let counter = requests.withLock { requests in
-            if let existing = requests[key] { return existing }
-            let made = Counter(label: "payhook_receiver_requests_total",
-                               dimensions: [("channel", channel), ("status", String(status))], factory: factory)
-            requests[key] = made
-            return made
-        }
-        counter.increment()
+        counter("payhook_receiver_requests_total", channel: channel, status: status).increment()
     }
 
     func unavailable(channel: String) {
-        counter("payhook_receiver_unavailable_total", [("channel", channel)]).increment()
+        counter("payhook_receiver_unavailable_total", channel: channel).increment()
     }
 
     func bodyTooLarge(channel: String) {
-        counter("payhook_receiver_body_too_large_total", [("channel", channel)]).increment()
+        counter("payhook_receiver_body_too_large_total", channel: channel).increment()
     }
 
-    private func counter(_ label: String, _ dimensions: [(String, String)]) -> Counter {
-        let key = label + dimensions.map { "|\($0.0)=\($0.1)" }.joined()
+    private func counter(_ label: String, channel: String, status: Int? = nil) -> Counter {
+        let key = CounterKey(label: label, channel: channel, status: status)
         return counters.withLock { counters in
             if let existing = counters[key] { return existing }
+            var dimensions = [("channel", channel)]
+            if let status { dimensions.append(("status", String(status))) }
             let made = Counter(label: label, dimensions: dimensions, factory: factory)
             counters[key] = made
             return made
