@@ -77,12 +77,12 @@ public final class Enqueuer: Sendable {
     public func start() {
         state.withLock { $0.runningWriters += 1 }  // the sweeper counts as one
         let sweeper = Thread { [self] in runSweeper() }
-        sweeper.name = "payhook-enqueue-deadlines"
+        sweeper.name = "payhook-enq-ttl"
         sweeper.start()
         for index in 0..<configuration.writers {
             state.withLock { $0.runningWriters += 1 }
             let thread = Thread { [self] in runWriter(index: index) }
-            thread.name = "payhook-enqueue-\(index)"
+            thread.name = "payhook-enq-\(index)"
             thread.start()
         }
     }

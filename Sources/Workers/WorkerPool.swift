@@ -31,14 +31,14 @@ public final class WorkerPool: Sendable {
     }
 
     public func start() {
-        spawn("payhook-listener") { self.runListener() }
+        spawn("payhook-listen") { self.runListener() }
         for index in 0..<configuration.threads {
-            spawn("payhook-worker-\(index)") { self.runWorker(index: index) }
+            spawn("payhook-work-\(index)") { self.runWorker(index: index) }
         }
         if let sweeper = configuration.sweeper {
             spawn("payhook-sweeper") { self.runSweeper(sweeper) }
         }
-        spawn("payhook-queue-gauges") { self.runGauges() }
+        spawn("payhook-gauges") { self.runGauges() }
         logger.info("workers started", metadata: [
             "worker": "\(configuration.workerName)", "threads": "\(configuration.threads)",
             "channels": "\(adapters.keys.sorted().joined(separator: ","))",
