@@ -6,9 +6,11 @@ import Foundation
 /// address that is not one of them is the client. An untrusted peer's X-Forwarded-For is
 /// ignored, so it cannot be spoofed.
 public enum ClientAddress {
-    public static func resolve(peer: String, forwardedFor: [String], trustedProxies: [CIDR]) -> String {
+    /// `forwardedFor` is read only when the peer is a trusted proxy.
+    public static func resolve(peer: String, forwardedFor: @autoclosure () -> [String],
+                               trustedProxies: [CIDR]) -> String {
         guard !trustedProxies.isEmpty, trustedProxies.containsAddress(peer) else { return peer }
-        let hops = forwardedFor
+        let hops = forwardedFor()
             .flatMap { $0.split(separator: ",") }
             .map { $0.trimmingCharacters(in: .whitespaces) }
         var client = peer

@@ -117,7 +117,9 @@ public struct Receiver: Sendable {
             return text("unknown channel\n", status: .notFound)
         }
         let limit = configuration.receiver.maxBodyBytes
-        if let declared = request.headers[.contentLength].flatMap({ Int($0) }), declared > limit {
+        // The first Content-Length field, without the joined-values string HTTPFields' subscript builds.
+        let contentLength = request.headers.first { $0.name == .contentLength }?.value
+        if let declared = contentLength.flatMap({ Int($0) }), declared > limit {
             return tooLarge(channelID)
         }
         let body: ByteBuffer

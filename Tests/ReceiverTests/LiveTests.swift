@@ -188,6 +188,22 @@ import Testing
         }
         #expect(try harness.storedRows().isEmpty)
     }
+
+    /// A declared Content-Length over `max_body_bytes` is refused from the headers alone:
+    /// the 413 comes while the body has not been sent at all, and nothing is stored.
+    @Test(.timeLimit(.minutes(1))) func declaredOversizeIsRefusedBeforeTheBody() async throws {
+        let harness = try ReceiverHarness(maxBodyBytes: 4096)
+        try await harness.application().test(.live) { client in
+            guard let port = client.port else { return }
+            let socket = try StalledClient(port: port)
+            socket.send("POST /notify/alipay HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 10000000\r\n\r\n")
+            let start = ContinuousClock.now
+            let head = socket.readHead()
+            #expect(head.hasPrefix("HTTP/1.1 413"), "got: \(head.prefix(40))")
+            #expect(ContinuousClock.now - start < .seconds(1), "read_timeout_seconds is 2: it did not wait for a body")
+        }
+        #expect(try harness.storedRows().isEmpty)
+    }
 }
 
 /// A raw TCP client that can stop halfway through a request.
@@ -210,6 +226,18 @@ final class StalledClient {
 
     func send(_ text: String) {
         _ = text.utf8CString.withUnsafeBufferPointer { write(descriptor, $0.baseAddress, $0.count - 1) }
+    }
+
+    /// Reads until the end of a response head (or 10 s pass).
+    func readHead() -> String {
+        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var received: [UInt8] = []
+        var byte: UInt8 = 0
+        while !received.suffix(4).elementsEqual("\r\n\r\n".utf8), read(descriptor, &byte, 1) == 1 {
+            received.append(byte)
+        }
+        return String(decoding: received, as: UTF8.self)
     }
 
     /// Reads until the server closes the connection (or 10 s pass).
