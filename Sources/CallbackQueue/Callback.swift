@@ -57,9 +57,9 @@ public struct ClaimedCallback: Sendable {
 
 enum HeaderCoding {
     /// Headers are stored as a JSON array of `[name, value]` pairs, which keeps order and
-    /// repeats. Written by hand, byte by byte: this runs once per received callback on the
-    /// enqueue writers, and Foundation's JSONEncoder, or appending to a `String` scalar by
-    /// scalar, cost more than the rest of the enqueue path.
+    /// repeats. Written by hand: this runs once per received callback, and Foundation's
+    /// JSONEncoder, or appending to a `String` scalar by scalar, cost more than the rest of
+    /// the enqueue path.
     static func encode(_ headers: [HeaderField]) -> String {
         var json: [UInt8] = []
         json.reserveCapacity(headers.reduce(2) { $0 + $1.name.utf8.count + $1.value.utf8.count + 8 })
@@ -78,19 +78,29 @@ enum HeaderCoding {
 
     private static func appendString(_ text: String, to json: inout [UInt8]) {
         json.append(UInt8(ascii: "\""))
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""), UInt8(ascii: "\\"): json.append(UInt8(ascii: "\\")); json.append(byte)
-            case 0x0A: json.append(UInt8(ascii: "\\")); json.append(UInt8(ascii: "n"))
-            case 0x0D: json.append(UInt8(ascii: "\\")); json.append(UInt8(ascii: "r"))
-            case 0x09: json.append(UInt8(ascii: "\\")); json.append(UInt8(ascii: "t"))
-            case ..<0x20:
-                let low = byte & 0x0F
-                json.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), 0x30, 0x30, 0x30 + (byte >> 4), low < 10 ? 0x30 + low : 0x57 + low])
-            default: json.append(byte)  // UTF-8 passes through as it is
-            }
+        if text.utf8.contains(where: needsEscape) {
+            for byte in text.utf8 { appendEscaping(byte, to: &json) }
+        } else {
+            json.append(contentsOf: text.utf8)  // the usual case, copied whole
         }
         json.append(UInt8(ascii: "\""))
+    }
+
+    private static func needsEscape(_ byte: UInt8) -> Bool {
+        byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\")
+    }
+
+    private static func appendEscaping(_ byte: UInt8, to json: inout [UInt8]) {
+        switch byte {
+        case UInt8(ascii: "\""), UInt8(ascii: "\\"): json.append(UInt8(ascii: "\\")); json.append(byte)
+        case 0x0A: json.append(UInt8(ascii: "\\")); json.append(UInt8(ascii: "n"))
+        case 0x0D: json.append(UInt8(ascii: "\\")); json.append(UInt8(ascii: "r"))
+        case 0x09: json.append(UInt8(ascii: "\\")); json.append(UInt8(ascii: "t"))
+        case ..<0x20:
+            let low = byte & 0x0F
+            json.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), 0x30, 0x30, 0x30 + (byte >> 4), low < 10 ? 0x30 + low : 0x57 + low])
+        default: json.append(byte)  // UTF-8 passes through as it is
+        }
     }
 
     static func decode(_ json: String) -> [HeaderField] {
