@@ -155,8 +155,11 @@ public struct Receiver: Sendable {
     /// The headers as sent. HTTPTypes moves `Host` into the request's authority, so it is
     /// put back in front, where HTTP/1.1 clients send it.
     private func capturedHeaders(_ request: Request) -> [CallbackQueue.HeaderField] {
-        let host = request.head.authority.map { [CallbackQueue.HeaderField(name: "Host", value: $0)] } ?? []
-        return host + request.headers.map { CallbackQueue.HeaderField(name: $0.name.rawName, value: $0.value) }
+        var captured: [CallbackQueue.HeaderField] = []
+        captured.reserveCapacity(request.headers.count + 1)
+        if let host = request.head.authority { captured.append(.init(name: "Host", value: host)) }
+        for field in request.headers { captured.append(.init(name: field.name.rawName, value: field.value)) }
+        return captured
     }
 
     private func tooLarge(_ channelID: String) -> Response {
