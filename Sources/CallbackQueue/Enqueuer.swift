@@ -188,10 +188,11 @@ public final class Enqueuer: Sendable {
 }
 
 /// A one-shot answer for one caller: the first resolution wins, later ones are ignored.
+/// The slot resumes its continuation exactly once, so it need not be a checked one.
 final class Reply: Sendable {
     private enum Slot {
         case empty
-        case waiting(CheckedContinuation<Int64, any Error>)
+        case waiting(UnsafeContinuation<Int64, any Error>)
         case resolved(Result<Int64, Enqueuer.EnqueueError>)
     }
 
@@ -202,7 +203,7 @@ final class Reply: Sendable {
     }
 
     func resolve(_ result: Result<Int64, Enqueuer.EnqueueError>) {
-        let continuation: CheckedContinuation<Int64, any Error>? = slot.withLock { slot in
+        let continuation: UnsafeContinuation<Int64, any Error>? = slot.withLock { slot in
             switch slot {
             case .resolved:
                 return nil
@@ -219,7 +220,7 @@ final class Reply: Sendable {
 
     func value() async throws(Enqueuer.EnqueueError) -> Int64 {
         do {
-            return try await withCheckedThrowingContinuation { continuation in
+            return try await withUnsafeThrowingContinuation { continuation in
                 let early: Result<Int64, Enqueuer.EnqueueError>? = slot.withLock { slot in
                     if case .resolved(let result) = slot { return result }
                     slot = .waiting(continuation)
