@@ -76,14 +76,18 @@ public final class Enqueuer: Sendable {
     /// reopen after a failure.
     public func start() {
         state.withLock { $0.runningWriters += 1 }  // the sweeper counts as one
-        let sweeper = Thread { [self] in runSweeper() }
-        sweeper.name = "payhook-enq-ttl"
-        sweeper.start()
+        // Named from inside: on Linux a name set before `start()` never reaches the OS
+        // thread, and one over 15 bytes is refused.
+        Thread { [self] in
+            Thread.current.name = "payhook-enq-ttl"
+            runSweeper()
+        }.start()
         for index in 0..<configuration.writers {
             state.withLock { $0.runningWriters += 1 }
-            let thread = Thread { [self] in runWriter(index: index) }
-            thread.name = "payhook-enq-\(index)"
-            thread.start()
+            Thread { [self] in
+                Thread.current.name = "payhook-enq-\(index)"
+                runWriter(index: index)
+            }.start()
         }
     }
 

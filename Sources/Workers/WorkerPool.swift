@@ -59,6 +59,7 @@ public final class WorkerPool: Sendable {
     private func spawn(_ name: String, _ body: @escaping @Sendable () -> Void) {
         running.enter()
         let thread = Thread { [running] in
+            Thread.current.name = name  // from inside: see Enqueuer.start
             #if os(Linux)
             // Workers are background work: in `payhook run` the receiver's threads, which a
             // channel is waiting on, come first when the cores are busy. (On Linux the nice
@@ -68,7 +69,6 @@ public final class WorkerPool: Sendable {
             body()
             running.leave()
         }
-        thread.name = name
         thread.start()
     }
 
