@@ -19,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.5.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.10.0"),
+        .package(url: "https://github.com/apple/swift-asn1.git", from: "1.0.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "5.0.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.5.0"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.0.0"),
@@ -51,34 +52,56 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The shared vocabulary, Foundation only: one raw callback and header field, channel
+        // types, payment status, money, order evidence, reason codes, channel HTTP messages.
+        .target(
+            name: "PayhookCore",
+            swiftSettings: swiftSettings
+        ),
         // The callback queue: migrations, group-commit enqueue, claim, fenced finish, backoff.
         .target(
             name: "CallbackQueue",
             dependencies: [
+                "PayhookCore",
                 "Postgres",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ],
             swiftSettings: swiftSettings
         ),
-        // Channel adapters: parse, verify, acknowledge, query clients, channel sides.
+        // Channel adapters, pure protocol: parse, verify, acknowledge, build signed requests,
+        // read signed answers. No I/O.
         .target(
             name: "Channels",
             dependencies: [
                 "CLibCrypto",
+                "PayhookCore",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "Logging", package: "swift-log"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
             ],
             exclude: ["FUZZING.md", "Points/PROTOCOL.md"],
+            swiftSettings: swiftSettings
+        ),
+        // HTTPS to the channels' APIs over AsyncHTTPClient: the adapters' signed requests sent,
+        // their answers handed back to be verified.
+        .target(
+            name: "ChannelClients",
+            dependencies: [
+                "Channels",
+                "PayhookCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         // The site's orders: the state machine and the statements that apply evidence.
         .target(
             name: "Orders",
-            dependencies: ["Postgres", "Channels"],
+            dependencies: ["Postgres", "PayhookCore"],
             swiftSettings: swiftSettings
         ),
         // The worker pool: claim, verify, cross-check, apply, retry; the reconciliation sweeper.
@@ -86,7 +109,9 @@ let package = Package(
             name: "Workers",
             dependencies: [
                 "CallbackQueue",
+                "ChannelClients",
                 "Channels",
+                "PayhookCore",
                 "Orders",
                 "PayhookConfig",
                 "Postgres",
@@ -101,6 +126,7 @@ let package = Package(
             dependencies: [
                 "CallbackQueue",
                 "Channels",
+                "PayhookCore",
                 .product(name: "Yams", package: "Yams")
             ],
             swiftSettings: swiftSettings
@@ -127,7 +153,10 @@ let package = Package(
         .target(
             name: "Simulator",
             dependencies: [
+                "ChannelClients",
                 "Channels",
+                "PayhookCore",
+                .product(name: "Crypto", package: "swift-crypto"),
                 "Postgres",
                 "CallbackQueue",
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -145,6 +174,7 @@ let package = Package(
             dependencies: [
                 "Postgres",
                 "CallbackQueue",
+                "ChannelClients",
                 "Channels",
                 "Orders",
                 "PayhookConfig",
@@ -164,13 +194,13 @@ let package = Package(
         ),
         .executableTarget(
             name: "QueueBenchmark",
-            dependencies: ["Postgres", "CallbackQueue"],
+            dependencies: ["Postgres", "CallbackQueue", "PayhookCore", .product(name: "Logging", package: "swift-log")],
             path: "Benchmarks/QueueBenchmark",
             swiftSettings: swiftSettings
         ),
         .executableTarget(
             name: "DrainBenchmark",
-            dependencies: ["CallbackQueue", "Channels", "Postgres", "Simulator"],
+            dependencies: ["CallbackQueue", "Channels", "PayhookCore", "Postgres", "Simulator"],
             path: "Benchmarks/DrainBenchmark",
             swiftSettings: swiftSettings
         ),
@@ -183,43 +213,47 @@ let package = Package(
         // Starts throwaway PostgreSQL clusters and databases for the tests.
         .target(
             name: "PostgresTestSupport",
-            dependencies: ["Postgres", "CallbackQueue"],
+            dependencies: [
+                "PayhookCore","Postgres", "CallbackQueue"],
             path: "Tests/PostgresTestSupport",
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "PostgresTests",
-            dependencies: ["Postgres", "PostgresTestSupport"],
+            dependencies: [
+                "PayhookCore","Postgres", "PostgresTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "CallbackQueueTests",
-            dependencies: ["CallbackQueue", "Postgres", "PostgresTestSupport"],
+            dependencies: [
+                "PayhookCore","CallbackQueue", "Postgres", "PostgresTestSupport"],
             swiftSettings: swiftSettings
         ),
         // libFuzzer target over the channel adapters (see Sources/Channels/FUZZING.md).
         .executableTarget(
             name: "ChannelFuzz",
-            dependencies: ["Channels"],
+            dependencies: ["Channels", "PayhookCore", "Simulator"],
             path: "Tests/ChannelFuzz",
             swiftSettings: swiftSettings
         ),
         // Verification throughput per channel type beside raw RSA verify.
         .executableTarget(
             name: "ChannelBenchmark",
-            dependencies: ["Channels"],
+            dependencies: ["Channels", "PayhookCore", "Simulator"],
             path: "Benchmarks/ChannelBenchmark",
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "ChannelsTests",
-            dependencies: ["Channels"],
+            dependencies: ["Channels", "ChannelClients", "PayhookCore", "Simulator"],
             resources: [.copy("Fixtures")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "ReceiverTests",
             dependencies: [
+                "PayhookCore",
                 "Receiver", "CallbackQueue", "Channels", "PayhookConfig", "Postgres", "PostgresTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -231,13 +265,15 @@ let package = Package(
         ),
         .testTarget(
             name: "OrdersTests",
-            dependencies: ["Orders", "Channels", "Postgres", "PostgresTestSupport"],
+            dependencies: [
+                "PayhookCore","Orders", "Channels", "Postgres", "PostgresTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "WorkersTests",
             dependencies: [
-                "Workers", "Orders", "CallbackQueue", "Channels", "Postgres", "PostgresTestSupport",
+                "PayhookCore",
+                "Workers", "Orders", "CallbackQueue", "Channels", "PayhookCore", "Postgres", "PostgresTestSupport",
             ],
             swiftSettings: swiftSettings
         ),
@@ -246,6 +282,8 @@ let package = Package(
         .testTarget(
             name: "EndToEndTests",
             dependencies: [
+                "ChannelClients",
+                "PayhookCore",
                 "Workers", "Receiver", "Simulator", "PayhookConfig", "Orders", "CallbackQueue", "Channels", "Postgres",
                 "PostgresTestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -260,6 +298,8 @@ let package = Package(
         .testTarget(
             name: "SimulatorTests",
             dependencies: [
+                "ChannelClients",
+                "PayhookCore",
                 "Simulator", "Channels", "Postgres", "PostgresTestSupport", "CallbackQueue", "PayhookConfig",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -269,7 +309,8 @@ let package = Package(
         ),
         .testTarget(
             name: "PayhookConfigTests",
-            dependencies: ["PayhookConfig", "CallbackQueue", "Channels"],
+            dependencies: [
+                "PayhookCore","PayhookConfig", "CallbackQueue", "Channels"],
             swiftSettings: swiftSettings
         ),
     ]

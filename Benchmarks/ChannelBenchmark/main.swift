@@ -3,6 +3,8 @@
 //
 //     swift run -c release ChannelBenchmark [seconds-per-case]
 import Channels
+import PayhookCore
+import Simulator
 import Foundation
 
 //     swift run -c release ChannelBenchmark 2 alipay     (one case, for profiling)

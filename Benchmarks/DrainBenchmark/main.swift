@@ -9,6 +9,7 @@ import CallbackQueue
 import Channels
 import Dispatch
 import Foundation
+import PayhookCore
 import Postgres
 import Simulator
 
@@ -79,13 +80,12 @@ let orders = (0..<options.callbacks).map { index in
                  amountMinor: Int64(100 + index % 100_000), paidAt: Date(timeIntervalSince1970: 1_800_000_000))
 }
 func channel(_ index: Int) -> String { index % 2 == 0 ? SimulatedChannels.alipayID : SimulatedChannels.wechatPayID }
-let signed = Slots<NewCallback>(orders.count)
+let signed = Slots<RawCallback>(orders.count)
 concurrently(orders.count) { index in
     let notify = factory.notify(.valid, channel: channel(index), order: orders[index], eventID: "EV-\(index)")
-    signed.values[index] = NewCallback(
-        channel: notify.channel, sourceIP: "127.0.0.1", peerIP: "127.0.0.1", method: "POST",
-        path: "/notify/\(notify.channel)", headers: notify.headers.map { CallbackQueue.HeaderField(name: $0.name, value: $0.value) },
-        body: notify.body)
+    signed.values[index] = RawCallback(
+        channel: notify.channel, method: "POST", path: "/notify/\(notify.channel)", headers: notify.headers,
+        body: notify.body, sourceIP: "127.0.0.1", peerIP: "127.0.0.1")
 }
 for (index, order) in orders.enumerated() { simulator.setOrder(channel: channel(index), order) }
 await simulator.prepare()
@@ -99,7 +99,7 @@ for start in stride(from: 0, to: orders.count, by: 1000) {
         SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])
         """, [.textArray(slice.map { orders[$0].outTradeNo }), .textArray(slice.map { channel($0) }),
               .int64Array(slice.map { orders[$0].amountMinor })])
-    try QueueStore.insert(Array(callbacks[slice]), on: connection)
+    _ = try QueueStore.insert(Array(callbacks[slice]), on: connection)
 }
 try connection.execute(script: "VACUUM ANALYZE callback_jobs")
 try connection.execute(script: "VACUUM ANALYZE callback_payloads")

@@ -5,6 +5,7 @@
 import CallbackQueue
 import Foundation
 import Logging
+import PayhookCore
 import Postgres
 import Synchronization
 
@@ -44,15 +45,14 @@ guard !options.url.isEmpty else {
 }
 let configuration = Connection.Configuration(conninfo: options.url)
 
-func callback(_ index: Int) -> NewCallback {
+func callback(_ index: Int) -> RawCallback {
     // An Alipay-sized notify: ~1.5 KB stored per row with headers.
     let body = "gmt_create=2026-11-27+10%3A00%3A00&charset=utf-8&notify_id=\(index)&out_trade_no=T\(index)&"
         + "total_amount=88.88&trade_status=TRADE_SUCCESS&sign=" + String(repeating: "A", count: 1100)
-    return NewCallback(channel: "alipay", sourceIP: "203.0.113.9", peerIP: "127.0.0.1", method: "POST",
-                       path: "/notify/alipay",
+    return RawCallback(channel: "alipay", method: "POST", path: "/notify/alipay",
                        headers: [HeaderField(name: "Content-Type", value: "application/x-www-form-urlencoded"),
                                  HeaderField(name: "User-Agent", value: "Mozilla/4.0")],
-                       body: Array(body.utf8))
+                       body: Array(body.utf8), sourceIP: "203.0.113.9", peerIP: "127.0.0.1")
 }
 
 func resetQueue() throws {
@@ -133,7 +133,7 @@ func prefill(_ rows: Int) throws {
     try resetQueue()
     let started = ContinuousClock.now
     let sample = callback(1)
-    let batch = [NewCallback](repeating: sample, count: 1000)
+    let batch = [RawCallback](repeating: sample, count: 1000)
     var inserted = 0
     while inserted < rows {
         inserted += try QueueStore.insert(Array(batch.prefix(rows - inserted)), on: connection).count

@@ -1,50 +1,5 @@
 public import Foundation
-
-/// One HTTP header as received: order and repeats are kept.
-public struct HeaderField: Sendable, Equatable, Codable {
-    public let name: String
-    public let value: String
-
-    public init(name: String, value: String) {
-        self.name = name
-        self.value = value
-    }
-}
-
-public enum CallbackKind: String, Sendable, Codable {
-    case notify, `return`
-}
-
-/// A raw callback as the receiver captured it, before it is stored.
-public struct NewCallback: Sendable, Equatable {
-    public var channel: String
-    public var kind: CallbackKind
-    public var receivedAt: Date
-    /// The client address resolved through trusted proxies.
-    public var sourceIP: String?
-    /// The address of the TCP peer.
-    public var peerIP: String?
-    public var method: String
-    public var path: String
-    public var query: String
-    public var headers: [HeaderField]
-    public var body: [UInt8]
-
-    public init(channel: String, kind: CallbackKind = .notify, receivedAt: Date = Date(), sourceIP: String?,
-                peerIP: String?, method: String, path: String, query: String = "", headers: [HeaderField],
-                body: [UInt8]) {
-        self.channel = channel
-        self.kind = kind
-        self.receivedAt = receivedAt
-        self.sourceIP = sourceIP
-        self.peerIP = peerIP
-        self.method = method
-        self.path = path
-        self.query = query
-        self.headers = headers
-        self.body = body
-    }
-}
+public import PayhookCore
 
 /// A callback a worker holds a lease on.
 public struct ClaimedCallback: Sendable {
@@ -52,7 +7,33 @@ public struct ClaimedCallback: Sendable {
     /// This attempt's number (1-based); the fence for finishing it.
     public let attempt: Int32
     public let leaseExpiresAt: Date
-    public let callback: NewCallback
+    /// The stored channel id (readable even when the rest of the row is not).
+    public let channel: String
+    /// The stored callback, or why the row could not be read back.
+    public let stored: Result<RawCallback, CorruptRow>
+
+    public init(id: Int64, attempt: Int32, leaseExpiresAt: Date, channel: String, stored: Result<RawCallback, CorruptRow>) {
+        self.id = id
+        self.attempt = attempt
+        self.leaseExpiresAt = leaseExpiresAt
+        self.channel = channel
+        self.stored = stored
+    }
+}
+
+/// A stored callback row that does not read back (a hand-edited or damaged column). Never
+/// a rejection: the callback may be genuine, so it goes to the dead letters for an operator.
+public struct CorruptRow: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The column that does not read, e.g. `headers`.
+    public let column: String
+    public let problem: String
+
+    public init(column: String, problem: String) {
+        self.column = column
+        self.problem = problem
+    }
+
+    public var description: String { "stored \(column) \(problem)" }
 }
 
 enum HeaderCoding {
@@ -103,8 +84,19 @@ enum HeaderCoding {
         }
     }
 
-    static func decode(_ json: String) -> [HeaderField] {
-        guard let pairs = try? JSONDecoder().decode([[String]].self, from: Data(json.utf8)) else { return [] }
-        return pairs.compactMap { $0.count == 2 ? HeaderField(name: $0[0], value: $0[1]) : nil }
+    static func decode(_ json: String) throws(CorruptRow) -> [HeaderField] {
+        let pairs: [[String]]
+        do {
+            pairs = try JSONDecoder().decode([[String]].self, from: Data(json.utf8))
+        } catch {
+            throw CorruptRow(column: "headers", problem: "is not an array of [name, value] pairs")
+        }
+        var headers: [HeaderField] = []
+        headers.reserveCapacity(pairs.count)
+        for pair in pairs {
+            guard pair.count == 2 else { throw CorruptRow(column: "headers", problem: "holds a pair of \(pair.count) strings") }
+            headers.append(HeaderField(name: pair[0], value: pair[1]))
+        }
+        return headers
     }
 }

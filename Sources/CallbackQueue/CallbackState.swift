@@ -1,3 +1,5 @@
+public import PayhookCore
+
 /// The life of a queued callback:
 /// `pending → processing → done | rejected | dead`, or back to `pending` for a retry or a
 /// release, `processing → processing` when an expired lease is taken over, and
@@ -22,11 +24,11 @@ public enum AttemptOutcome: Sendable, Equatable {
     /// Applied; the callback is finished.
     case done
     /// Permanently refused (bad signature, conflict, ...), with a stable reason code.
-    case rejected(reason: String, error: String?)
+    case rejected(reason: ReasonCode, error: String?)
     /// Failed for now; try again after the delay.
-    case retry(afterSeconds: Double, reason: String?, error: String)
+    case retry(afterSeconds: Double, reason: ReasonCode?, error: String)
     /// The retry budget is spent.
-    case dead(reason: String?, error: String)
+    case dead(reason: ReasonCode?, error: String)
     /// Not processed (shutdown): back to the queue at once, the attempt given back.
     case released
 
@@ -51,7 +53,7 @@ public enum AttemptOutcome: Sendable, Equatable {
         }
     }
 
-    var reason: String? {
+    public var reason: ReasonCode? {
         switch self {
         case .done, .released: nil
         case .rejected(let reason, _): reason

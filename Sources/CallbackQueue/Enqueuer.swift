@@ -1,6 +1,7 @@
 import Foundation
 public import Logging
 import Metrics
+public import PayhookCore
 public import Postgres
 import Synchronization
 
@@ -45,7 +46,7 @@ public final class Enqueuer: Sendable {
     }
 
     private struct Waiting {
-        let callback: NewCallback
+        let callback: RawCallback
         let encodedHeaders: String
         let reply: Reply
     }
@@ -92,7 +93,7 @@ public final class Enqueuer: Sendable {
     }
 
     /// Stores one callback and returns its id once its transaction has committed.
-    public func enqueue(_ callback: NewCallback) async throws(EnqueueError) -> Int64 {
+    public func enqueue(_ callback: RawCallback) async throws(EnqueueError) -> Int64 {
         let reply = Reply()
         // Encoded here, on the caller's thread: the one writer's time is the commit cycle's.
         let waiting = Waiting(callback: callback, encodedHeaders: HeaderCoding.encode(callback.headers), reply: reply)

@@ -1,4 +1,5 @@
 public import Foundation
+public import PayhookCore
 public import Postgres
 
 /// The queue's statements, run on a connection that the calling thread owns: insert a
@@ -19,13 +20,13 @@ public struct QueueStore: Sendable {
 
     /// Inserts callbacks in one statement and one commit, NOTIFYing workers in the same
     /// transaction. Returns their ids in input order.
-    public static func insert(_ callbacks: [NewCallback], on connection: Connection) throws(PostgresError) -> [Int64] {
+    public static func insert(_ callbacks: [RawCallback], on connection: Connection) throws(PostgresError) -> [Int64] {
         try insert(callbacks, encodedHeaders: callbacks.map { HeaderCoding.encode($0.headers) }, on: connection)
     }
 
     /// `insert` with each callback's headers already encoded by `HeaderCoding.encode`: the
     /// enqueuer encodes them on the callers' threads, not on its one writer.
-    static func insert(_ callbacks: [NewCallback], encodedHeaders: [String],
+    static func insert(_ callbacks: [RawCallback], encodedHeaders: [String],
                        on connection: Connection) throws(PostgresError) -> [Int64] {
         precondition(callbacks.count == encodedHeaders.count, "one encoding per callback")
         guard !callbacks.isEmpty else { return [] }
@@ -55,21 +56,26 @@ public struct QueueStore: Sendable {
             .int64(Int64(limit)), .text(workerID), .int64(Int64((leaseSeconds * 1000).rounded())),
         ])
         return try result.rows.map { row throws(PostgresError) in
-            ClaimedCallback(
-                id: try row.decode(0),
-                attempt: try row.decode(1),
-                leaseExpiresAt: try row.decode(2),
-                callback: NewCallback(
-                    channel: try row.decode(3),
-                    kind: CallbackKind(rawValue: try row.decode(4)) ?? .notify,
-                    receivedAt: try row.decode(5),
-                    sourceIP: try row.decode(6),
-                    peerIP: try row.decode(7),
-                    method: try row.decode(8),
-                    path: try row.decode(9),
-                    query: try row.decode(10),
-                    headers: HeaderCoding.decode(try row.decode(11)),
-                    body: try row.decode(12)))
+            let channel: String = try row.decode(3)
+            let kindText: String = try row.decode(4)
+            let headerText: String = try row.decode(11)
+            var callback = RawCallback(
+                channel: channel, method: try row.decode(8), path: try row.decode(9), query: try row.decode(10),
+                body: try row.decode(12), sourceIP: try row.decode(6), peerIP: try row.decode(7),
+                receivedAt: try row.decode(5))
+            let stored: Result<RawCallback, CorruptRow>
+            do throws(CorruptRow) {
+                guard let kind = RawCallback.Kind(rawValue: kindText) else {
+                    throw CorruptRow(column: "kind", problem: "is neither notify nor return")
+                }
+                callback.kind = kind
+                callback.headers = try HeaderCoding.decode(headerText)
+                stored = .success(callback)
+            } catch {
+                stored = .failure(error)
+            }
+            return ClaimedCallback(id: try row.decode(0), attempt: try row.decode(1), leaseExpiresAt: try row.decode(2),
+                                   channel: channel, stored: stored)
         }
     }
 
@@ -108,7 +114,7 @@ public struct QueueStore: Sendable {
             .textArray(finishes.map(\.outcome.label)),
             .int64Array(finishes.map(\.outcome.delayMilliseconds)),
             .int32Array(finishes.map(\.outcome.attemptsGivenBack)),
-            .textArray(finishes.map(\.outcome.reason)),
+            .textArray(finishes.map(\.outcome.reason?.rawValue)),
             .textArray(finishes.map(\.outcome.error)),
             .textArray(finishes.map(\.outTradeNo)),
             .textArray(finishes.map(\.channelTradeNo)),
@@ -119,13 +125,25 @@ public struct QueueStore: Sendable {
         return Set(finishes.map(\.callbackID)).subtracting(finished)
     }
 
-    /// Gives unfinished claims back to the queue (graceful shutdown).
-    @discardableResult
-    public func release(_ claimed: [ClaimedCallback], on connection: Connection) throws(PostgresError) -> Set<Int64> {
-        try finish(claimed.map {
-            Finish(callbackID: $0.id, attempt: $0.attempt, startedAt: Date(), outcome: .released)
-        }, on: connection)
+    /// The lease fence, taken before a transaction writes anything that depends on the
+    /// lease (the orders): the claims this worker still holds for that very attempt,
+    /// row-locked until the transaction ends, so no one can take them over before `finish`
+    /// (which applies the same fence) commits. Call inside a transaction.
+    public func holdLeases(_ claims: [ClaimedCallback], on connection: Connection) throws(PostgresError) -> Set<Int64> {
+        guard !claims.isEmpty else { return [] }
+        let result = try connection.query(prepared: "payhook_hold_leases", Self.holdSQL, [
+            .int64Array(claims.map(\.id)), .text(workerID),
+        ])
+        var attempts: [Int64: Int32] = [:]
+        for row in result.rows { attempts[try row.decode(0)] = try row.decode(1) }
+        return Set(claims.filter { attempts[$0.id] == $0.attempt }.map(\.id))
     }
+
+    static let holdSQL = """
+        SELECT callback_id, attempts FROM callback_jobs
+        WHERE callback_id = ANY($1::bigint[]) AND locked_by = $2
+        FOR UPDATE
+        """
 
     static let insertSQL = """
         WITH payload AS (

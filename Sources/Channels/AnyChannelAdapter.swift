@@ -1,4 +1,5 @@
 public import Foundation
+public import PayhookCore
 /// The configuration of one channel of any type, as the `channels:` list in `payhook.yaml`
 /// describes it (keys already loaded).
 public enum ChannelConfiguration: Sendable {
@@ -22,12 +23,12 @@ public enum ChannelConfiguration: Sendable {
         }
     }
 
-    /// The adapter for this channel, querying through `transport` (default: AsyncHTTPClient's shared client).
-    public func makeAdapter(transport: any QueryTransport = HTTPClientTransport()) -> AnyChannelAdapter {
+    /// The adapter for this channel.
+    public func makeAdapter() -> AnyChannelAdapter {
         switch self {
-        case .alipay(let c): .alipay(AlipayAdapter(configuration: c, transport: transport))
-        case .wechatPay(let c): .wechatPay(WeChatPayAdapter(configuration: c, transport: transport))
-        case .points(let c): .points(PointsAdapter(configuration: c, transport: transport))
+        case .alipay(let c): .alipay(AlipayAdapter(configuration: c))
+        case .wechatPay(let c): .wechatPay(WeChatPayAdapter(configuration: c))
+        case .points(let c): .points(PointsAdapter(configuration: c))
         }
     }
 }
@@ -83,14 +84,6 @@ public enum AnyChannelAdapter: ChannelAdapter {
         case .alipay(let a): try a.queryResult(response, outTradeNo: outTradeNo, now: now)
         case .wechatPay(let a): try a.queryResult(response, outTradeNo: outTradeNo, now: now)
         case .points(let a): try a.queryResult(response, outTradeNo: outTradeNo, now: now)
-        }
-    }
-
-    public var queryTransport: any QueryTransport {
-        switch self {
-        case .alipay(let a): a.queryTransport
-        case .wechatPay(let a): a.queryTransport
-        case .points(let a): a.queryTransport
         }
     }
 

@@ -1,6 +1,6 @@
 /// Strict standard base64 (RFC 4648 §4, `=` padding required, no whitespace) into bytes,
 /// without Foundation's `Data` round trips on the hot path.
-enum Base64 {
+package enum Base64 {
     /// Each character's 6 bits already shifted to its place in a quad's 24 bits, one table
     /// per place, so a quad is four loads and three ORs; a character that is not base64
     /// sets bit 31 in every table.
@@ -13,7 +13,7 @@ enum Base64 {
     }()
 
     /// How many bytes `input` decodes to, or nil when its length cannot be base64.
-    static func decodedCount(_ input: UnsafeBufferPointer<UInt8>) -> Int? {
+    package static func decodedCount(_ input: UnsafeBufferPointer<UInt8>) -> Int? {
         let count = input.count
         guard count % 4 == 0 else { return nil }
         if count == 0 { return 0 }
@@ -25,7 +25,7 @@ enum Base64 {
 
     /// Decodes into `out`, which holds exactly `decodedCount(input)` bytes; false on a byte
     /// that is not base64 (what was written is then meaningless).
-    static func decode(_ input: UnsafeBufferPointer<UInt8>, into out: UnsafeMutableRawBufferPointer) -> Bool {
+    package static func decode(_ input: UnsafeBufferPointer<UInt8>, into out: UnsafeMutableRawBufferPointer) -> Bool {
         let count = input.count
         guard let outputCount = decodedCount(input), outputCount == out.count else { return false }
         if count == 0 { return true }
@@ -58,7 +58,7 @@ enum Base64 {
         }
     }
 
-    static func decode(_ input: UnsafeBufferPointer<UInt8>) -> [UInt8]? {
+    package static func decode(_ input: UnsafeBufferPointer<UInt8>) -> [UInt8]? {
         guard let outputCount = decodedCount(input) else { return nil }
         var ok = false
         let output = [UInt8](unsafeUninitializedCapacity: outputCount) { out, initialized in
@@ -68,11 +68,11 @@ enum Base64 {
         return ok ? output : nil
     }
 
-    static func decode(_ bytes: [UInt8]) -> [UInt8]? {
+    package static func decode(_ bytes: [UInt8]) -> [UInt8]? {
         bytes.withUnsafeBufferPointer { decode($0) }
     }
 
-    static func decode(_ text: String) -> [UInt8]? {
+    package static func decode(_ text: String) -> [UInt8]? {
         var text = text
         return text.withUTF8 { decode($0) }
     }

@@ -1,15 +1,20 @@
 /// `application/x-www-form-urlencoded` and percent-encoding over raw bytes. Values decode to
 /// bytes, not text: what those bytes mean depends on the charset the message names.
-enum FormEncoding {
-    struct Pair: Sendable, Hashable {
-        var key: String
-        var value: [UInt8]
+package enum FormEncoding {
+    package struct Pair: Sendable, Hashable {
+        package var key: String
+        package var value: [UInt8]
+
+        package init(key: String, value: [UInt8]) {
+            self.key = key
+            self.value = value
+        }
     }
 
     /// Splits `k=v&k2=v2` and percent-decodes both sides (`+` is a space). Keys must decode
     /// to UTF-8 text. Returns nil on a bad `%` escape or a non-text key. Empty segments
     /// (`a=1&&b=2`) are skipped; a segment without `=` has an empty value.
-    static func parse(_ bytes: UnsafeBufferPointer<UInt8>) -> [Pair]? {
+    package static func parse(_ bytes: UnsafeBufferPointer<UInt8>) -> [Pair]? {
         var pairs: [Pair] = []
         pairs.reserveCapacity(32)
         var start = 0
@@ -45,16 +50,16 @@ enum FormEncoding {
         return pairs
     }
 
-    static func parse(_ bytes: [UInt8]) -> [Pair]? {
+    package static func parse(_ bytes: [UInt8]) -> [Pair]? {
         bytes.withUnsafeBufferPointer { parse($0) }
     }
 
-    static func parse(_ text: String) -> [Pair]? {
+    package static func parse(_ text: String) -> [Pair]? {
         var text = text
         return text.withUTF8 { parse($0) }
     }
 
-    static func percentDecode(_ bytes: UnsafeBufferPointer<UInt8>) -> [UInt8]? {
+    package static func percentDecode(_ bytes: UnsafeBufferPointer<UInt8>) -> [UInt8]? {
         var out: [UInt8] = []
         out.reserveCapacity(bytes.count)
         var i = 0
@@ -77,7 +82,7 @@ enum FormEncoding {
         return out
     }
 
-    @inline(__always) static func hexValue(_ b: UInt8) -> UInt8? {
+    @inline(__always) package static func hexValue(_ b: UInt8) -> UInt8? {
         switch b {
         case 0x30...0x39: b - 0x30
         case 0x41...0x46: b - 0x41 + 10
@@ -87,7 +92,7 @@ enum FormEncoding {
     }
 
     /// Percent-encodes bytes for a form body: unreserved bytes as-is, space as `+`.
-    static func encode(_ bytes: some Sequence<UInt8>, into out: inout [UInt8]) {
+    package static func encode(_ bytes: some Sequence<UInt8>, into out: inout [UInt8]) {
         let hex: [UInt8] = Array("0123456789ABCDEF".utf8)
         for b in bytes {
             switch b {
@@ -105,7 +110,7 @@ enum FormEncoding {
     }
 
     /// Encodes pairs as a form body.
-    static func encode(_ pairs: [Pair]) -> [UInt8] {
+    package static func encode(_ pairs: [Pair]) -> [UInt8] {
         var out: [UInt8] = []
         for (i, pair) in pairs.enumerated() {
             if i > 0 { out.append(UInt8(ascii: "&")) }
@@ -117,7 +122,7 @@ enum FormEncoding {
     }
 
     /// Percent-encodes text for a URL path segment (RFC 3986 unreserved kept).
-    static func encodePathSegment(_ text: String) -> String {
+    package static func encodePathSegment(_ text: String) -> String {
         let hex = Array("0123456789ABCDEF")
         var out = ""
         for b in text.utf8 {
@@ -136,8 +141,8 @@ enum FormEncoding {
 }
 
 /// Hex and text helpers shared by the adapters.
-enum Bytes {
-    static func hexLower(_ bytes: some Sequence<UInt8>) -> String {
+package enum Bytes {
+    package static func hexLower(_ bytes: some Sequence<UInt8>) -> String {
         let digits = Array("0123456789abcdef".utf8)
         var out: [UInt8] = []
         for b in bytes {
@@ -147,12 +152,12 @@ enum Bytes {
         return String(decoding: out, as: UTF8.self)
     }
 
-    static func hexUpper(_ bytes: some Sequence<UInt8>) -> String {
+    package static func hexUpper(_ bytes: some Sequence<UInt8>) -> String {
         hexLower(bytes).uppercased()
     }
 
     /// Decodes hex text (either case); nil on odd length or a non-hex digit.
-    static func fromHex(_ text: String) -> [UInt8]? {
+    package static func fromHex(_ text: String) -> [UInt8]? {
         let utf8 = Array(text.utf8)
         guard utf8.count % 2 == 0 else { return nil }
         var out: [UInt8] = []
@@ -168,7 +173,7 @@ enum Bytes {
 
     /// Printable ASCII text (0x20...0x7E) from bytes, or nil. Identifier fields are ASCII in
     /// every charset the channels use, so this reads them the same in utf-8 and gbk.
-    static func ascii(_ bytes: [UInt8]) -> String? {
+    package static func ascii(_ bytes: [UInt8]) -> String? {
         for b in bytes where b < 0x20 || b > 0x7E { return nil }
         return String(decoding: bytes, as: UTF8.self)
     }
@@ -176,13 +181,13 @@ enum Bytes {
     /// The bytes as text if they are valid UTF-8, else nil. (`String(validating:as:)` is not
     /// specialized across modules and costs a generic-metadata lookup per call on the hot path.)
     @inline(__always)
-    static func utf8String(_ bytes: UnsafeBufferPointer<UInt8>) -> String? {
+    package static func utf8String(_ bytes: UnsafeBufferPointer<UInt8>) -> String? {
         isUTF8(bytes) ? String(decoding: bytes, as: UTF8.self) : nil
     }
 
     /// Whether the bytes are well-formed UTF-8 (Unicode table 3-7: no overlong forms, no
     /// surrogates, nothing above U+10FFFF), without making a `String`.
-    static func isUTF8(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+    package static func isUTF8(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
         if isASCII(bytes) { return true }
         let count = bytes.count
         var i = 0
@@ -214,7 +219,7 @@ enum Bytes {
 
     /// Byte-for-byte equality, 8 bytes at a time.
     @inline(__always)
-    static func equal(_ a: UnsafeBufferPointer<UInt8>, _ b: UnsafeBufferPointer<UInt8>) -> Bool {
+    package static func equal(_ a: UnsafeBufferPointer<UInt8>, _ b: UnsafeBufferPointer<UInt8>) -> Bool {
         guard a.count == b.count else { return false }
         guard let pa = a.baseAddress, let pb = b.baseAddress else { return true }
         var i = 0
@@ -231,7 +236,7 @@ enum Bytes {
 
     /// Whether every byte is below 0x80, 8 bytes at a time.
     @inline(__always)
-    static func isASCII(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+    package static func isASCII(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
         guard let base = bytes.baseAddress else { return true }
         var i = 0
         var high: UInt64 = 0
@@ -246,12 +251,12 @@ enum Bytes {
         return high & 0x8080_8080_8080_8080 == 0
     }
 
-    static func utf8String(_ bytes: [UInt8]) -> String? {
+    package static func utf8String(_ bytes: [UInt8]) -> String? {
         bytes.withUnsafeBufferPointer { utf8String($0) }
     }
 
     /// A random alphanumeric string (nonces).
-    static func randomAlphanumeric(_ count: Int) -> String {
+    package static func randomAlphanumeric(_ count: Int) -> String {
         let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
         var rng = SystemRandomNumberGenerator()
         return String((0..<count).map { _ in alphabet[Int(rng.next() % UInt64(alphabet.count))] })
@@ -267,7 +272,7 @@ public enum Nonce {
 }
 
 extension FormEncoding {
-    static func percentDecode(_ bytes: [UInt8]) -> [UInt8]? {
+    package static func percentDecode(_ bytes: [UInt8]) -> [UInt8]? {
         bytes.withUnsafeBufferPointer { percentDecode($0) }
     }
 }
@@ -275,17 +280,17 @@ extension FormEncoding {
 /// A decoded form held in one buffer: every pair's decoded key and value bytes sit side by
 /// side in `storage`, found by range. One allocation for all pairs and no `String` per key:
 /// the notify hot path.
-struct DecodedForm {
-    struct Entry {
+package struct DecodedForm {
+    package struct Entry {
         var key: Range<Int>
         var value: Range<Int>
     }
 
-    var entries: [Entry]
-    var storage: [UInt8]
+    package var entries: [Entry]
+    package var storage: [UInt8]
 
     /// nil on a bad `%` escape or a key that is not UTF-8 text.
-    init?(_ bytes: UnsafeBufferPointer<UInt8>) {
+    package init?(_ bytes: UnsafeBufferPointer<UInt8>) {
         var entries: [Entry] = []
         entries.reserveCapacity(32)
         var failed = false
@@ -370,16 +375,16 @@ struct DecodedForm {
     /// The high bit set in each byte of `word` equal to `byte`. The lowest set bit marks the
     /// first such byte exactly (higher ones can be false hits after it: the SWAR borrow).
     @inline(__always)
-    static func byteMask(_ word: UInt64, _ byte: UInt8) -> UInt64 {
+    package static func byteMask(_ word: UInt64, _ byte: UInt8) -> UInt64 {
         let ones: UInt64 = 0x0101_0101_0101_0101
         let x = word ^ (ones &* UInt64(byte))
         return (x &- ones) & ~x & 0x8080_8080_8080_8080
     }
 
-    var count: Int { entries.count }
+    package var count: Int { entries.count }
 
     /// The first pair's index with this key (repeats fail the sign content).
-    func index(of key: String) -> Int? {
+    package func index(of key: String) -> Int? {
         var key = key
         return key.withUTF8 { wanted in
             storage.withUnsafeBufferPointer { storage in
@@ -391,22 +396,22 @@ struct DecodedForm {
         }
     }
 
-    func key(at index: Int) -> String {
+    package func key(at index: Int) -> String {
         String(decoding: storage[entries[index].key], as: UTF8.self)
     }
 
-    func value(_ key: String) -> ArraySlice<UInt8>? {
+    package func value(_ key: String) -> ArraySlice<UInt8>? {
         index(of: key).map { storage[entries[$0].value] }
     }
 
     /// The value as printable ASCII; nil when absent, empty, or not ASCII.
-    func ascii(_ key: String) -> String? {
+    package func ascii(_ key: String) -> String? {
         guard let bytes = value(key), !bytes.isEmpty else { return nil }
         for b in bytes where b < 0x20 || b > 0x7E { return nil }
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    var pairs: [FormEncoding.Pair] {
+    package var pairs: [FormEncoding.Pair] {
         (0..<entries.count).map { FormEncoding.Pair(key: key(at: $0), value: Array(storage[entries[$0].value])) }
     }
 }

@@ -1,3 +1,4 @@
+import PayhookCore
 import Foundation
 
 /// Entry points for the `ChannelFuzz` target into the parsers that are not public.

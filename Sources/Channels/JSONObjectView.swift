@@ -3,9 +3,9 @@
 /// of the object and of every object nested in it (not those inside arrays), and a value is
 /// made when it is asked for. It points into the caller's bytes, so it lives only inside the
 /// `withUnsafe…` call that made it.
-struct JSONObjectView {
+package struct JSONObjectView {
     /// Offsets are kept as Int32 (texts over 2 GiB are refused) so that a member is 24 bytes.
-    struct Member {
+    package struct Member {
         private var parentIndex, keyStart, keyEnd, valueStart, valueEnd: Int32
         /// Whether the key has an escape (then it is compared decoded).
         var keyEscaped: Bool
@@ -33,14 +33,14 @@ struct JSONObjectView {
         }
     }
 
-    let buffer: UnsafeBufferPointer<UInt8>
+    package let buffer: UnsafeBufferPointer<UInt8>
     /// Every located member of the document, in document order.
     fileprivate let members: [Member]
     /// The member whose value is this object; -1 for the document itself.
     fileprivate let index: Int
 
     /// nil when the bytes are not JSON, or JSON that is not an object.
-    init?(_ buffer: UnsafeBufferPointer<UInt8>) {
+    package init?(_ buffer: UnsafeBufferPointer<UInt8>) {
         guard buffer.count < Int(Int32.max) else { return nil }
         var reader = JSONValue.Reader(buffer: buffer)
         var members: [Member] = []
@@ -52,7 +52,7 @@ struct JSONObjectView {
         self.init(buffer: buffer, members: members, index: -1)
     }
 
-    init?(_ buffer: UnsafeRawBufferPointer) {
+    package init?(_ buffer: UnsafeRawBufferPointer) {
         self.init(buffer.assumingMemoryBound(to: UInt8.self))
     }
 
@@ -63,7 +63,7 @@ struct JSONObjectView {
     }
 
     /// The first member named `key`.
-    subscript(key: String) -> JSONSpan? {
+    package subscript(key: String) -> JSONSpan? {
         var key = key
         let found: Int? = key.withUTF8 { wanted in
             members.withUnsafeBufferPointer { members in
@@ -90,23 +90,23 @@ struct JSONObjectView {
 }
 
 /// One member's value inside a checked JSON text; read on demand.
-struct JSONSpan {
+package struct JSONSpan {
     fileprivate let document: JSONObjectView
     fileprivate let member: Int
 
     private var buffer: UnsafeBufferPointer<UInt8> { document.buffer }
     /// The value's exact text.
-    var range: Range<Int> { document.members[member].value }
+    package var range: Range<Int> { document.members[member].value }
     private var plainString: Bool { document.members[member].plainString }
     private var first: UInt8 { buffer[range.lowerBound] }
 
-    var object: JSONObjectView? {
+    package var object: JSONObjectView? {
         first == UInt8(ascii: "{") ? JSONObjectView(buffer: buffer, members: document.members, index: member) : nil
     }
 
-    var isString: Bool { first == UInt8(ascii: "\"") }
+    package var isString: Bool { first == UInt8(ascii: "\"") }
 
-    var string: String? {
+    package var string: String? {
         guard isString else { return nil }
         if plainString { return String(decoding: UnsafeBufferPointer(rebasing: buffer[range.dropFirst().dropLast()]), as: UTF8.self) }
         var reader = JSONValue.Reader(buffer: buffer)
@@ -116,7 +116,7 @@ struct JSONSpan {
 
     /// Calls `body` with a string value's bytes: in place when it has no escape, decoded
     /// otherwise. nil when the value is not a string.
-    func withStringBytes<R>(_ body: (UnsafeBufferPointer<UInt8>) -> R) -> R? {
+    package func withStringBytes<R>(_ body: (UnsafeBufferPointer<UInt8>) -> R) -> R? {
         guard isString else { return nil }
         if plainString { return body(UnsafeBufferPointer(rebasing: buffer[range.dropFirst().dropLast()])) }
         guard var decoded = string else { return nil }
@@ -124,17 +124,17 @@ struct JSONSpan {
     }
 
     /// Whether this is a string equal to `text` (compared as bytes, nothing made).
-    func isString(_ text: StaticString) -> Bool {
+    package func isString(_ text: StaticString) -> Bool {
         withStringBytes { Bytes.equal($0, UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount)) } ?? false
     }
 
-    func isString(_ text: String) -> Bool {
+    package func isString(_ text: String) -> Bool {
         var text = text
         return text.withUTF8 { wanted in withStringBytes { Bytes.equal($0, wanted) } } ?? false
     }
 
     /// An integer number without fraction or exponent, within Int64.
-    var int64: Int64? {
+    package var int64: Int64? {
         var digits = UnsafeBufferPointer(rebasing: buffer[range])
         let negative = digits.first == UInt8(ascii: "-")
         if negative { digits = UnsafeBufferPointer(rebasing: digits.dropFirst()) }
@@ -156,7 +156,7 @@ struct JSONSpan {
 extension JSONValue.Reader {
     /// An object at `position`, checked and located member by member (nested objects too),
     /// nothing built.
-    mutating func objectMembers(depth: Int, parent: Int, into members: inout [JSONObjectView.Member]) throws(JSONValue.ParseError) {
+    package mutating func objectMembers(depth: Int, parent: Int, into members: inout [JSONObjectView.Member]) throws(JSONValue.ParseError) {
         try expect(UInt8(ascii: "{"))
         skipWhitespace()
         if peek() == UInt8(ascii: "}") { position += 1; return }

@@ -2,7 +2,7 @@
 /// one pass, no Foundation, numbers kept as their exact text (money never goes through
 /// `Double`), nesting limited so hostile input cannot exhaust the stack. `JSONObjectView`
 /// reads the same text in place, without building it.
-enum JSONValue: Sendable, Hashable {
+package enum JSONValue: Sendable, Hashable {
     case null
     case bool(Bool)
     /// The number's exact text as it appeared.
@@ -12,23 +12,28 @@ enum JSONValue: Sendable, Hashable {
     /// Members in document order (duplicates kept; lookups take the first).
     case object([Member])
 
-    struct Member: Sendable, Hashable {
-        var key: String
-        var value: JSONValue
+    package struct Member: Sendable, Hashable {
+        package var key: String
+        package var value: JSONValue
+
+        package init(key: String, value: JSONValue) {
+            self.key = key
+            self.value = value
+        }
     }
 
-    struct ParseError: Error, Sendable, Hashable, CustomStringConvertible {
+    package struct ParseError: Error, Sendable, Hashable, CustomStringConvertible {
         var offset: Int
-        var description: String { "invalid JSON at byte \(offset)" }
+        package var description: String { "invalid JSON at byte \(offset)" }
     }
 
-    static let maxDepth = 64
+    package static let maxDepth = 64
 
-    static func parse(_ bytes: [UInt8]) throws(ParseError) -> JSONValue {
+    package static func parse(_ bytes: [UInt8]) throws(ParseError) -> JSONValue {
         try parse(bytes[...])
     }
 
-    static func parse(_ bytes: ArraySlice<UInt8>) throws(ParseError) -> JSONValue {
+    package static func parse(_ bytes: ArraySlice<UInt8>) throws(ParseError) -> JSONValue {
         let result: Result<JSONValue, ParseError> = bytes.withUnsafeBufferPointer { buffer in
             Result { () throws(ParseError) -> JSONValue in try parse(buffer: buffer) }
         }
@@ -46,24 +51,24 @@ enum JSONValue: Sendable, Hashable {
         return value
     }
 
-    subscript(key: String) -> JSONValue? {
+    package subscript(key: String) -> JSONValue? {
         guard case .object(let members) = self else { return nil }
         for member in members where member.key == key { return member.value }
         return nil
     }
 
-    var stringValue: String? {
+    package var stringValue: String? {
         if case .string(let s) = self { return s }
         return nil
     }
 
     /// An integer number without fraction or exponent, within Int64.
-    var int64Value: Int64? {
+    package var int64Value: Int64? {
         guard case .number(let text) = self else { return nil }
         return Int64(text)
     }
 
-    struct Reader {
+    package struct Reader {
         let buffer: UnsafeBufferPointer<UInt8>
         var position = 0
 
@@ -348,7 +353,7 @@ enum JSONValue: Sendable, Hashable {
 
 extension JSONValue {
     /// Serializes compactly (used by the channel sides; the order of members is kept).
-    func serialized() -> String {
+    package func serialized() -> String {
         var out = ""
         write(into: &out)
         return out
@@ -379,7 +384,7 @@ extension JSONValue {
         }
     }
 
-    static func writeString(_ s: String, into out: inout String) {
+    package static func writeString(_ s: String, into out: inout String) {
         out += "\""
         for scalar in s.unicodeScalars {
             switch scalar {
@@ -401,7 +406,7 @@ extension JSONValue {
     }
 
     /// Builds an object from key/value pairs in order.
-    static func object(_ pairs: KeyValuePairs<String, JSONValue>) -> JSONValue {
+    package static func object(_ pairs: KeyValuePairs<String, JSONValue>) -> JSONValue {
         .object(pairs.map { Member(key: $0.key, value: $0.value) })
     }
 }

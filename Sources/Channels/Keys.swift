@@ -1,5 +1,5 @@
 public import Foundation
-import Crypto
+package import Crypto
 import _CryptoExtras
 import X509
 import SwiftASN1
@@ -133,7 +133,7 @@ public struct RSAPrivateKey: Sendable {
     }
 
     /// RSASSA-PKCS1-v1_5 with SHA-1 (Alipay `sign_type=RSA`).
-    func signSHA1(_ message: some DataProtocol) -> [UInt8] {
+    package func signSHA1(_ message: some DataProtocol) -> [UInt8] {
         sign(message, .sha1)
     }
 
@@ -157,7 +157,7 @@ public struct SharedSecret: Sendable, CustomStringConvertible, CustomDebugString
     // swift-crypto 3 does not declare SymmetricKey Sendable, but it is an immutable value
     // (copy-on-write storage that is only read), so sharing it across threads is safe.
     // Made once: building it per callback cost each WeChat Pay decrypt about 0.3 µs.
-    nonisolated(unsafe) let key: SymmetricKey
+    nonisolated(unsafe) package let key: SymmetricKey
 
     public init(bytes: [UInt8]) { key = SymmetricKey(data: bytes) }
 

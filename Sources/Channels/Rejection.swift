@@ -1,40 +1,15 @@
-/// Why a callback is not accepted as a genuine payment notification.
-///
-/// The raw values are stable: they are stored in `callbacks.reason` and used by operators'
-/// queries and dashboards. Add cases; never rename one.
-public enum RejectionReason: String, Sendable, Hashable, CaseIterable {
-    /// The signature does not verify with the key it names.
-    case badSignature = "bad_signature"
-    /// The signature names a key (WeChat `Wechatpay-Serial`) that is not configured.
-    case unknownKey = "unknown_key"
-    /// The signed timestamp is further from the receive time than the configured skew.
-    case staleTimestamp = "stale_timestamp"
-    /// WeChat Pay's deliberate probe signature (`WECHATPAY/SIGNTEST/…`).
-    case probeSignature = "probe_signature"
-    /// The encrypted resource did not decrypt (AEAD tag mismatch, bad nonce or key).
-    case decryptFailed = "decrypt_failed"
-    /// Missing or malformed field, header, encoding, or amount.
-    case malformed
-    /// app id, seller id, mchid or partner id differ from the configuration.
-    case merchantMismatch = "merchant_mismatch"
-    /// A signature algorithm the configuration does not allow (Alipay `RSA`, unknown types).
-    case unsupportedSignType = "unsupported_sign_type"
-    /// The source address is outside the channel's `allowed_ips`.
-    case ipNotAllowed = "ip_not_allowed"
-    /// A callback kind the channel does not send (e.g. a WeChat browser return).
-    case unsupportedKind = "unsupported_kind"
-}
+public import PayhookCore
 
 /// A callback rejected for good: retrying it will not make it genuine.
 ///
 /// `description` names the reason and a short detail; it never contains key material or
 /// the body.
 public struct Rejection: Error, Sendable, Hashable, CustomStringConvertible {
-    public var reason: RejectionReason
+    public var reason: ReasonCode
     /// A short, payload-free explanation (e.g. the missing field's name).
     public var detail: String
 
-    public init(_ reason: RejectionReason, _ detail: String = "") {
+    public init(_ reason: ReasonCode, _ detail: String = "") {
         self.reason = reason
         self.detail = detail
     }

@@ -1,15 +1,15 @@
-import Foundation
+package import Foundation
 
 /// Exact, allocation-light parsing of the channels' time formats (no `DateFormatter`, whose
 /// cost and locale rules do not belong on the hot path).
-enum Timestamps {
+package enum Timestamps {
     /// `yyyy-MM-dd HH:mm:ss`, a wall-clock time in China Standard Time (+08:00), as Alipay sends.
-    static func parseAlipay(_ text: String) -> Date? {
+    package static func parseAlipay(_ text: String) -> Date? {
         var text = text
         return text.withUTF8 { parseAlipay($0) }
     }
 
-    static func parseAlipay(_ b: UnsafeBufferPointer<UInt8>) -> Date? {
+    package static func parseAlipay(_ b: UnsafeBufferPointer<UInt8>) -> Date? {
         guard b.count == 19, b[4] == 0x2D, b[7] == 0x2D, b[10] == 0x20, b[13] == 0x3A, b[16] == 0x3A,
             let year = digits(b, 0, 4), let month = digits(b, 5, 2), let day = digits(b, 8, 2),
             let hour = digits(b, 11, 2), let minute = digits(b, 14, 2), let second = digits(b, 17, 2)
@@ -18,12 +18,12 @@ enum Timestamps {
     }
 
     /// RFC 3339 `yyyy-MM-ddTHH:mm:ss[.fff](Z|±hh:mm)`, as WeChat Pay and the points partner send.
-    static func parseRFC3339(_ text: String) -> Date? {
+    package static func parseRFC3339(_ text: String) -> Date? {
         var text = text
         return text.withUTF8 { parseRFC3339($0) }
     }
 
-    static func parseRFC3339(_ b: UnsafeBufferPointer<UInt8>) -> Date? {
+    package static func parseRFC3339(_ b: UnsafeBufferPointer<UInt8>) -> Date? {
         guard b.count >= 20, b[4] == 0x2D, b[7] == 0x2D, b[10] == 0x54 || b[10] == 0x74 || b[10] == 0x20,
             b[13] == 0x3A, b[16] == 0x3A,
             let year = digits(b, 0, 4), let month = digits(b, 5, 2), let day = digits(b, 8, 2),
@@ -59,13 +59,13 @@ enum Timestamps {
     }
 
     /// `yyyy-MM-dd HH:mm:ss` in +08:00.
-    static func formatAlipay(_ date: Date) -> String {
+    package static func formatAlipay(_ date: Date) -> String {
         let (y, mo, d, h, mi, s) = civil(Int64(date.timeIntervalSince1970.rounded(.down)) + 8 * 3600)
         return "\(pad(y, 4))-\(pad(mo, 2))-\(pad(d, 2)) \(pad(h, 2)):\(pad(mi, 2)):\(pad(s, 2))"
     }
 
     /// RFC 3339 in +08:00, whole seconds, as WeChat Pay writes it.
-    static func formatRFC3339China(_ date: Date) -> String {
+    package static func formatRFC3339China(_ date: Date) -> String {
         let (y, mo, d, h, mi, s) = civil(Int64(date.timeIntervalSince1970.rounded(.down)) + 8 * 3600)
         return "\(pad(y, 4))-\(pad(mo, 2))-\(pad(d, 2))T\(pad(h, 2)):\(pad(mi, 2)):\(pad(s, 2))+08:00"
     }

@@ -1,4 +1,4 @@
-import Channels
+public import PayhookCore
 public import Foundation
 
 /// Where evidence about an order came from (`order_events.source`).
@@ -17,10 +17,12 @@ public struct OrderEventRecord: Sendable, Equatable {
     public var fromStatus: OrderStatus?
     public var toStatus: OrderStatus?
     public var flagged: Bool
+    /// Why a conflict is flagged; stored at the front of `detail` (`amount_mismatch: …`).
+    public var reason: ReasonCode?
     public var detail: String?
 
     public init(outTradeNo: String, callbackID: Int64?, source: EvidenceSource, kind: Kind, fromStatus: OrderStatus?,
-                toStatus: OrderStatus?, flagged: Bool, detail: String?) {
+                toStatus: OrderStatus?, flagged: Bool, reason: ReasonCode? = nil, detail: String?) {
         self.outTradeNo = outTradeNo
         self.callbackID = callbackID
         self.source = source
@@ -28,7 +30,17 @@ public struct OrderEventRecord: Sendable, Equatable {
         self.fromStatus = fromStatus
         self.toStatus = toStatus
         self.flagged = flagged
+        self.reason = reason
         self.detail = detail
+    }
+}
+
+extension OrderEventRecord {
+    /// The `order_events.detail` text: the reason code first, where there is one.
+    var storedDetail: String? {
+        guard let reason else { return detail }
+        guard let detail, !detail.isEmpty else { return reason.rawValue }
+        return "\(reason.rawValue): \(detail)"
     }
 }
 
@@ -86,7 +98,7 @@ public struct OrderBatchPlan: Sendable, Equatable {
                 events.append(OrderEventRecord(
                     outTradeNo: order.outTradeNo, callbackID: item.callbackID, source: item.source, kind: .conflict,
                     fromStatus: order.status, toStatus: OrderStatus(item.evidence.status), flagged: true,
-                    detail: "\(reason.rawValue): \(detail)\(note)"))
+                    reason: reason, detail: detail + note))
             case .noChange:
                 break
             }

@@ -1,4 +1,5 @@
 public import Foundation
+import PayhookCore
 public import Postgres
 
 /// The `orders` and `order_events` statements, on a connection the calling thread owns.
@@ -66,7 +67,7 @@ public enum OrderStore {
                 .textArray(events.map(\.outTradeNo)), .int64Array(events.map(\.callbackID)),
                 .textArray(events.map(\.source.rawValue)), .textArray(events.map(\.kind.rawValue)),
                 .textArray(events.map(\.fromStatus?.rawValue)), .textArray(events.map(\.toStatus?.rawValue)),
-                .textArray(events.map { $0.flagged ? "true" : "false" }), .textArray(events.map(\.detail)),
+                .textArray(events.map { $0.flagged ? "true" : "false" }), .textArray(events.map(\.storedDetail)),
             ])
     }
 
@@ -109,11 +110,14 @@ public enum OrderStore {
 
     private static func snapshots(_ result: PostgresResult) throws(PostgresError) -> [OrderSnapshot] {
         try result.rows.map { row throws(PostgresError) in
-            let status: String = try row.decode(5)
+            let statusText: String = try row.decode(5)
+            // The CHECK allows only known statuses; anything else is a schema the code does not know.
+            guard let status = OrderStatus(rawValue: statusText) else {
+                throw PostgresError(code: .decoding, context: "orders.status is not one of created, paid, closed")
+            }
             return OrderSnapshot(
                 outTradeNo: try row.decode(0), channel: try row.decode(1), channelTradeNo: try row.decode(2),
-                amountMinor: try row.decode(3), currency: try row.decode(4),
-                status: OrderStatus(rawValue: status) ?? .created, paidAt: try row.decode(6))
+                amountMinor: try row.decode(3), currency: try row.decode(4), status: status, paidAt: try row.decode(6))
         }
     }
 }

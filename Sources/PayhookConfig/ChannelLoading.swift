@@ -1,4 +1,5 @@
 public import Channels
+import PayhookCore
 import Foundation
 
 extension ChannelConfiguration {

@@ -1,5 +1,5 @@
 public import CallbackQueue
-public import Channels
+public import PayhookCore
 public import Foundation
 
 /// Everything `payhook` reads from `payhook.yaml`, after environment overrides.

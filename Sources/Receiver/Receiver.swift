@@ -7,6 +7,7 @@ public import Logging
 import NIOCore
 public import PayhookConfig
 import Orders
+import PayhookCore
 public import Postgres
 public import Prometheus
 
@@ -53,7 +54,7 @@ public struct Receiver: Sendable {
         trustedProxies = proxies
         routes = Dictionary(configuration.channels.map { channel in
             (channel.id, ChannelRoute(type: channel.type,
-                                      successResponse: response(Acknowledgement.success(for: channel.type))))
+                                      successResponse: response(ChannelResponse.acknowledgement(for: channel.type))))
         }, uniquingKeysWith: { first, _ in first })
     }
 
@@ -110,7 +111,7 @@ public struct Receiver: Sendable {
             logger: logger)
     }
 
-    private func receive(_ request: Request, context: ReceiverContext, kind: CallbackKind) async throws -> Response {
+    private func receive(_ request: Request, context: ReceiverContext, kind: RawCallback.Kind) async throws -> Response {
         let channelID = try context.parameters.require("channel")
         guard let route = routes[channelID] else {
             metrics.request(channel: "unknown", status: 404)
@@ -134,11 +135,10 @@ public struct Receiver: Sendable {
             ClientAddress.resolve(peer: $0, forwardedFor: request.headers[values: .xForwardedFor],
                                   trustedProxies: trustedProxies)
         }
-        let callback = NewCallback(
-            channel: channelID, kind: kind, receivedAt: Date(), sourceIP: source, peerIP: peer,
-            method: request.method.rawValue, path: request.uri.path, query: request.uri.query ?? "",
-            headers: capturedHeaders(request),
-            body: Array(buffer: body))
+        let callback = RawCallback(
+            channel: channelID, kind: kind, method: request.method.rawValue, path: request.uri.path,
+            query: request.uri.query ?? "", headers: capturedHeaders(request), body: Array(buffer: body),
+            sourceIP: source, peerIP: peer, receivedAt: Date())
         do {
             let id = try await enqueuer.enqueue(callback)
             logger.debug("callback stored", metadata: ["callback_id": "\(id)", "channel": "\(channelID)"])
@@ -148,14 +148,14 @@ public struct Receiver: Sendable {
             logger.error("callback not stored", metadata: ["channel": "\(channelID)", "error": "\(error)"])
             metrics.unavailable(channel: channelID)
             metrics.request(channel: channelID, status: 503)
-            return response(Acknowledgement.failure(for: route.type, status: 503, message: "temporarily unavailable"))
+            return response(ChannelResponse.failure(for: route.type, status: 503, message: "temporarily unavailable"))
         }
     }
 
     /// The headers as sent. HTTPTypes moves `Host` into the request's authority, so it is
     /// put back in front, where HTTP/1.1 clients send it.
-    private func capturedHeaders(_ request: Request) -> [CallbackQueue.HeaderField] {
-        var captured: [CallbackQueue.HeaderField] = []
+    private func capturedHeaders(_ request: Request) -> [HeaderField] {
+        var captured: [HeaderField] = []
         captured.reserveCapacity(request.headers.count + 1)
         if let host = request.head.authority { captured.append(.init(name: "Host", value: host)) }
         for field in request.headers { captured.append(.init(name: field.name.rawName, value: field.value)) }
@@ -197,7 +197,7 @@ public struct Receiver: Sendable {
     }
 }
 
-private func response(_ acknowledgement: Acknowledgement) -> Response {
+private func response(_ acknowledgement: ChannelResponse) -> Response {
     var headers = HTTPFields()
     for field in acknowledgement.headers {
         if let name = HTTPField.Name(field.name) { headers.append(HTTPField(name: name, value: field.value)) }

@@ -1,4 +1,5 @@
-public import Channels
+public import PayhookCore
+import Channels
 import Foundation
 import Synchronization
 

@@ -1,4 +1,5 @@
-public import Channels
+import PayhookCore
+import Channels
 import Foundation
 import Hummingbird
 import HTTPTypes

@@ -1,5 +1,6 @@
 public import Channels
 public import Foundation
+import PayhookCore
 import AsyncHTTPClient
 import NIOCore
 import NIOHTTP1

@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Channels
 public import Foundation
+import PayhookCore
 import NIOCore
 import NIOHTTP1
 import Synchronization

@@ -1,4 +1,5 @@
-public import Channels
+public import PayhookCore
+import Channels
 public import Foundation
 
 /// One notify ready to send: `POST /notify/{channel}` with these headers and body.

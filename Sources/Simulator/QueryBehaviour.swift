@@ -1,4 +1,5 @@
-public import Channels
+public import PayhookCore
+import Channels
 
 /// How the simulator answers one order query.
 public enum QueryBehaviour: Sendable, Hashable {

@@ -1,3 +1,4 @@
+public import PayhookCore
 public import Channels
 import Foundation
 

@@ -1,4 +1,6 @@
+import CallbackQueue
 import Channels
+import PayhookCore
 public import CoreMetrics
 import Synchronization
 
@@ -18,16 +20,21 @@ public final class WorkerMetrics: Sendable {
 
     func claimed(_ count: Int) { batchSizes.record(count) }
 
-    func processed(channel: String, outcome: String, reason: String?) {
+    func processed(channel: String, outcome: String, reason: ReasonCode?) {
         counter("payhook_worker_callbacks_total",
-                [("channel", channel), ("outcome", outcome), ("reason", reason ?? "")]).increment()
+                [("channel", channel), ("outcome", outcome), ("reason", reason?.rawValue ?? "")]).increment()
     }
 
-    func conflict(channel: String, reason: String) {
-        counter("payhook_order_conflicts_total", [("channel", channel), ("reason", reason)]).increment()
+    func conflict(channel: String, reason: ReasonCode) {
+        counter("payhook_order_conflicts_total", [("channel", channel), ("reason", reason.rawValue)]).increment()
     }
 
-    func reconciliation(channel: String, answer: Result<OrderQueryResult, QueryError>?) {
+    /// A stored row that does not read back; such callbacks go to the dead letters.
+    func corruptRow(channel: String) {
+        counter("payhook_worker_corrupt_rows_total", [("channel", channel)]).increment()
+    }
+
+    func reconciliation(channel: String, answer: QueryAnswer?) {
         let result = switch answer {
         case .success(.found(let order))?: "\(order.status)"
         case .success(.notFound)?: "not_found"
@@ -45,11 +52,11 @@ public final class WorkerMetrics: Sendable {
         timer("payhook_worker_stage_seconds", [("stage", name)]).recordNanoseconds(nanoseconds)
     }
 
-    func queue(pending: Int64, processing: Int64, dead: Int64, oldestDueSeconds: Double) {
-        gauge("payhook_queue_depth", [("state", "pending")]).record(pending)
-        gauge("payhook_queue_depth", [("state", "processing")]).record(processing)
-        gauge("payhook_queue_depth", [("state", "dead")]).record(dead)
-        gauge("payhook_queue_oldest_due_seconds", []).record(oldestDueSeconds)
+    func queue(_ depth: QueueStatus.Depth) {
+        gauge("payhook_queue_depth", [("state", "pending")]).record(depth.pending)
+        gauge("payhook_queue_depth", [("state", "processing")]).record(depth.processing)
+        gauge("payhook_queue_depth", [("state", "dead")]).record(depth.dead)
+        gauge("payhook_queue_oldest_due_seconds", []).record(depth.oldestDueSeconds ?? 0)
     }
 
     private func counter(_ label: String, _ dimensions: [(String, String)]) -> Counter {

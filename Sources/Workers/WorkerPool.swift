@@ -1,9 +1,11 @@
 import CallbackQueue
-public import Channels
+public import ChannelClients
+import Channels
 import Dispatch
 import Foundation
 public import Logging
 import Orders
+import PayhookCore
 import Postgres
 import Synchronization
 
@@ -11,7 +13,7 @@ import Synchronization
 /// poll timer; plus the reconciliation sweeper and the queue gauges.
 public final class WorkerPool: Sendable {
     public let configuration: WorkerConfiguration
-    let adapters: [String: AnyChannelAdapter]
+    let clients: [String: ChannelClient]
     let metrics: WorkerMetrics
     let logger: Logger
     private let stopping = Atomic<Bool>(false)
@@ -22,10 +24,10 @@ public final class WorkerPool: Sendable {
     /// Wake-ups signalled and not yet taken, kept at most `threads`.
     private let pendingWakeups = Atomic<Int>(0)
 
-    public init(configuration: WorkerConfiguration, adapters: [AnyChannelAdapter], metrics: WorkerMetrics = WorkerMetrics(),
+    public init(configuration: WorkerConfiguration, clients: [ChannelClient], metrics: WorkerMetrics = WorkerMetrics(),
                 logger: Logger) {
         self.configuration = configuration
-        self.adapters = Dictionary(adapters.map { ($0.channelID, $0) }, uniquingKeysWith: { first, _ in first })
+        self.clients = Dictionary(clients.map { ($0.channelID, $0) }, uniquingKeysWith: { first, _ in first })
         self.metrics = metrics
         self.logger = logger
     }
@@ -41,7 +43,7 @@ public final class WorkerPool: Sendable {
         spawn("payhook-gauges") { self.runGauges() }
         logger.info("workers started", metadata: [
             "worker": "\(configuration.workerName)", "threads": "\(configuration.threads)",
-            "channels": "\(adapters.keys.sorted().joined(separator: ","))",
+            "channels": "\(clients.keys.sorted().joined(separator: ","))",
         ])
     }
 
@@ -116,7 +118,7 @@ public final class WorkerPool: Sendable {
         var workerLogger = logger
         workerLogger[metadataKey: "worker"] = "\(store.workerID)"
         let processor = BatchProcessor(
-            store: store, adapters: adapters,
+            store: store, clients: clients,
             rules: OutcomeRules(retry: configuration.retry, unknownOrderAttempts: configuration.unknownOrderAttempts),
             reconcileEverySeconds: configuration.reconcileEverySeconds, metrics: metrics, logger: workerLogger)
         withConnection(role: "worker") { connection throws(PostgresError) in
@@ -154,7 +156,7 @@ public final class WorkerPool: Sendable {
     }
 
     private func runSweeper(_ sweeper: WorkerConfiguration.Sweeper) {
-        let reconciler = Reconciler(adapters: adapters, metrics: metrics, logger: logger)
+        let reconciler = Reconciler(clients: clients, metrics: metrics, logger: logger)
         withConnection(role: "sweeper") { connection throws(PostgresError) in
             let swept = try reconciler.sweep(
                 limit: sweeper.batchSize, afterSeconds: sweeper.afterSeconds,
@@ -166,15 +168,7 @@ public final class WorkerPool: Sendable {
 
     private func runGauges() {
         withConnection(role: "gauges") { connection throws(PostgresError) in
-            let row = try connection.query("""
-                SELECT (SELECT count(*) FROM callback_jobs WHERE state = 'pending'),
-                       (SELECT count(*) FROM callback_jobs WHERE state = 'processing'),
-                       (SELECT count(*) FROM callback_jobs WHERE state = 'dead'),
-                       coalesce((SELECT extract(epoch FROM now() - min(next_attempt_at))::float8 FROM callback_jobs
-                                 WHERE state = 'pending' AND next_attempt_at <= now()), 0)
-                """)[0]
-            metrics.queue(pending: try row.decode(0), processing: try row.decode(1), dead: try row.decode(2),
-                          oldestDueSeconds: try row.decode(3))
+            metrics.queue(try QueueStatus.depth(on: connection))
             pause(.seconds(5))
         }
     }
@@ -183,7 +177,7 @@ public final class WorkerPool: Sendable {
 /// The sweeper's work: ask the channels about orders still `created` long after creation
 /// and apply what they answer through the same path as a callback (source `reconcile`).
 struct Reconciler {
-    let adapters: [String: AnyChannelAdapter]
+    let clients: [String: ChannelClient]
     let metrics: WorkerMetrics
     let logger: Logger
 
@@ -194,25 +188,19 @@ struct Reconciler {
             limit: limit, afterSeconds: afterSeconds, everySeconds: everySeconds, maxAgeSeconds: maxAgeSeconds,
             on: connection)
         guard !orders.isEmpty else { return 0 }
-        var questions: [BatchProcessor.QueryKey: AnyChannelAdapter] = [:]
-        for order in orders {
-            guard let adapter = adapters[order.channel] else { continue }
-            questions[BatchProcessor.QueryKey(channel: order.channel, outTradeNo: order.outTradeNo)] = adapter
-        }
-        let answers = BatchProcessor.ask(questions)
+        let answers = QueryRound.ask(orders.map { QueryKey(channel: $0.channel, outTradeNo: $0.outTradeNo) },
+                                     clients: clients)
         var items: [ApplyItem] = []
         for order in orders {
-            let answer = answers[BatchProcessor.QueryKey(channel: order.channel, outTradeNo: order.outTradeNo)]
+            let answer = answers[QueryKey(channel: order.channel, outTradeNo: order.outTradeNo)]
             metrics.reconciliation(channel: order.channel, answer: answer)
             if case .failure(let error)? = answer {
                 logger.warning("reconciliation query failed", metadata: [
                     "channel": "\(order.channel)", "out_trade_no": "\(order.outTradeNo)", "error": "\(error)",
                 ])
             }
-            guard case .success(.found(let queried))? = answer, queried.status == .paid || queried.status == .closed
-            else { continue }
-            items.append(ApplyItem(source: .reconcile, callbackID: nil,
-                                   evidence: QueryAgreement.evidence(from: queried, channel: order.channel),
+            guard case .success(.found(let stated))? = answer, stated.status.isFinal else { continue }
+            items.append(ApplyItem(source: .reconcile, callbackID: nil, evidence: stated,
                                    note: "no callback confirmed it in time"))
         }
         guard !items.isEmpty else { return orders.count }
@@ -227,7 +215,7 @@ struct Reconciler {
                     "status": "\(to.rawValue)",
                 ])
             case .conflict(let reason, _)?:
-                metrics.conflict(channel: item.evidence.channel, reason: reason.rawValue)
+                metrics.conflict(channel: item.evidence.channel, reason: reason)
                 logger.error("order conflict recorded, order not changed", metadata: [
                     "channel": "\(item.evidence.channel)", "out_trade_no": "\(item.evidence.outTradeNo)",
                     "reason": "\(reason.rawValue)",

@@ -1,4 +1,5 @@
 import CallbackQueue
+import ChannelClients
 import Channels
 import Foundation
 import Hummingbird
@@ -50,9 +51,9 @@ enum Services {
 
     /// The worker pool, its channels' keys loaded (a bad key file is a config error).
     static func workers(_ configuration: PayhookConfiguration, logger: Logger) throws -> WorkerPool {
-        let adapters = try configuration.loadChannels().map { $0.makeAdapter() }
+        let clients = try configuration.loadChannels().map { $0.makeClient() }
         let settings = WorkerConfiguration(configuration)
-        return WorkerPool(configuration: settings, adapters: adapters, logger: logger)
+        return WorkerPool(configuration: settings, clients: clients, logger: logger)
     }
 
     /// Runs `services` until SIGTERM or SIGINT, then stops them in reverse order.

@@ -1,5 +1,6 @@
 import CallbackQueue
 import Foundation
+import PayhookCore
 import Logging
 import Postgres
 import PostgresTestSupport

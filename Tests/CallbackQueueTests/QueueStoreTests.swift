@@ -1,5 +1,6 @@
 import CallbackQueue
 import Foundation
+import PayhookCore
 import Postgres
 import PostgresTestSupport
 import Testing
@@ -32,8 +33,9 @@ import Testing
 
         let claimed = try QueueStore(workerID: "w").claim(limit: 10, on: connection)
         #expect(claimed.count == 1)
-        #expect(claimed[0].callback.headers == callback.headers)  // order and repeats kept
-        #expect(claimed[0].callback.body == callback.body)
+        let stored = try claimed[0].stored.get()
+        #expect(stored.headers == callback.headers)  // order and repeats kept
+        #expect(stored.body == callback.body)
         #expect(claimed[0].attempt == 1)
     }
 
@@ -117,6 +119,16 @@ import Testing
         #expect(outcomes == ["slow:lease_lost", "fast:done"])
     }
 
+    @Test func aRowThatDoesNotReadBackIsClaimedAsCorruptNotAsEmptyHeaders() throws {
+        let connection = try database.connect()
+        let ids = try QueueStore.insert([QueueTestData.callback(1), QueueTestData.callback(2)], on: connection)
+        try connection.query(#"UPDATE callback_payloads SET headers = '[["only-a-name"]]' WHERE id = $1"#, [.int64(ids[0])])
+        let claimed = try QueueStore(workerID: "w").claim(limit: 2, on: connection).sorted { $0.id < $1.id }
+        #expect(claimed.map(\.channel) == ["alipay", "alipay"])
+        #expect(claimed[0].stored == .failure(CorruptRow(column: "headers", problem: "holds a pair of 1 strings")))
+        #expect(try claimed[1].stored.get().headers.count == 3)
+    }
+
     @Test func retryWaitsReleaseReturnsAtOnceRejectAndDeadAreRecorded() throws {
         let connection = try database.connect()
         let ids = try QueueStore.insert((0..<4).map { QueueTestData.callback($0) }, on: connection)
@@ -124,10 +136,10 @@ import Testing
         let claimed = try store.claim(limit: 4, on: connection)
         #expect(claimed.count == 4)
         let outcomes: [AttemptOutcome] = [
-            .retry(afterSeconds: 60, reason: "query_unavailable", error: "HTTP 503"),
+            .retry(afterSeconds: 60, reason: .queryUnavailable, error: "HTTP 503"),
             .released,
-            .rejected(reason: "bad_signature", error: "signature does not verify"),
-            .dead(reason: "query_unavailable", error: "budget spent"),
+            .rejected(reason: .badSignature, error: "signature does not verify"),
+            .dead(reason: .queryUnavailable, error: "budget spent"),
         ]
         try store.finish(zip(claimed, outcomes).map {
             QueueStore.Finish(callbackID: $0.id, attempt: $0.attempt, startedAt: Date(), outcome: $1,
@@ -166,7 +178,7 @@ import Testing
         let claimed = try store.claim(limit: 2, on: connection)
         try store.finish([
             QueueStore.Finish(callbackID: claimed[0].id, attempt: claimed[0].attempt, startedAt: Date(),
-                              outcome: .dead(reason: "query_unavailable", error: "timeout"), outTradeNo: "T1"),
+                              outcome: .dead(reason: .queryUnavailable, error: "timeout"), outTradeNo: "T1"),
             QueueStore.Finish(callbackID: claimed[1].id, attempt: claimed[1].attempt, startedAt: Date(), outcome: .done),
         ], on: connection)
 

@@ -1,4 +1,5 @@
 import CallbackQueue
+import PayhookCore
 import Testing
 
 /// Backoff and state transitions as pure logic, no database.
@@ -40,11 +41,11 @@ import Testing
 
     @Test func outcomesMoveRowsToHonestStates() {
         #expect(AttemptOutcome.done.nextState == .done)
-        #expect(AttemptOutcome.rejected(reason: "bad_signature", error: nil).nextState == .rejected)
+        #expect(AttemptOutcome.rejected(reason: .badSignature, error: nil).nextState == .rejected)
         #expect(AttemptOutcome.retry(afterSeconds: 3, reason: nil, error: "timeout").nextState == .pending)
         #expect(AttemptOutcome.dead(reason: nil, error: "timeout").nextState == .dead)
         #expect(AttemptOutcome.released.nextState == .pending)
-        for outcome: AttemptOutcome in [.done, .rejected(reason: "x", error: nil), .released,
+        for outcome: AttemptOutcome in [.done, .rejected(reason: ReasonCode(rawValue: "x"), error: nil), .released,
                                         .retry(afterSeconds: 1, reason: nil, error: "e"), .dead(reason: nil, error: "e")] {
             #expect(CallbackState.processing.canMove(to: outcome.nextState))
         }

@@ -5,6 +5,8 @@
 // stop at a signature check sign the fuzzed payload with keys made at start-up, so the
 // fuzzer reaches the field readers behind the proofs.
 import Channels
+import PayhookCore
+import Simulator
 import Foundation
 
 /// The test fixtures' throwaway keys, found beside this file. (Generating keys here instead

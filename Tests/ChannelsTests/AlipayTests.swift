@@ -1,4 +1,7 @@
+import ChannelClients
 import Foundation
+import PayhookCore
+import Simulator
 import Testing
 @testable import Channels
 
@@ -30,7 +33,7 @@ import Testing
 
     @Test func validUTF8Notify() throws {
         let n = try adapter.verify(notify(try Fixture.bytes("alipay_notify_utf8.form")))
-        #expect(n.channelID == "alipay")
+        #expect(n.channel == "alipay")
         #expect(n.channelType == .alipay)
         #expect(n.outTradeNo == "ORDER-20261127-0001")
         #expect(n.channelTradeNo == "2026112722001400001000012345")
@@ -139,7 +142,7 @@ import Testing
             appPublicKey: nil, appID: config.appID, sellerID: config.sellerID!)
         let order = ChannelOrder(outTradeNo: "O-2", channelTradeNo: "T-2", status: .paid, amountMinor: 1)
         let query = String(decoding: side.notifyBody(for: order, notifyID: "n", notifyTime: Date()), as: UTF8.self)
-        let n = try adapter.verify(RawCallback(kind: .return, method: "GET", path: "/return/alipay", query: query))
+        let n = try adapter.verify(RawCallback(kind: .return, method: "GET", path: "/return/alipay", query: query, sourceIP: "127.0.0.1"))
         #expect(n.outTradeNo == "O-2" && n.amountMinor == 1 && n.status == .paid)
     }
 
@@ -222,16 +225,16 @@ import Testing
             appID: config.appID, sellerID: config.sellerID!)
         let order = ChannelOrder(outTradeNo: "O-77", channelTradeNo: "T-77", status: .closed, amountMinor: 5)
         let transport = InProcessTransport { request in side.answerQuery(request) { $0 == "O-77" ? order : nil } }
-        let client = AlipayAdapter(configuration: config, transport: transport)
+        let client = ChannelClient(.alipay(AlipayAdapter(configuration: config)), transport: transport)
         let found = try await client.queryOrder(outTradeNo: "O-77")
-        #expect(found == .found(QueriedOrder(outTradeNo: "O-77", channelTradeNo: "T-77", status: .closed, amountMinor: 5,
+        #expect(found == .found(OrderEvidence(channel: "alipay", outTradeNo: "O-77", channelTradeNo: "T-77", status: .closed, amountMinor: 5,
                                              currency: "CNY", merchant: MerchantIdentity(appID: nil, merchantID: nil), paidAt: nil)))
         #expect(try await client.queryOrder(outTradeNo: "O-78") == .notFound(outTradeNo: "O-78"))
         // A request signed with another app key is refused by the channel side.
         let wrongSide = AlipayChannelSide(alipayPrivateKey: side.alipayPrivateKey,
                                           appPublicKey: try RSAPublicKey(pemRepresentation: Fixture.text("other_public.pem")),
                                           appID: config.appID, sellerID: "s")
-        let refused = AlipayAdapter(configuration: config, transport: InProcessTransport { wrongSide.answerQuery($0) { _ in order } })
+        let refused = ChannelClient(.alipay(AlipayAdapter(configuration: config)), transport: InProcessTransport { wrongSide.answerQuery($0) { _ in order } })
         await #expect(throws: QueryError.self) { try await refused.queryOrder(outTradeNo: "O-77") }
     }
 
@@ -252,7 +255,7 @@ import Testing
         // gateway_url points at 127.0.0.1:1, where nothing listens.
         var quick = config
         quick.queryTimeout = .milliseconds(300)
-        let live = AlipayAdapter(configuration: quick, transport: HTTPClientTransport())
+        let live = ChannelClient(.alipay(AlipayAdapter(configuration: quick)), transport: HTTPClientTransport())
         do {
             _ = try await live.queryOrder(outTradeNo: "O-1")
             Issue.record("expected a connection failure")

@@ -1,4 +1,7 @@
+import ChannelClients
 import Foundation
+import PayhookCore
+import Simulator
 import Testing
 @testable import Channels
 
@@ -27,7 +30,7 @@ import Testing
 
     @Test func validFixtureNotify() throws {
         let n = try adapter.verify(try callback())
-        #expect(n.channelType == .points && n.channelID == "points")
+        #expect(n.channelType == .points && n.channel == "points")
         #expect(n.outTradeNo == "ORDER-20261127-0003" && n.channelTradeNo == "PT202611270000000001")
         #expect(n.status == .paid && n.amountMinor == 8888 && n.currency == "CNY" && n.points == 8888)
         #expect(n.merchant == MerchantIdentity(appID: nil, merchantID: "site-001"))
@@ -116,14 +119,14 @@ import Testing
 
         let order = ChannelOrder(outTradeNo: "P-1", channelTradeNo: "PT-1", status: .paid, amountMinor: 99, paidAt: Date(timeIntervalSince1970: 1_800_000_000))
         let s = side
-        let client = PointsAdapter(configuration: config, transport: InProcessTransport { s.answerQuery($0, now: Date()) { $0 == "P-1" ? order : nil } })
-        #expect(try await client.queryOrder(outTradeNo: "P-1") == .found(QueriedOrder(
-            outTradeNo: "P-1", channelTradeNo: "PT-1", status: .paid, amountMinor: 99, currency: "CNY",
+        let client = ChannelClient(.points(PointsAdapter(configuration: config)), transport: InProcessTransport { s.answerQuery($0, now: Date()) { $0 == "P-1" ? order : nil } })
+        #expect(try await client.queryOrder(outTradeNo: "P-1") == .found(OrderEvidence(
+            channel: "points", outTradeNo: "P-1", channelTradeNo: "PT-1", status: .paid, amountMinor: 99, currency: "CNY",
             merchant: MerchantIdentity(appID: nil, merchantID: "site-001"), paidAt: order.paidAt)))
         #expect(try await client.queryOrder(outTradeNo: "P-2") == .notFound(outTradeNo: "P-2"))
         // The partner refuses requests signed with another secret.
         let wrong = PointsChannelSide(partnerID: "site-001", hmacSecret: SharedSecret(text: "x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x"))
-        let refused = PointsAdapter(configuration: config, transport: InProcessTransport { wrong.answerQuery($0, now: Date()) { _ in order } })
+        let refused = ChannelClient(.points(PointsAdapter(configuration: config)), transport: InProcessTransport { wrong.answerQuery($0, now: Date()) { _ in order } })
         await #expect(throws: QueryError.self) { try await refused.queryOrder(outTradeNo: "P-1") }
     }
 
@@ -141,13 +144,13 @@ import Testing
     }
 
     @Test func acknowledgementIsExactlyAsTheReceiverExpects() {
-        let ack = adapter.successAcknowledgement
+        let ack = ChannelResponse.acknowledgement(for: adapter.channelType)
         #expect(ack.status == 200)
         #expect(ack.headers == [HeaderField(name: "Content-Type", value: "application/json")])
         #expect(String(decoding: ack.body, as: UTF8.self) == #"{"code":"SUCCESS"}"#)
-        #expect(Acknowledgement.success(for: .alipay).body == Array("success".utf8))
-        #expect(Acknowledgement.success(for: .wechatpayV3).status == 204)
-        let fail = Acknowledgement.failure(for: .wechatpayV3, status: 500, message: "not stored \"yet\"")
+        #expect(ChannelResponse.acknowledgement(for: .alipay).body == Array("success".utf8))
+        #expect(ChannelResponse.acknowledgement(for: .wechatpayV3).status == 204)
+        let fail = ChannelResponse.failure(for: .wechatpayV3, status: 500, message: "not stored \"yet\"")
         #expect(fail.status == 500 && String(decoding: fail.body, as: UTF8.self) == #"{"code":"FAIL","message":"not stored \"yet\""}"#)
     }
 

@@ -1,4 +1,6 @@
 import Foundation
+import PayhookCore
+import Simulator
 import Synchronization
 import Testing
 @testable import Channels
@@ -256,7 +258,7 @@ import Testing
     }
 
     @Test func rejectionReasonsAreStable() {
-        #expect(RejectionReason.allCases.map(\.rawValue) == [
+        #expect(ReasonCode.rejections.map(\.rawValue) == [
             "bad_signature", "unknown_key", "stale_timestamp", "probe_signature", "decrypt_failed", "malformed",
             "merchant_mismatch", "unsupported_sign_type", "ip_not_allowed", "unsupported_kind",
         ])

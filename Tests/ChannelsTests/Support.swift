@@ -1,4 +1,7 @@
+import ChannelClients
 import Foundation
+import PayhookCore
+import Simulator
 import Testing
 @testable import Channels
 
@@ -49,7 +52,7 @@ struct FailingTransport: QueryTransport {
     }
 }
 
-func expectRejection(_ reason: RejectionReason, sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws(Rejection) -> PaymentNotification) {
+func expectRejection(_ reason: ReasonCode, sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws(Rejection) -> PaymentNotification) {
     do {
         let notification = try body()
         Issue.record("expected \(reason.rawValue), got \(notification)", sourceLocation: sourceLocation)

@@ -1,4 +1,7 @@
+import ChannelClients
 import Foundation
+import PayhookCore
+import Simulator
 import Testing
 @testable import Channels
 
@@ -274,18 +277,18 @@ import Testing
     @Test func queryRoundTripThroughChannelSide() async throws {
         let s = try side()
         let o = order
-        let client = WeChatPayAdapter(configuration: config, transport: InProcessTransport { request in
+        let client = ChannelClient(.wechatPay(WeChatPayAdapter(configuration: config)), transport: InProcessTransport { request in
             s.answerQuery(request, now: Date()) { $0 == "W-1" ? o : nil }
         })
         let found = try await client.queryOrder(outTradeNo: "W-1")
-        #expect(found == .found(QueriedOrder(outTradeNo: "W-1", channelTradeNo: o.channelTradeNo, status: .paid, amountMinor: 1, currency: "CNY",
+        #expect(found == .found(OrderEvidence(channel: "wechatpay", outTradeNo: "W-1", channelTradeNo: o.channelTradeNo, status: .paid, amountMinor: 1, currency: "CNY",
                                              merchant: MerchantIdentity(appID: config.appID, merchantID: config.mchID), paidAt: o.paidAt)))
         #expect(try await client.queryOrder(outTradeNo: "W-2") == .notFound(outTradeNo: "W-2"))
         // A request signed by a key the channel does not know is refused (401, permanent).
         var otherSide = s
         otherSide.merchantPublicKey = RSAPrivateKey.generate().publicKey
         let other = otherSide
-        let refused = WeChatPayAdapter(configuration: config, transport: InProcessTransport { other.answerQuery($0, now: Date()) { _ in o } })
+        let refused = ChannelClient(.wechatPay(WeChatPayAdapter(configuration: config)), transport: InProcessTransport { other.answerQuery($0, now: Date()) { _ in o } })
         do {
             _ = try await refused.queryOrder(outTradeNo: "W-1")
             Issue.record("expected SIGN_ERROR")

@@ -1,4 +1,5 @@
 import Foundation
+import PayhookCore
 import HummingbirdTesting
 import Postgres
 import PostgresTestSupport

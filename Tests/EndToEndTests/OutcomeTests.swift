@@ -1,6 +1,7 @@
 import CallbackQueue
 import Channels
 import Foundation
+import PayhookCore
 import PayhookConfig
 import Postgres
 import Prometheus
@@ -207,6 +208,39 @@ import Workers
         #expect(harness.simulator.queryCount(channel: "wechatpay", outTradeNo: "N-2") == 1)  // asked once per interval
         #expect(harness.simulator.queryCount(channel: "points", outTradeNo: "N-3") == 0)
         #expect(try harness.orderStatus("N-3") == "created")
+    }
+
+    @Test func aStoredRowThatDoesNotReadBackIsDeadCountedAndReplayable() async throws {
+        let harness = try await PipelineHarness()
+        defer { Task { await harness.tearDown() } }
+        let order = try harness.order("CR-1", channel: "alipay")
+        try await harness.withPipeline(workers: false) { sender in
+            let status = try await sender.send(harness.notifies.notify(.valid, channel: "alipay", order: order, eventID: "c1"))
+            #expect(status == 200)
+        }
+        let connection = try harness.database.connect()
+        let id = try connection.query("SELECT id FROM callback_payloads")[0].decode(0, as: Int64.self)
+        let stored = try connection.query("SELECT headers::text FROM callback_payloads WHERE id = $1", [.int64(id)])[0]
+            .decode(0, as: String.self)
+        // Damaged by hand: an object where the array of pairs belongs.
+        try connection.query(#"UPDATE callback_payloads SET headers = '{"Content-Type": 1}' WHERE id = $1"#, [.int64(id)])
+        let registry = PrometheusCollectorRegistry()
+        let metrics = WorkerMetrics(factory: PrometheusMetricsFactory(registry: registry))
+        try await harness.withPipeline(metrics: metrics) { _ in try await harness.waitForDrain() }
+        let row = try connection.query("SELECT state, reason, last_error FROM callbacks WHERE id = $1", [.int64(id)])[0]
+        #expect(try row.decode(0, as: String.self) == "dead", "not rejected: the callback may be genuine")
+        #expect(try row.decode(1, as: String.self) == "corrupt_row")
+        #expect(try row.decode(2, as: String.self).contains("stored headers"))
+        #expect(try harness.orderStatus("CR-1") == "created")
+        let text = String(decoding: registry.emitToBuffer(), as: UTF8.self)
+        #expect(text.contains(#"payhook_worker_corrupt_rows_total{channel="alipay"} 1"#))
+        #expect(text.contains(#"payhook_worker_callbacks_total{channel="alipay",outcome="dead",reason="corrupt_row"} 1"#))
+
+        // Mended and replayed, the same acknowledged callback pays the order.
+        try connection.query("UPDATE callback_payloads SET headers = $2::json WHERE id = $1", [.int64(id), .text(stored)])
+        #expect(try DeadLetters.replay([id], operatorName: "test", on: connection) == [id])
+        try await harness.withPipeline { _ in try await harness.waitForDrain() }
+        #expect(try harness.orderStatus("CR-1") == "paid")
     }
 
     @Test func metricsCountOutcomesReasonsAndConflicts() async throws {

@@ -1,7 +1,9 @@
 import AsyncHTTPClient
 import CallbackQueue
+import ChannelClients
 import Channels
 import Foundation
+import PayhookCore
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
@@ -113,8 +115,8 @@ final class PipelineHarness: @unchecked Sendable {
     }
 
     func workerPool(metrics: WorkerMetrics = WorkerMetrics()) throws -> WorkerPool {
-        let adapters = try configuration.loadChannels().map { $0.makeAdapter() }
-        return WorkerPool(configuration: WorkerConfiguration(configuration), adapters: adapters, metrics: metrics,
+        let clients = try configuration.loadChannels().map { $0.makeClient() }
+        return WorkerPool(configuration: WorkerConfiguration(configuration), clients: clients, metrics: metrics,
                           logger: Logger(label: "e2e"))
     }
 

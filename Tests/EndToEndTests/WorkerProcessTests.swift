@@ -1,6 +1,7 @@
 import CallbackQueue
 import Channels
 import Foundation
+import PayhookCore
 import Postgres
 import PostgresTestSupport
 import Simulator
@@ -15,7 +16,7 @@ import Testing
     /// 10,000 stored callbacks, inserted straight into the queue.
     func prepare(_ harness: PipelineHarness) async throws {
         let connection = try harness.database.connect()
-        var callbacks: [NewCallback] = []
+        var callbacks: [RawCallback] = []
         var numbers: [String] = []
         for index in 0..<Self.orders {
             let channel = index % 10 == 0 ? "alipay" : index % 10 == 1 ? "wechatpay" : "points"
@@ -25,9 +26,9 @@ import Testing
                                      amountMinor: Int64(100 + index), paidAt: Date(timeIntervalSince1970: 1_800_000_000))
             harness.simulator.setOrder(channel: channel, order)
             let notify = harness.notifies.notify(.valid, channel: channel, order: order, eventID: "EV-\(index)")
-            let stored = NewCallback(
-                channel: channel, sourceIP: "127.0.0.1", peerIP: "127.0.0.1", method: "POST", path: "/notify/\(channel)",
-                headers: notify.headers.map { CallbackQueue.HeaderField(name: $0.name, value: $0.value) }, body: notify.body)
+            let stored = RawCallback(
+                channel: channel, method: "POST", path: "/notify/\(channel)", headers: notify.headers, body: notify.body,
+                sourceIP: "127.0.0.1", peerIP: "127.0.0.1")
             callbacks.append(stored)
             callbacks.append(stored)
             try connection.query("INSERT INTO orders (out_trade_no, channel, amount_minor) VALUES ($1, $2, $3)",
@@ -35,7 +36,7 @@ import Testing
         }
         await harness.simulator.prepare()  // sign every answer before the workers ask
         for chunk in stride(from: 0, to: callbacks.count, by: 500) {
-            try QueueStore.insert(Array(callbacks[chunk..<min(chunk + 500, callbacks.count)]), on: connection)
+            _ = try QueueStore.insert(Array(callbacks[chunk..<min(chunk + 500, callbacks.count)]), on: connection)
         }
     }
 

@@ -1,6 +1,7 @@
 import Channels
 import Foundation
 import Orders
+import PayhookCore
 import Testing
 
 @Suite struct OrderStateMachineTests {
@@ -71,7 +72,7 @@ import Testing
         #expect(plan.updates.isEmpty && plan.events.isEmpty)
     }
 
-    private func reason(_ decision: OrderDecision) -> ConflictReason? {
+    private func reason(_ decision: OrderDecision) -> ReasonCode? {
         if case .conflict(let reason, _) = decision { return reason }
         return nil
     }

@@ -1,6 +1,7 @@
 import Channels
 import Foundation
 import Orders
+import PayhookCore
 import Postgres
 import PostgresTestSupport
 import Testing

@@ -1,6 +1,7 @@
 import CallbackQueue
 import Channels
 import Foundation
+import PayhookCore
 import PayhookConfig
 import Testing
 

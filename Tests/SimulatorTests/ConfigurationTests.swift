@@ -1,5 +1,7 @@
+import ChannelClients
 import Channels
 import Foundation
+import PayhookCore
 import PayhookConfig
 import Simulator
 import Testing
@@ -38,11 +40,11 @@ func temporaryDirectory() throws -> String {
         for channel in configuration.channels {
             let loaded = try channel.load()
             live.simulator.setOrder(channel: channel.id, paidOrder("ORDER-YAML-\(channel.id)"))
-            let adapter = loaded.makeAdapter(transport: HTTPClientTransport())
-            #expect(found(try await adapter.queryOrder(outTradeNo: "ORDER-YAML-\(channel.id)"))?.status == .paid)
+            let client = loaded.makeClient()
+            #expect(found(try await client.queryOrder(outTradeNo: "ORDER-YAML-\(channel.id)"))?.status == .paid)
             // And notifies signed by the simulator's channel sides verify with them.
             let notify = NotifyFactory(channels: sharedChannels).notify(.valid, channel: channel.id, order: paidOrder("ORDER-N"), eventID: "EV1")
-            #expect(try adapter.verify(notify.rawCallback()).outTradeNo == "ORDER-N")
+            #expect(try client.adapter.verify(notify.rawCallback()).outTradeNo == "ORDER-N")
         }
         await live.server.stop()
     }

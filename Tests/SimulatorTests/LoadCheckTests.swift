@@ -1,4 +1,5 @@
 import Foundation
+import PayhookCore
 import Postgres
 import PostgresTestSupport
 import Simulator

@@ -1,5 +1,6 @@
 import Channels
 import Foundation
+import PayhookCore
 import Simulator
 import Testing
 

@@ -1,6 +1,8 @@
 import AsyncHTTPClient
+import ChannelClients
 import Channels
 import Foundation
+import PayhookCore
 import NIOCore
 import NIOHTTP1
 import Simulator
@@ -19,9 +21,9 @@ struct LiveSimulator {
         return LiveSimulator(simulator: simulator, server: try await ChannelSimulatorServer.start(simulator))
     }
 
-    func adapter(_ channelID: String, queryTimeout: Duration = .seconds(3)) -> AnyChannelAdapter {
+    func adapter(_ channelID: String, queryTimeout: Duration = .seconds(3)) -> ChannelClient {
         simulator.channels.configuration(channelID, baseURL: server.baseURL, queryTimeout: queryTimeout)!
-            .makeAdapter(transport: HTTPClientTransport())
+            .makeClient()
     }
 }
 
@@ -30,7 +32,7 @@ func paidOrder(_ outTradeNo: String, amount: Int64 = 8888) -> ChannelOrder {
                  paidAt: Date(timeIntervalSince1970: 1_790_000_000))
 }
 
-func found(_ result: OrderQueryResult) -> QueriedOrder? {
+func found(_ result: OrderQueryResult) -> OrderEvidence? {
     if case .found(let order) = result { return order }
     return nil
 }
@@ -165,7 +167,7 @@ func queryError(_ body: () async throws(QueryError) -> OrderQueryResult) async -
         stranger.pointsSecret = "another-secret-0123456789-0123456789"
         live.simulator.setOrder(channel: "wechatpay", paidOrder("ORDER-K"))
         for channel in SimulatedChannels.channelIDs {
-            let adapter = stranger.configuration(channel, baseURL: live.server.baseURL)!.makeAdapter(transport: HTTPClientTransport())
+            let adapter = stranger.configuration(channel, baseURL: live.server.baseURL)!.makeClient()
             let error = try #require(await queryError { () throws(QueryError) in try await adapter.queryOrder(outTradeNo: "ORDER-K") })
             #expect(!error.isTransient, "\(channel): \(error)")
         }

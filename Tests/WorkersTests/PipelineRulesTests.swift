@@ -2,6 +2,7 @@ import CallbackQueue
 import Channels
 import Foundation
 import Orders
+import PayhookCore
 import Testing
 import Workers
 
@@ -12,9 +13,8 @@ import Workers
                                  amountMinor: 8888, currency: "CNY", paidAt: nil)
 
     func answer(_ status: PaymentStatus, amount: Int64 = 8888, tradeNo: String? = "T-1") -> OrderQueryResult {
-        .found(QueriedOrder(outTradeNo: "O-1", channelTradeNo: tradeNo, status: status, amountMinor: amount,
-                            currency: "CNY", merchant: MerchantIdentity(appID: nil, merchantID: nil),
-                            paidAt: Date(timeIntervalSince1970: 1_800_000_000)))
+        .found(OrderEvidence(channel: "alipay", outTradeNo: "O-1", channelTradeNo: tradeNo, status: status,
+                             amountMinor: amount, currency: "CNY", paidAt: Date(timeIntervalSince1970: 1_800_000_000)))
     }
 
     @Test func aMatchingAnswerConfirmsAndCompletesTheNotification() {
@@ -30,8 +30,8 @@ import Workers
     }
 
     @Test func aChannelThatDoesNotKnowThePaymentYetMeansRetry() {
-        #expect(QueryAgreement.check(notified, answer(.pending)) == .notYet(reason: "query_pending"))
-        #expect(QueryAgreement.check(notified, .notFound(outTradeNo: "O-1")) == .notYet(reason: "query_not_found"))
+        #expect(QueryAgreement.check(notified, answer(.pending)) == .notYet(reason: .queryPending))
+        #expect(QueryAgreement.check(notified, .notFound(outTradeNo: "O-1")) == .notYet(reason: .queryNotFound))
     }
 
     @Test func contradictionsAreDisagreements() {
@@ -59,20 +59,20 @@ import Workers
     @Test func transientFailuresRetryThenDie() {
         let rules = OutcomeRules(retry: RetryPolicy(baseSeconds: 1, factor: 2, maxDelaySeconds: 10, maxAttempts: 3),
                                  unknownOrderAttempts: 2)
-        guard case .retry(let delay, "query_unavailable", _) = rules.transient(attempt: 1, reason: "query_unavailable", error: "e")
+        guard case .retry(let delay, .queryUnavailable?, _) = rules.transient(attempt: 1, reason: .queryUnavailable, error: "e")
         else {
             Issue.record("expected a retry")
             return
         }
         #expect(delay >= 0 && delay <= 1)
-        #expect(rules.transient(attempt: 3, reason: "query_unavailable", error: "e")
-            == .dead(reason: "query_unavailable", error: "e"))
+        #expect(rules.transient(attempt: 3, reason: .queryUnavailable, error: "e")
+            == .dead(reason: .queryUnavailable, error: "e"))
         // Unknown orders have their own, shorter budget.
-        guard case .retry(_, "unknown_order", _) = rules.unknownOrder(attempt: 1) else {
+        guard case .retry(_, .unknownOrder?, _) = rules.unknownOrder(attempt: 1) else {
             Issue.record("expected a retry")
             return
         }
-        guard case .dead("unknown_order", _) = rules.unknownOrder(attempt: 2) else {
+        guard case .dead(.unknownOrder?, _) = rules.unknownOrder(attempt: 2) else {
             Issue.record("expected dead")
             return
         }
@@ -82,6 +82,6 @@ import Workers
         let rules = OutcomeRules(retry: RetryPolicy(), unknownOrderAttempts: 5)
         #expect(rules.applied(.transition(from: .created, to: .paid)) == .done)
         #expect(rules.applied(.duplicate(.paid)) == .done)
-        #expect(rules.applied(.conflict(.amountMismatch, detail: "d")) == .rejected(reason: "amount_mismatch", error: "d"))
+        #expect(rules.applied(.conflict(.amountMismatch, detail: "d")) == .rejected(reason: .amountMismatch, error: "d"))
     }
 }

@@ -1,14 +1,13 @@
+public import PayhookCore
 public import Foundation
 
 /// `type: alipay`: form-encoded notifies (and GET returns), RSA2 in public-key mode,
 /// `alipay.trade.query` cross-check, ack body `success`.
 public struct AlipayAdapter: ChannelAdapter {
     public let configuration: AlipayConfiguration
-    public let transport: any QueryTransport
 
-    public init(configuration: AlipayConfiguration, transport: any QueryTransport = HTTPClientTransport()) {
+    public init(configuration: AlipayConfiguration) {
         self.configuration = configuration
-        self.transport = transport
     }
 
     public var channelID: String { configuration.channelID }
@@ -88,12 +87,12 @@ public struct AlipayAdapter: ChannelAdapter {
         }
         let currency = fields.ascii("trans_currency") ?? "CNY"
         let subject = fields.value("subject").flatMap { charset.decode(Array($0)) }
-        return PaymentNotification(
-            channelID: configuration.channelID, channelType: .alipay, outTradeNo: outTradeNo,
-            channelTradeNo: tradeNo, status: status, amountMinor: amount, currency: currency,
-            merchant: MerchantIdentity(appID: appID, merchantID: sellerID),
-            eventID: fields.ascii("notify_id"), paidAt: paidAt, subject: subject
-        )
+        let evidence = OrderEvidence(
+            channel: configuration.channelID, outTradeNo: outTradeNo, channelTradeNo: tradeNo, status: status,
+            amountMinor: amount, currency: currency, merchant: MerchantIdentity(appID: appID, merchantID: sellerID),
+            paidAt: paidAt)
+        return PaymentNotification(evidence: evidence, channelType: .alipay, eventID: fields.ascii("notify_id"),
+                                   subject: subject)
     }
 
     public func unverifiedOutTradeNo(_ raw: RawCallback) -> String? {
@@ -108,28 +107,23 @@ public struct AlipayAdapter: ChannelAdapter {
         try AlipayQuery.interpret(response, configuration: configuration, outTradeNo: outTradeNo)
     }
 
-    public var queryTransport: any QueryTransport { transport }
     public var queryTimeout: Duration { configuration.queryTimeout }
 
     /// Parameter lookup over decoded pairs (first occurrence wins; repeats fail the sign content).
-    struct Fields {
+    package struct Fields {
         let pairs: [FormEncoding.Pair]
-        init(_ pairs: [FormEncoding.Pair]) { self.pairs = pairs }
+        package init(_ pairs: [FormEncoding.Pair]) { self.pairs = pairs }
 
-        func raw(_ key: String) -> [UInt8]? {
+        package func raw(_ key: String) -> [UInt8]? {
             let length = key.utf8.count
             for pair in pairs where pair.key.utf8.count == length && pair.key == key { return pair.value }
             return nil
         }
 
         /// The value as printable ASCII; nil when absent, empty, or not ASCII.
-        func ascii(_ key: String) -> String? {
+        package func ascii(_ key: String) -> String? {
             guard let bytes = raw(key), !bytes.isEmpty else { return nil }
             return Bytes.ascii(bytes)
         }
     }
-}
-
-extension Rejection {
-    static func malformedField(_ name: String) -> Rejection { .malformed(name) }
 }

@@ -1,7 +1,8 @@
+public import PayhookCore
 public import Foundation
 
 /// `alipay.trade.query`: the signed gateway request and the verified reading of its answer.
-/// Pure functions; ``AlipayAdapter/queryOrder(outTradeNo:)`` sends through a transport.
+/// Pure functions; `ChannelClients` sends the request and hands back the answer.
 public enum AlipayQuery {
     public static let method = "alipay.trade.query"
     public static let responseNode = "alipay_trade_query_response"
@@ -64,7 +65,7 @@ public enum AlipayQuery {
         let subCode = body["sub_code"]?.stringValue ?? ""
         if code == "10000" {
             guard verified else { throw .permanent(.badSignature, "unsigned success response") }
-            return .found(try order(from: body, outTradeNo: outTradeNo))
+            return .found(try order(from: body, channel: configuration.channelID, outTradeNo: outTradeNo))
         }
         if subCode == "ACQ.TRADE_NOT_EXIST" {
             guard verified else { throw .transient(.badSignature, "unsigned not-found response") }
@@ -77,7 +78,7 @@ public enum AlipayQuery {
         throw .permanent(.channelError, detail)
     }
 
-    static func order(from body: JSONValue, outTradeNo: String) throws(QueryError) -> QueriedOrder {
+    static func order(from body: JSONValue, channel: String, outTradeNo: String) throws(QueryError) -> OrderEvidence {
         guard let no = body["out_trade_no"]?.stringValue, no == outTradeNo else {
             throw .permanent(.malformedResponse, "out_trade_no differs from the request")
         }
@@ -88,11 +89,11 @@ public enum AlipayQuery {
             throw .permanent(.malformedResponse, "trade_status")
         }
         let paidAt = body["send_pay_date"]?.stringValue.flatMap(Timestamps.parseAlipay)
-        return QueriedOrder(
-            outTradeNo: no, channelTradeNo: body["trade_no"]?.stringValue,
+        return OrderEvidence(
+            channel: channel, outTradeNo: no, channelTradeNo: body["trade_no"]?.stringValue,
             status: AlipaySignature.status(tradeStatus), amountMinor: amount,
             currency: body["trans_currency"]?.stringValue ?? "CNY",
-            merchant: MerchantIdentity(appID: nil, merchantID: nil), paidAt: paidAt
+            paidAt: paidAt
         )
     }
 }

@@ -1,13 +1,14 @@
+package import PayhookCore
 import Foundation
 
 /// Alipay's signing rules, shared by the adapter, the query client and the channel side.
-enum AlipaySignature {
-    enum Algorithm: Sendable { case rsa2, rsa }
+package enum AlipaySignature {
+    package enum Algorithm: Sendable { case rsa2, rsa }
 
     /// The text Alipay signs: every parameter except `sign` and `sign_type` with a non-empty
     /// value, sorted by key (byte order), joined as `k=v` with `&`, over the raw (decoded)
     /// bytes in the message's charset. nil when a key repeats (ambiguous).
-    static func signContent(_ pairs: [FormEncoding.Pair], excludingSignType: Bool = true) -> [UInt8]? {
+    package static func signContent(_ pairs: [FormEncoding.Pair], excludingSignType: Bool = true) -> [UInt8]? {
         pairs.withUnsafeBufferPointer { buffer in
             signContent(count: buffer.count, key: { buffer[$0].key }, excludingSignType: excludingSignType) { i, out in
                 out.append(contentsOf: buffer[i].value)
@@ -17,7 +18,7 @@ enum AlipaySignature {
 
     /// The same text straight from a decoded form's buffer: keys are compared as bytes and
     /// no `String` is made.
-    static func signContent(_ form: DecodedForm) -> [UInt8]? {
+    package static func signContent(_ form: DecodedForm) -> [UInt8]? {
         form.storage.withUnsafeBufferPointer { storage in
             // Sort (first-8-bytes prefix, index) pairs: one integer compare decides almost
             // every comparison; equal prefixes fall back to the whole key.
@@ -103,14 +104,14 @@ enum AlipaySignature {
         return out
     }
 
-    static func decodeBase64(_ bytes: [UInt8]) -> [UInt8]? { Base64.decode(bytes) }
+    package static func decodeBase64(_ bytes: [UInt8]) -> [UInt8]? { Base64.decode(bytes) }
 
-    static func decodeBase64(_ text: String) -> [UInt8]? { Base64.decode(text) }
+    package static func decodeBase64(_ text: String) -> [UInt8]? { Base64.decode(text) }
 
-    static func base64(_ bytes: [UInt8]) -> String { Data(bytes).base64EncodedString() }
+    package static func base64(_ bytes: [UInt8]) -> String { Data(bytes).base64EncodedString() }
 
     /// Alipay trade status → normalized status.
-    static func status(_ tradeStatus: String) -> PaymentStatus {
+    package static func status(_ tradeStatus: String) -> PaymentStatus {
         switch tradeStatus {
         case "TRADE_SUCCESS", "TRADE_FINISHED": .paid
         case "TRADE_CLOSED": .closed
@@ -119,7 +120,7 @@ enum AlipaySignature {
         }
     }
 
-    static func tradeStatus(_ status: PaymentStatus) -> String {
+    package static func tradeStatus(_ status: PaymentStatus) -> String {
         switch status {
         case .paid: "TRADE_SUCCESS"
         case .closed: "TRADE_CLOSED"
@@ -130,10 +131,10 @@ enum AlipaySignature {
 }
 
 /// The charsets Alipay messages name, and how to read their text.
-enum AlipayCharset: Sendable {
+package enum AlipayCharset: Sendable {
     case utf8, gbk
 
-    init?(name: String) {
+    package init?(name: String) {
         switch name.lowercased() {
         case "utf-8", "utf8": self = .utf8
         case "gbk", "gb2312", "gb18030": self = .gbk
@@ -142,14 +143,14 @@ enum AlipayCharset: Sendable {
     }
 
     /// Text for display fields (`subject`); nil when the bytes are not valid in the charset.
-    func decode(_ bytes: [UInt8]) -> String? {
+    package func decode(_ bytes: [UInt8]) -> String? {
         switch self {
         case .utf8: return Bytes.utf8String(bytes)
         case .gbk: return GBK.decode(bytes)
         }
     }
 
-    func encode(_ text: String) -> [UInt8]? {
+    package func encode(_ text: String) -> [UInt8]? {
         switch self {
         case .utf8: return Array(text.utf8)
         case .gbk: return GBK.encode(text)

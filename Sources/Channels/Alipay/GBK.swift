@@ -1,21 +1,21 @@
-import Foundation
+package import Foundation
 import CoreFoundation
 
 /// GBK text through CoreFoundation's GB 18030 converter (a superset of GBK and GB 2312),
 /// which swift-corelibs-foundation provides on Linux. Only display text goes through here:
 /// signatures are checked over the raw bytes, and identifiers and amounts are ASCII,
 /// identical in both charsets.
-enum GBK {
-    static let encoding = String.Encoding(
+package enum GBK {
+    package static let encoding = String.Encoding(
         rawValue: CFStringConvertEncodingToNSStringEncoding(CFStringEncoding(CFStringEncodings.GB_18030_2000.rawValue))
     )
 
-    static func decode(_ bytes: [UInt8]) -> String? {
+    package static func decode(_ bytes: [UInt8]) -> String? {
         if bytes.allSatisfy({ $0 < 0x80 }) { return String(decoding: bytes, as: UTF8.self) }
         return String(data: Data(bytes), encoding: encoding)
     }
 
-    static func encode(_ text: String) -> [UInt8]? {
+    package static func encode(_ text: String) -> [UInt8]? {
         guard let data = text.data(using: encoding) else { return nil }
         return Array(data)
     }

@@ -1,3 +1,4 @@
+public import PayhookCore
 public import Foundation
 import Crypto
 
@@ -54,19 +55,19 @@ public struct PointsConfiguration: Sendable {
 }
 
 /// The points partner protocol's signing rules (see `Points/PROTOCOL.md`).
-enum PointsSignature {
-    static let partnerHeader = "X-Points-Partner-Id"
-    static let timestampHeader = "X-Points-Timestamp"
-    static let nonceHeader = "X-Points-Nonce"
-    static let signatureHeader = "X-Points-Signature"
-    static let signatureTypeHeader = "X-Points-Signature-Type"
-    static let signatureType = "HMAC-SHA256"
+package enum PointsSignature {
+    package static let partnerHeader = "X-Points-Partner-Id"
+    package static let timestampHeader = "X-Points-Timestamp"
+    package static let nonceHeader = "X-Points-Nonce"
+    package static let signatureHeader = "X-Points-Signature"
+    package static let signatureTypeHeader = "X-Points-Signature-Type"
+    package static let signatureType = "HMAC-SHA256"
 
-    static func sign(_ message: [UInt8], secret: SharedSecret) -> String {
+    package static func sign(_ message: [UInt8], secret: SharedSecret) -> String {
         Bytes.hexLower(HMAC<SHA256>.authenticationCode(for: message, using: secret.key))
     }
 
-    static func headers(message: (String, String) -> [UInt8], partnerID: String, secret: SharedSecret, timestamp: Date, nonce: String) -> [HeaderField] {
+    package static func headers(message: (String, String) -> [UInt8], partnerID: String, secret: SharedSecret, timestamp: Date, nonce: String) -> [HeaderField] {
         let ts = String(Int64(timestamp.timeIntervalSince1970.rounded(.down)))
         return [
             HeaderField(name: partnerHeader, value: partnerID), HeaderField(name: timestampHeader, value: ts),
@@ -76,14 +77,14 @@ enum PointsSignature {
         ]
     }
 
-    static func validNonce(_ nonce: String) -> Bool {
+    package static func validNonce(_ nonce: String) -> Bool {
         (8...64).contains(nonce.utf8.count)
             && nonce.utf8.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x7A) || $0 == 0x5F || $0 == 0x2D }
     }
 
     /// Checks headers and the HMAC (constant-time). `message` builds the signed bytes from
     /// the timestamp and nonce. Order: missing header, type, formats, stale, signature, partner.
-    static func verify(headers: [HeaderField], message: (String, String) -> [UInt8], partnerID: String, secret: SharedSecret, now: Date, maxSkewSeconds: Int) throws(Rejection) {
+    package static func verify(headers: [HeaderField], message: (String, String) -> [UInt8], partnerID: String, secret: SharedSecret, now: Date, maxSkewSeconds: Int) throws(Rejection) {
         guard let partner = headers.first(named: partnerHeader), let timestamp = headers.first(named: timestampHeader),
             let nonce = headers.first(named: nonceHeader), let signatureText = headers.first(named: signatureHeader)
         else { throw .malformed("X-Points-Partner-Id, -Timestamp, -Nonce and -Signature headers are required") }
@@ -102,15 +103,15 @@ enum PointsSignature {
         guard partner == partnerID else { throw Rejection(.merchantMismatch, "X-Points-Partner-Id") }
     }
 
-    static func bodyMessage(_ body: [UInt8]) -> (String, String) -> [UInt8] {
-        { ts, nonce in WeChatPaySignature.responseMessage(timestamp: ts, nonce: nonce, body: body) }
+    package static func bodyMessage(_ body: [UInt8]) -> (String, String) -> [UInt8] {
+        { ts, nonce in SignedMessage.answer(timestamp: ts, nonce: nonce, body: body) }
     }
 
-    static func requestMessage(method: String, target: String, body: [UInt8]) -> (String, String) -> [UInt8] {
-        { ts, nonce in WeChatPaySignature.requestMessage(method: method, target: target, timestamp: ts, nonce: nonce, body: body) }
+    package static func requestMessage(method: String, target: String, body: [UInt8]) -> (String, String) -> [UInt8] {
+        { ts, nonce in SignedMessage.request(method: method, target: target, timestamp: ts, nonce: nonce, body: body) }
     }
 
-    static func status(_ text: String) -> PaymentStatus {
+    package static func status(_ text: String) -> PaymentStatus {
         switch text {
         case "PAID": .paid
         case "CLOSED": .closed
@@ -119,7 +120,7 @@ enum PointsSignature {
         }
     }
 
-    static func statusText(_ status: PaymentStatus) -> String {
+    package static func statusText(_ status: PaymentStatus) -> String {
         switch status {
         case .paid: "PAID"
         case .closed: "CLOSED"
@@ -129,7 +130,7 @@ enum PointsSignature {
     }
 
     /// Reads the order fields shared by notifies and query answers.
-    static func order(_ json: JSONValue, partnerID: String) throws(Rejection) -> (QueriedOrder, points: Int64?) {
+    package static func order(_ json: JSONValue, channel: String, partnerID: String) throws(Rejection) -> (OrderEvidence, points: Int64?) {
         guard case .object = json else { throw .malformed("body is not an object") }
         guard let partner = json["partner_id"]?.stringValue else { throw .malformed("partner_id") }
         guard partner == partnerID else { throw Rejection(.merchantMismatch, "partner_id") }
@@ -148,8 +149,8 @@ enum PointsSignature {
             guard let date = Timestamps.parseRFC3339(text) else { throw .malformed("paid_at") }
             paidAt = date
         }
-        let order = QueriedOrder(
-            outTradeNo: outTradeNo, channelTradeNo: json["points_trade_no"]?.stringValue, status: status(statusText),
+        let order = OrderEvidence(
+            channel: channel, outTradeNo: outTradeNo, channelTradeNo: json["points_trade_no"]?.stringValue, status: status(statusText),
             amountMinor: amount, currency: currency, merchant: MerchantIdentity(appID: nil, merchantID: partner), paidAt: paidAt)
         return (order, points)
     }
@@ -158,11 +159,9 @@ enum PointsSignature {
 /// `type: points`: the points partner (see `Points/PROTOCOL.md`).
 public struct PointsAdapter: ChannelAdapter {
     public let configuration: PointsConfiguration
-    public let transport: any QueryTransport
 
-    public init(configuration: PointsConfiguration, transport: any QueryTransport = HTTPClientTransport()) {
+    public init(configuration: PointsConfiguration) {
         self.configuration = configuration
-        self.transport = transport
     }
 
     public var channelID: String { configuration.channelID }
@@ -178,11 +177,9 @@ public struct PointsAdapter: ChannelAdapter {
         let json: JSONValue
         do { json = try JSONValue.parse(raw.body) } catch { throw .malformed("body is not JSON") }
         guard let eventID = json["event_id"]?.stringValue, !eventID.isEmpty else { throw .malformed("event_id") }
-        let (order, points) = try PointsSignature.order(json, partnerID: configuration.partnerID)
-        return PaymentNotification(
-            channelID: configuration.channelID, channelType: .points, outTradeNo: order.outTradeNo,
-            channelTradeNo: order.channelTradeNo, status: order.status, amountMinor: order.amountMinor,
-            currency: order.currency, merchant: order.merchant, eventID: eventID, paidAt: order.paidAt, points: points)
+        let (order, points) = try PointsSignature.order(json, channel: configuration.channelID,
+                                                        partnerID: configuration.partnerID)
+        return PaymentNotification(evidence: order, channelType: .points, eventID: eventID, points: points)
     }
 
     public func unverifiedOutTradeNo(_ raw: RawCallback) -> String? {
@@ -197,7 +194,6 @@ public struct PointsAdapter: ChannelAdapter {
         try PointsQuery.interpret(response, configuration: configuration, outTradeNo: outTradeNo, now: now)
     }
 
-    public var queryTransport: any QueryTransport { transport }
     public var queryTimeout: Duration { configuration.queryTimeout }
 }
 
@@ -232,8 +228,8 @@ public enum PointsQuery {
         case 200:
             try verified()
             guard let json else { throw .permanent(.malformedResponse, "not JSON") }
-            let order: QueriedOrder
-            do { order = try PointsSignature.order(json, partnerID: configuration.partnerID).0 } catch {
+            let order: OrderEvidence
+            do { order = try PointsSignature.order(json, channel: configuration.channelID, partnerID: configuration.partnerID).0 } catch {
                 throw .permanent(.malformedResponse, error.description)
             }
             guard order.outTradeNo == outTradeNo else { throw .permanent(.malformedResponse, "out_trade_no differs from the request") }
@@ -248,80 +244,5 @@ public enum PointsQuery {
             }
             throw .permanent(code.isEmpty ? .httpStatus : .channelError, detail)
         }
-    }
-}
-
-/// The points partner's side, for the simulator and tests.
-public struct PointsChannelSide: Sendable {
-    public var partnerID: String
-    public var hmacSecret: SharedSecret
-    /// Largest clock distance accepted on query requests. Default 300 s.
-    public var maxClockSkewSeconds: Int
-
-    public init(partnerID: String, hmacSecret: SharedSecret, maxClockSkewSeconds: Int = 300) {
-        self.partnerID = partnerID
-        self.hmacSecret = hmacSecret
-        self.maxClockSkewSeconds = maxClockSkewSeconds
-    }
-
-    func orderJSON(_ order: ChannelOrder, event: (id: String, type: String)?) -> JSONValue {
-        var members: [JSONValue.Member] = []
-        if let event {
-            members.append(.init(key: "event_id", value: .string(event.id)))
-            members.append(.init(key: "event_type", value: .string(event.type)))
-        }
-        members += [
-            .init(key: "partner_id", value: .string(partnerID)), .init(key: "out_trade_no", value: .string(order.outTradeNo)),
-            .init(key: "points_trade_no", value: .string(order.channelTradeNo)),
-            .init(key: "status", value: .string(PointsSignature.statusText(order.status))),
-            .init(key: "amount", value: .string(Money.format(minorUnits: order.amountMinor))),
-            .init(key: "currency", value: .string(order.currency)),
-            .init(key: "points", value: .number(String(order.points ?? order.amountMinor))),
-        ]
-        if let paidAt = order.paidAt { members.append(.init(key: "paid_at", value: .string(Timestamps.formatRFC3339China(paidAt)))) }
-        return .object(members)
-    }
-
-    /// A signed notify: headers and JSON body.
-    public func notify(for order: ChannelOrder, eventID: String, timestamp: Date, nonce: String = Nonce.random(24)) -> (headers: [HeaderField], body: [UInt8]) {
-        let type = order.status == .paid ? "PAYMENT.SUCCEEDED" : "PAYMENT.\(PointsSignature.statusText(order.status))"
-        let body = Array(orderJSON(order, event: (eventID, type)).serialized().utf8)
-        return (signedHeaders(body: body, timestamp: timestamp, nonce: nonce) + [HeaderField(name: "Content-Type", value: "application/json")], body)
-    }
-
-    public func signedHeaders(body: [UInt8], timestamp: Date, nonce: String = Nonce.random(24)) -> [HeaderField] {
-        PointsSignature.headers(message: PointsSignature.bodyMessage(body), partnerID: partnerID, secret: hmacSecret, timestamp: timestamp, nonce: nonce)
-    }
-
-    /// The out_trade_no a query asks for after checking its signature; or the partner's error answer.
-    public func readQueryRequest(_ request: ReceivedRequest, now: Date) -> Result<String, ChannelResponseError> {
-        guard request.method == "GET", let range = request.path.range(of: "/v1/orders/"),
-            let decoded = FormEncoding.percentDecode(Array(request.path[range.upperBound...].utf8)),
-            let outTradeNo = Bytes.utf8String(decoded), !outTradeNo.isEmpty
-        else { return .failure(error(404, "NOT_FOUND", "no such resource", now: now)) }
-        let target = request.query.isEmpty ? request.path : request.path + "?" + request.query
-        do {
-            try PointsSignature.verify(
-                headers: request.headers, message: PointsSignature.requestMessage(method: request.method, target: target, body: request.body),
-                partnerID: partnerID, secret: hmacSecret, now: now, maxSkewSeconds: maxClockSkewSeconds)
-        } catch {
-            return .failure(self.error(401, "SIGN_ERROR", error.reason.rawValue, now: now))
-        }
-        return .success(outTradeNo)
-    }
-
-    /// The signed answer for an order (nil: 404 ORDER_NOT_FOUND); memoizable per order state.
-    public func queryResponse(for order: ChannelOrder?, outTradeNo: String, now: Date) -> ChannelResponse {
-        guard let order else { return error(404, "ORDER_NOT_FOUND", "order not found", now: now).response }
-        let body = Array(orderJSON(order, event: nil).serialized().utf8)
-        return .signedJSON(status: 200, body: body, signedHeaders: signedHeaders(body: body, timestamp: now))
-    }
-
-    public func answerQuery(_ request: ReceivedRequest, now: Date, lookup: (String) -> ChannelOrder?) -> ChannelResponse {
-        readQueryRequest(request, now: now).answer { queryResponse(for: lookup($0), outTradeNo: $0, now: now) }
-    }
-
-    private func error(_ status: Int, _ code: String, _ message: String, now: Date) -> ChannelResponseError {
-        ChannelResponse.signedJSONError(status: status, code: code, message: message) { signedHeaders(body: $0, timestamp: now) }
     }
 }

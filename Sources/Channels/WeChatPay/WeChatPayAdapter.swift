@@ -1,3 +1,4 @@
+public import PayhookCore
 public import Foundation
 
 /// `type: wechatpay_v3`: JSON notifies signed RSA-SHA256 over `timestamp\nnonce\nbody\n`
@@ -5,11 +6,9 @@ public import Foundation
 /// query `GET /v3/pay/transactions/out-trade-no/{no}`; ack HTTP 204.
 public struct WeChatPayAdapter: ChannelAdapter {
     public let configuration: WeChatPayConfiguration
-    public let transport: any QueryTransport
 
-    public init(configuration: WeChatPayConfiguration, transport: any QueryTransport = HTTPClientTransport()) {
+    public init(configuration: WeChatPayConfiguration) {
         self.configuration = configuration
-        self.transport = transport
     }
 
     public var channelID: String { configuration.channelID }
@@ -28,17 +27,13 @@ public struct WeChatPayAdapter: ChannelAdapter {
             return (envelope["id"]?.string, try WeChatPaySignature.decrypt(resource: resource, key: configuration.apiV3Key))
         }
         let order = try Self.transaction(plaintext, configuration: configuration)
-        return PaymentNotification(
-            channelID: configuration.channelID, channelType: .wechatpayV3, outTradeNo: order.outTradeNo,
-            channelTradeNo: order.channelTradeNo, status: order.status, amountMinor: order.amountMinor,
-            currency: order.currency, merchant: order.merchant, eventID: eventID, paidAt: order.paidAt
-        )
+        return PaymentNotification(evidence: order, channelType: .wechatpayV3, eventID: eventID)
     }
 
     /// The transaction in a decrypted resource.
-    static func transaction(_ plaintext: [UInt8], configuration: WeChatPayConfiguration) throws(Rejection) -> QueriedOrder {
+    static func transaction(_ plaintext: [UInt8], configuration: WeChatPayConfiguration) throws(Rejection) -> OrderEvidence {
         try plaintext.withUnsafeBufferPointer { bytes throws(Rejection) in
-            try WeChatPaySignature.transaction(json: UnsafeRawBufferPointer(bytes), mchID: configuration.mchID, appID: configuration.appID)
+            try WeChatPaySignature.transaction(json: UnsafeRawBufferPointer(bytes), channel: configuration.channelID, mchID: configuration.mchID, appID: configuration.appID)
         }
     }
 
@@ -60,7 +55,6 @@ public struct WeChatPayAdapter: ChannelAdapter {
         try WeChatPayQuery.interpret(response, configuration: configuration, outTradeNo: outTradeNo, now: now)
     }
 
-    public var queryTransport: any QueryTransport { transport }
     public var queryTimeout: Duration { configuration.queryTimeout }
 }
 
@@ -78,7 +72,7 @@ public enum WeChatPayQuery {
         while base.hasSuffix("/") { base.removeLast() }
         let target = path(outTradeNo: outTradeNo) + "?mchid=" + FormEncoding.encodePathSegment(configuration.mchID)
         let timestamp = String(Int64(now.timeIntervalSince1970.rounded(.down)))
-        let message = WeChatPaySignature.requestMessage(method: "GET", target: target, timestamp: timestamp, nonce: nonce, body: [])
+        let message = SignedMessage.request(method: "GET", target: target, timestamp: timestamp, nonce: nonce, body: [])
         let signature = Data(key.signSHA256(message)).base64EncodedString()
         let authorization = "\(WeChatPaySignature.signatureType) mchid=\"\(configuration.mchID)\",nonce_str=\"\(nonce)\",signature=\"\(signature)\",timestamp=\"\(timestamp)\",serial_no=\"\(configuration.merchantSerialNo)\""
         return ChannelRequest(
@@ -112,10 +106,10 @@ public enum WeChatPayQuery {
         switch response.status {
         case 200:
             try verified()
-            let order: QueriedOrder
+            let order: OrderEvidence
             do {
                 order = try response.body.withUnsafeBufferPointer { body throws(Rejection) in
-                    try WeChatPaySignature.transaction(json: UnsafeRawBufferPointer(body), mchID: configuration.mchID, appID: configuration.appID)
+                    try WeChatPaySignature.transaction(json: UnsafeRawBufferPointer(body), channel: configuration.channelID, mchID: configuration.mchID, appID: configuration.appID)
                 }
             } catch {
                 throw .permanent(.malformedResponse, error.description)

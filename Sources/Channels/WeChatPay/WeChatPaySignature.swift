@@ -1,32 +1,15 @@
-import Foundation
+package import PayhookCore
+package import Foundation
 import Crypto
 
 /// WeChat Pay APIv3 signing rules, shared by the adapter, the query client and the channel side.
-enum WeChatPaySignature {
-    static let signatureType = "WECHATPAY2-SHA256-RSA2048"
-    static let probePrefix = "WECHATPAY/SIGNTEST/"
-
-    /// `timestamp\nnonce\nbody\n` over the raw body bytes.
-    static func responseMessage(timestamp: String, nonce: String, body: [UInt8]) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(timestamp.utf8.count + nonce.utf8.count + body.count + 3)
-        out.append(contentsOf: timestamp.utf8)
-        out.append(0x0A)
-        out.append(contentsOf: nonce.utf8)
-        out.append(0x0A)
-        out.append(contentsOf: body)
-        out.append(0x0A)
-        return out
-    }
-
-    /// `METHOD\ntarget\ntimestamp\nnonce\nbody\n` for requests.
-    static func requestMessage(method: String, target: String, timestamp: String, nonce: String, body: [UInt8]) -> [UInt8] {
-        Array("\(method)\n\(target)\n".utf8) + responseMessage(timestamp: timestamp, nonce: nonce, body: body)
-    }
+package enum WeChatPaySignature {
+    package static let signatureType = "WECHATPAY2-SHA256-RSA2048"
+    package static let probePrefix = "WECHATPAY/SIGNTEST/"
 
     /// Checks the `Wechatpay-*` headers and the signature over `timestamp\nnonce\nbody\n`.
     /// Order: missing header (malformed), probe, signature type, unknown key, stale, signature.
-    static func verify(headers: [HeaderField], body: [UInt8], keys: [String: RSAPublicKey], now: Date, maxSkewSeconds: Int) throws(Rejection) {
+    package static func verify(headers: [HeaderField], body: [UInt8], keys: [String: RSAPublicKey], now: Date, maxSkewSeconds: Int) throws(Rejection) {
         let signed = SignedHeaders(headers)
         guard let timestamp = signed.timestamp, let nonce = signed.nonce, let signatureText = signed.signature, let serial = signed.serial
         else { throw .malformed("Wechatpay-Timestamp, -Nonce, -Signature and -Serial headers are required") }
@@ -45,19 +28,19 @@ enum WeChatPaySignature {
         guard let signature = Base64.decode(signatureText), !signature.isEmpty else {
             throw .malformed("Wechatpay-Signature is not base64")
         }
-        guard key.isValidSHA256Signature(Array(signature), for: responseMessage(timestamp: timestamp, nonce: nonce, body: body)) else {
+        guard key.isValidSHA256Signature(Array(signature), for: SignedMessage.answer(timestamp: timestamp, nonce: nonce, body: body)) else {
             throw Rejection(.badSignature)
         }
     }
 
     /// The `Wechatpay-*` headers, found in one pass over the request's (names compared
     /// case-insensitively, the first of each kept).
-    struct SignedHeaders {
+    package struct SignedHeaders {
         var timestamp, nonce, signature, serial, signatureType: String?
 
         init(_ headers: [HeaderField]) {
             func keep(_ slot: inout String?, _ field: HeaderField, _ name: String) {
-                if slot == nil, asciiCaseInsensitiveEquals(field.name, name) { slot = field.value }
+                if slot == nil, HeaderField.namesEqual(field.name, name) { slot = field.value }
             }
             for field in headers {
                 switch field.name.utf8.count {  // the names' lengths tell them apart, but for two
@@ -75,7 +58,7 @@ enum WeChatPaySignature {
 
     /// AEAD_AES_256_GCM: base64 ciphertext with the 16-byte tag appended, the nonce's 12
     /// text bytes, `associated_data` text as AAD.
-    static func decrypt(resource: JSONObjectView, key: SharedSecret) throws(Rejection) -> [UInt8] {
+    package static func decrypt(resource: JSONObjectView, key: SharedSecret) throws(Rejection) -> [UInt8] {
         guard let algorithm = resource["algorithm"], algorithm.isString, let ciphertext = resource["ciphertext"], ciphertext.isString,
             let nonce = resource["nonce"], nonce.isString
         else { throw .malformed("resource fields") }
@@ -97,7 +80,7 @@ enum WeChatPaySignature {
         return plaintext
     }
 
-    static func encrypt(plaintext: [UInt8], key: SharedSecret, nonce: String, associatedData: String) -> String {
+    package static func encrypt(plaintext: [UInt8], key: SharedSecret, nonce: String, associatedData: String) -> String {
         // Sealing with a 32-byte key and a valid nonce does not fail.
         let box = try! AES.GCM.seal(plaintext, using: key.key, nonce: try! AES.GCM.Nonce(data: Array(nonce.utf8)), authenticating: Array(associatedData.utf8))
         return (box.ciphertext + box.tag).base64EncodedString()
@@ -108,13 +91,13 @@ enum WeChatPaySignature {
         ("SUCCESS", .paid), ("CLOSED", .closed), ("REVOKED", .closed), ("NOTPAY", .pending), ("USERPAYING", .pending),
     ]
 
-    static func status(_ tradeState: JSONSpan) -> PaymentStatus? {
+    package static func status(_ tradeState: JSONSpan) -> PaymentStatus? {
         guard tradeState.isString else { return nil }
         for known in tradeStates where tradeState.isString(known.text) { return known.status }
         return tradeState.string.map { .other($0) }
     }
 
-    static func tradeState(_ status: PaymentStatus) -> String {
+    package static func tradeState(_ status: PaymentStatus) -> String {
         switch status {
         case .paid: "SUCCESS"
         case .closed: "CLOSED"
@@ -125,7 +108,7 @@ enum WeChatPaySignature {
 
     /// Reads a transaction object (decrypted notify resource or query answer). Values equal to
     /// the configured ones are compared in place and the configured strings reused.
-    static func transaction(_ tx: JSONObjectView, mchID: String, appID: String) throws(Rejection) -> QueriedOrder {
+    package static func transaction(_ tx: JSONObjectView, channel: String, mchID: String, appID: String) throws(Rejection) -> OrderEvidence {
         guard let txMch = tx["mchid"], txMch.isString, let txApp = tx["appid"], txApp.isString else { throw .malformed("mchid/appid") }
         guard txMch.isString(mchID) else { throw Rejection(.merchantMismatch, "mchid") }
         guard txApp.isString(appID) else { throw Rejection(.merchantMismatch, "appid") }
@@ -144,20 +127,20 @@ enum WeChatPaySignature {
             guard let date = time.withStringBytes(Timestamps.parseRFC3339) ?? nil else { throw .malformed("success_time") }
             paidAt = date
         }
-        return QueriedOrder(
-            outTradeNo: outTradeNo, channelTradeNo: tx["transaction_id"]?.string, status: status,
+        return OrderEvidence(
+            channel: channel, outTradeNo: outTradeNo, channelTradeNo: tx["transaction_id"]?.string, status: status,
             amountMinor: total, currency: currency, merchant: MerchantIdentity(appID: appID, merchantID: mchID), paidAt: paidAt
         )
     }
 
     /// Reads a transaction from JSON bytes; malformed when they are not a JSON object.
-    static func transaction(json: UnsafeRawBufferPointer, mchID: String, appID: String) throws(Rejection) -> QueriedOrder {
+    package static func transaction(json: UnsafeRawBufferPointer, channel: String, mchID: String, appID: String) throws(Rejection) -> OrderEvidence {
         guard let tx = JSONObjectView(json) else { throw .malformed("transaction is not a JSON object") }
-        return try transaction(tx, mchID: mchID, appID: appID)
+        return try transaction(tx, channel: channel, mchID: mchID, appID: appID)
     }
 
     /// Parses `WECHATPAY2-SHA256-RSA2048 k="v",k="v"`.
-    static func parseAuthorization(_ header: String) -> [String: String]? {
+    package static func parseAuthorization(_ header: String) -> [String: String]? {
         guard header.hasPrefix(signatureType + " ") else { return nil }
         var out: [String: String] = [:]
         for part in header.dropFirst(signatureType.count + 1).split(separator: ",") {

@@ -1,3 +1,5 @@
+public import Channels
+public import PayhookCore
 public import Foundation
 
 /// An order as a simulated channel knows it.

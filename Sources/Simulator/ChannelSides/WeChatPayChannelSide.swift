@@ -1,3 +1,5 @@
+public import Channels
+public import PayhookCore
 public import Foundation
 
 /// WeChat Pay's side, for the simulator and tests: signs notifies (resource encrypted),
@@ -7,13 +9,13 @@ public struct WeChatPayChannelSide: Sendable {
     /// (a certificate serial or a `PUB_KEY_ID_…`).
     public var signingKey: RSAPrivateKey
     public var signingSerial: String
-    public var apiV3Key: SharedSecret
+    public var apiV3Key: Channels.SharedSecret
     /// The merchant's public key, to check query requests' `Authorization`; nil skips the check.
     public var merchantPublicKey: RSAPublicKey?
     public var mchID: String
     public var appID: String
 
-    public init(signingKey: RSAPrivateKey, signingSerial: String, apiV3Key: SharedSecret, merchantPublicKey: RSAPublicKey?, mchID: String, appID: String) {
+    public init(signingKey: RSAPrivateKey, signingSerial: String, apiV3Key: Channels.SharedSecret, merchantPublicKey: RSAPublicKey?, mchID: String, appID: String) {
         self.signingKey = signingKey
         self.signingSerial = signingSerial
         self.apiV3Key = apiV3Key
@@ -66,7 +68,7 @@ public struct WeChatPayChannelSide: Sendable {
     /// `Wechatpay-*` headers signing `body` at `timestamp`.
     public func signedHeaders(body: [UInt8], timestamp: Date, nonce: String = Nonce.random(32)) -> [HeaderField] {
         let ts = String(Int64(timestamp.timeIntervalSince1970.rounded(.down)))
-        let signature = Data(signingKey.signSHA256(WeChatPaySignature.responseMessage(timestamp: ts, nonce: nonce, body: body))).base64EncodedString()
+        let signature = Data(signingKey.signSHA256(SignedMessage.answer(timestamp: ts, nonce: nonce, body: body))).base64EncodedString()
         return [
             HeaderField(name: "Wechatpay-Timestamp", value: ts), HeaderField(name: "Wechatpay-Nonce", value: nonce),
             HeaderField(name: "Wechatpay-Signature", value: signature), HeaderField(name: "Wechatpay-Serial", value: signingSerial),
@@ -93,7 +95,7 @@ public struct WeChatPayChannelSide: Sendable {
                 let signatureText = fields["signature"], let signature = Data(base64Encoded: signatureText)
             else { return .failure(error(401, "SIGN_ERROR", "Authorization", now: now)) }
             let target = request.query.isEmpty ? request.path : request.path + "?" + request.query
-            let message = WeChatPaySignature.requestMessage(method: request.method, target: target, timestamp: timestamp, nonce: nonce, body: request.body)
+            let message = SignedMessage.request(method: request.method, target: target, timestamp: timestamp, nonce: nonce, body: request.body)
             guard merchantPublicKey.isValidSHA256Signature(Array(signature), for: message) else {
                 return .failure(error(401, "SIGN_ERROR", "signature", now: now))
             }
