@@ -200,7 +200,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "DrainBenchmark",
-            dependencies: ["CallbackQueue", "Channels", "PayhookCore", "Postgres", "Simulator"],
+            dependencies: ["CallbackQueue", "Channels", "PayhookCore", "Postgres", "Simulator", "Workers"],
             path: "Benchmarks/DrainBenchmark",
             swiftSettings: swiftSettings
         ),
@@ -213,8 +213,7 @@ let package = Package(
         // Starts throwaway PostgreSQL clusters and databases for the tests.
         .target(
             name: "PostgresTestSupport",
-            dependencies: [
-                "PayhookCore","Postgres", "CallbackQueue"],
+            dependencies: ["Postgres", "Workers"],
             path: "Tests/PostgresTestSupport",
             swiftSettings: swiftSettings
         ),
@@ -253,6 +252,7 @@ let package = Package(
         .testTarget(
             name: "ReceiverTests",
             dependencies: [
+                "Workers",
                 "PayhookCore",
                 "Receiver", "CallbackQueue", "Channels", "PayhookConfig", "Postgres", "PostgresTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),

@@ -12,6 +12,7 @@ import Foundation
 import PayhookCore
 import Postgres
 import Simulator
+import Workers
 
 struct Options {
     var databaseURL = ""
@@ -61,7 +62,7 @@ final class Slots<Value>: @unchecked Sendable {
 
 let options = Options(CommandLine.arguments)
 let connection = try Connection(options.databaseURL)
-try Migrations.apply(on: connection)
+try PayhookSchema.migrate(on: connection)
 try connection.execute(script: "TRUNCATE callback_payloads, callback_jobs, callback_attempts, order_events, orders")
 
 let channels = SimulatedChannels.generate()

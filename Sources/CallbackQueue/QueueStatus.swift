@@ -13,8 +13,6 @@ public struct QueueStatus: Sendable {
     /// Seconds since the oldest due row (pending and due, or an expired lease) became due.
     public let oldestDueSeconds: Double?
     public let dead: Int64
-    /// Orders events flagged as conflicts.
-    public let flaggedConflicts: Int64
     /// Attempts finished as `done` in the last 60 seconds, per second.
     public let donePerSecondLastMinute: Double
 
@@ -57,12 +55,10 @@ public struct QueueStatus: Sendable {
             SELECT
             \(oldestDueSQL),
               (SELECT count(*) FROM callback_jobs WHERE state = 'dead'),
-              (SELECT count(*) FROM order_events WHERE flagged),
               (SELECT count(*) FROM callback_attempts
                  WHERE finished_at > now() - interval '60 seconds' AND outcome = 'done')
             """)[0]
         return QueueStatus(counts: counts, oldestDueSeconds: try summary.decode(0), dead: try summary.decode(1),
-                           flaggedConflicts: try summary.decode(2),
-                           donePerSecondLastMinute: Double(try summary.decode(3, as: Int64.self)) / 60)
+                           donePerSecondLastMinute: Double(try summary.decode(2, as: Int64.self)) / 60)
     }
 }

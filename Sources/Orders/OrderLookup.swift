@@ -27,6 +27,11 @@ public enum OrderLookup {
         public let events: [Event]
     }
 
+    /// Order events flagged as conflicts, for `payhook status`.
+    public static func flaggedConflicts(on connection: Connection) throws(PostgresError) -> Int64 {
+        try connection.query("SELECT count(*) FROM order_events WHERE flagged")[0].decode(0)
+    }
+
     public static func find(_ id: String, on connection: Connection) throws(PostgresError) -> Order? {
         let found = try connection.query("""
             SELECT out_trade_no, channel, channel_trade_no, amount_minor, currency, status, created_at, paid_at,

@@ -1,7 +1,7 @@
 import ArgumentParser
-import CallbackQueue
 import PayhookConfig
 import Postgres
+import Workers
 
 struct Migrate: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -12,7 +12,7 @@ struct Migrate: ParsableCommand {
     func run() throws {
         let configuration = try options.load()
         let connection = try Connection(configuration.database.url)
-        let applied = try Migrations.apply(on: connection)
+        let applied = try PayhookSchema.migrate(on: connection)
         print(applied.isEmpty ? "schema is up to date" : "applied: \(applied.joined(separator: ", "))")
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import CallbackQueue
 import Foundation
+import Orders
 import PayhookConfig
 import Postgres
 
@@ -23,7 +24,7 @@ struct Status: ParsableCommand {
         let oldest = status.oldestDueSeconds.map { String(format: "%.1f s", $0) } ?? "none due"
         print("oldest due:        \(oldest)")
         print("dead:              \(status.dead)")
-        print("flagged conflicts: \(status.flaggedConflicts)")
+        print("flagged conflicts: \(try OrderLookup.flaggedConflicts(on: connection))")
         print("done per second:   \(String(format: "%.1f", status.donePerSecondLastMinute)) (last minute)")
     }
 }

@@ -60,7 +60,7 @@ import Testing
         defer { cluster.remove() }
         let admin = try Connection(cluster.url())
         try admin.query("CREATE DATABASE payhook")
-        try Migrations.apply(on: try Connection(cluster.url(database: "payhook")))
+        try SchemaMigrations.apply(QueueSchema.migrations, on: try Connection(cluster.url(database: "payhook")))
 
         var configuration = Enqueuer.Configuration(connection: .init(conninfo: cluster.url(database: "payhook")))
         configuration.commitTimeout = .seconds(1)

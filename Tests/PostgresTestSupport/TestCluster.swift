@@ -1,6 +1,6 @@
-import CallbackQueue
-public import Foundation
+import Foundation
 public import Postgres
+import Workers
 
 /// A throwaway PostgreSQL cluster of the tests' own, run through `Deploy/pg-cluster`,
 /// for tests that stop or crash the server.
@@ -84,7 +84,7 @@ public struct TestDatabase: Sendable {
         let database = TestDatabase(name: name, url: url, adminURL: adminURL)
         if migrated {
             let connection = try database.connect()
-            try Migrations.apply(on: connection)
+            try PayhookSchema.migrate(on: connection)
         }
         return database
     }

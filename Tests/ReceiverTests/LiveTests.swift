@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import CallbackQueue
+import Workers
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -52,7 +53,7 @@ import Testing
         defer { cluster.remove() }
         try Connection(cluster.url()).query("CREATE DATABASE payhook")
         let url = cluster.url(database: "payhook")
-        try Migrations.apply(on: try Connection(url))
+        try PayhookSchema.migrate(on: try Connection(url))
         let harness = try ReceiverHarness(databaseURL: url)
         let tally = Locked(StreamTally())
         try await harness.application().test(.live) { client in

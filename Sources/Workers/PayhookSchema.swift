@@ -1,0 +1,14 @@
+import CallbackQueue
+import Orders
+public import Postgres
+
+/// Every component's migrations, for `payhook migrate` and the tests: the queue first
+/// (the orders' events reference its payloads), then the orders.
+public enum PayhookSchema {
+    public static let migrations: [SchemaMigration] = QueueSchema.migrations + OrderSchema.migrations
+
+    @discardableResult
+    public static func migrate(on connection: Connection) throws(PostgresError) -> [String] {
+        try SchemaMigrations.apply(migrations, on: connection)
+    }
+}
