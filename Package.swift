@@ -113,7 +113,6 @@ let package = Package(
                 "Channels",
                 "PayhookCore",
                 "Orders",
-                "PayhookConfig",
                 "Postgres",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -127,7 +126,10 @@ let package = Package(
                 "CallbackQueue",
                 "Channels",
                 "PayhookCore",
-                .product(name: "Yams", package: "Yams")
+                "Postgres",
+                "Receiver",
+                "Workers",
+                .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -138,7 +140,6 @@ let package = Package(
                 "CallbackQueue",
                 "Channels",
                 "Orders",
-                "PayhookConfig",
                 "Postgres",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -153,6 +154,7 @@ let package = Package(
         .target(
             name: "Simulator",
             dependencies: [
+                "PayhookConfig",
                 "ChannelClients",
                 "Channels",
                 "PayhookCore",
@@ -232,7 +234,7 @@ let package = Package(
         // libFuzzer target over the channel adapters (see Sources/Channels/FUZZING.md).
         .executableTarget(
             name: "ChannelFuzz",
-            dependencies: ["Channels", "PayhookCore", "Simulator"],
+            dependencies: ["Channels", "PayhookConfig", "PayhookCore", "Simulator"],
             path: "Tests/ChannelFuzz",
             swiftSettings: swiftSettings
         ),
@@ -272,7 +274,6 @@ let package = Package(
         .testTarget(
             name: "WorkersTests",
             dependencies: [
-                "PayhookCore",
                 "Workers", "Orders", "CallbackQueue", "Channels", "PayhookCore", "Postgres", "PostgresTestSupport",
             ],
             swiftSettings: swiftSettings
@@ -298,6 +299,7 @@ let package = Package(
         .testTarget(
             name: "SimulatorTests",
             dependencies: [
+                "Receiver",
                 "ChannelClients",
                 "PayhookCore",
                 "Simulator", "Channels", "Postgres", "PostgresTestSupport", "CallbackQueue", "PayhookConfig",
@@ -310,6 +312,8 @@ let package = Package(
         .testTarget(
             name: "PayhookConfigTests",
             dependencies: [
+                "Postgres",
+                "Receiver", "Workers",
                 "PayhookCore","PayhookConfig", "CallbackQueue", "Channels"],
             swiftSettings: swiftSettings
         ),

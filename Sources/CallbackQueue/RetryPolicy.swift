@@ -2,13 +2,13 @@
 /// full jitter (a uniform pick in `0...delay`), and at most `maxAttempts` attempts.
 public struct RetryPolicy: Sendable, Equatable {
     /// Delay cap before jitter for the first retry. Default 5 s.
-    public var baseSeconds: Double = 5
+    public var baseSeconds: Double
     /// Growth per attempt. Default 2.
-    public var factor: Double = 2
+    public var factor: Double
     /// Upper bound of any delay. Default 3600 s.
-    public var maxDelaySeconds: Double = 3600
+    public var maxDelaySeconds: Double
     /// Attempts in all, the first included; the next failure after the last is `dead`. Default 12.
-    public var maxAttempts: Int = 12
+    public var maxAttempts: Int
 
     public init(baseSeconds: Double = 5, factor: Double = 2, maxDelaySeconds: Double = 3600, maxAttempts: Int = 12) {
         self.baseSeconds = baseSeconds

@@ -21,7 +21,7 @@ public struct KeyLoadError: Error, Sendable, Hashable, CustomStringConvertible {
         return problem
     }
 
-    func naming(_ file: String) -> KeyLoadError { KeyLoadError(file: file, problem: problem) }
+    package func naming(_ file: String) -> KeyLoadError { KeyLoadError(file: file, problem: problem) }
 }
 
 /// An RSA public key (2048 bits or more) for verifying PKCS#1 v1.5 signatures.
@@ -194,73 +194,4 @@ public struct CertificateKey: Sendable {
         publicKey = RSAPublicKey(rsa)
         notValidAfter = certificate.notValidAfter
     }
-}
-
-/// Reads key files, naming the file in every error.
-public enum KeyFiles {
-    public static func readText(_ path: String) throws(KeyLoadError) -> String {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw KeyLoadError(file: path, problem: "cannot be read (missing or no permission)")
-        }
-        guard let text = String(data: data, encoding: .utf8) else {
-            throw KeyLoadError(file: path, problem: "is not UTF-8 text")
-        }
-        return text
-    }
-
-    public static func publicKey(_ path: String) throws(KeyLoadError) -> RSAPublicKey {
-        let text = try readText(path)
-        do { return try RSAPublicKey(pemRepresentation: text) } catch { throw error.naming(path) }
-    }
-
-    public static func privateKey(_ path: String) throws(KeyLoadError) -> RSAPrivateKey {
-        let text = try readText(path)
-        do { return try RSAPrivateKey(pemRepresentation: text) } catch { throw error.naming(path) }
-    }
-
-    public static func certificate(_ path: String) throws(KeyLoadError) -> CertificateKey {
-        let text = try readText(path)
-        do { return try CertificateKey(pemRepresentation: text) } catch { throw error.naming(path) }
-    }
-
-    /// A secret file: its content with surrounding whitespace (a trailing newline) removed.
-    public static func secret(_ path: String, requiredLength: Int? = nil) throws(KeyLoadError) -> SharedSecret {
-        let text = try readText(path).trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !text.isEmpty else { throw KeyLoadError(file: path, problem: "is empty") }
-        if let requiredLength, text.utf8.count != requiredLength {
-            throw KeyLoadError(file: path, problem: "must hold exactly \(requiredLength) bytes of text, holds \(text.utf8.count)")
-        }
-        return SharedSecret(text: text)
-    }
-}
-
-/// A configuration value that is wrong, naming the YAML key (and file, where one is involved).
-public struct ChannelConfigurationError: Error, Sendable, Hashable, CustomStringConvertible {
-    /// The YAML key, e.g. `channels[alipay].alipay_public_key_file`.
-    public var key: String
-    public var problem: String
-
-    public init(key: String, problem: String) {
-        self.key = key
-        self.problem = problem
-    }
-
-    public var description: String { "\(key): \(problem)" }
-}
-
-func loadKey<T>(_ channelID: String, _ key: String, _ body: () throws(KeyLoadError) -> T) throws(ChannelConfigurationError) -> T {
-    do { return try body() } catch {
-        throw ChannelConfigurationError(key: "channels[\(channelID)].\(key)", problem: error.description)
-    }
-}
-
-func parseAllowedIPs(_ channelID: String, _ entries: [String]) throws(ChannelConfigurationError) -> [CIDR] {
-    var out: [CIDR] = []
-    for entry in entries {
-        guard let cidr = CIDR.parse(entry) else {
-            throw ChannelConfigurationError(key: "channels[\(channelID)].allowed_ips", problem: "'\(entry)' is not an IPv4 or IPv6 CIDR")
-        }
-        out.append(cidr)
-    }
-    return out
 }

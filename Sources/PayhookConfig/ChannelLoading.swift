@@ -1,49 +1,108 @@
 public import Channels
-import PayhookCore
 import Foundation
+import PayhookCore
 
-extension ChannelConfiguration {
-    /// Reads this channel's key files and builds the adapter's configuration. Errors name
-    /// the channel's key (`channels[1].app_private_key_file`) and the file, never key bytes.
-    public func load() throws(ConfigError) -> Channels.ChannelConfiguration {
-        func optionalInt(_ key: String) -> Int? { integer(key) }
-        do {
-            switch type {
-            case .alipay:
-                return .alipay(try AlipayConfiguration.load(
-                    channelID: id, appID: required("app_id"), sellerID: settings["seller_id"],
-                    alipayPublicKeyFile: required("alipay_public_key_file"),
-                    appPrivateKeyFile: required("app_private_key_file"), gatewayURL: required("gateway_url"),
-                    allowedIPs: allowedIPs, queryTimeoutMs: optionalInt("query_timeout_ms"),
-                    allowSHA1SignType: settings["allow_sign_type_rsa"] == "true"))
-            case .wechatpayV3:
-                return .wechatPay(try WeChatPayConfiguration.load(
-                    channelID: id, mchID: required("mchid"), appID: required("appid"),
-                    apiV3KeyFile: required("apiv3_key_file"),
-                    platformPublicKeyFiles: maps["platform_public_key_files"] ?? [:],
-                    merchantPrivateKeyFile: required("merchant_private_key_file"),
-                    merchantSerialNo: required("merchant_serial_no"), apiBaseURL: required("api_base_url"),
-                    allowedIPs: allowedIPs, maxClockSkewSeconds: optionalInt("max_clock_skew_seconds"),
-                    queryTimeoutMs: optionalInt("query_timeout_ms")))
-            case .points:
-                return .points(try PointsConfiguration.load(
-                    channelID: id, partnerID: required("partner_id"), hmacSecretFile: required("hmac_secret_file"),
-                    apiBaseURL: required("api_base_url"), allowedIPs: allowedIPs,
-                    maxClockSkewSeconds: optionalInt("max_clock_skew_seconds"),
-                    queryTimeoutMs: optionalInt("query_timeout_ms")))
-            }
-        } catch {
-            // The adapters name keys as channels[<id>].key; the file names them by position.
-            let key = error.key.replacingOccurrences(of: "channels[\(id)]", with: keyPath)
-            throw ConfigError(key: key, problem: error.problem)
+extension ChannelSettings {
+    /// Reads this channel's key files and builds its adapter's configuration. Errors name
+    /// the channel's key (`channels[1].app_private_key_file`) and the file, never key bytes;
+    /// a setting the file leaves out keeps the adapter configuration's default.
+    public func load() throws(ConfigError) -> ChannelConfiguration {
+        switch type {
+        case .alipay: .alipay(try loadAlipay())
+        case .wechatpayV3: .wechatPay(try loadWeChatPay())
+        case .points: .points(try loadPoints())
         }
+    }
+
+    private func loadAlipay() throws(ConfigError) -> AlipayConfiguration {
+        let sellerID = settings["seller_id"].flatMap { $0.isEmpty ? nil : $0 }
+        var configuration = AlipayConfiguration(
+            channelID: id, appID: required("app_id"), sellerID: sellerID,
+            alipayPublicKey: try file("alipay_public_key_file", KeyFiles.publicKey),
+            appPrivateKey: try file("app_private_key_file", KeyFiles.privateKey),
+            gatewayURL: required("gateway_url"), allowedIPs: try allowlist())
+        if let milliseconds = integer("query_timeout_ms") { configuration.queryTimeout = .milliseconds(milliseconds) }
+        switch settings["allow_sign_type_rsa"] {
+        case nil, "false": break
+        case "true": configuration.allowSHA1SignType = true
+        default: throw ConfigError(key: key("allow_sign_type_rsa"), problem: "must be true or false")
+        }
+        return configuration
+    }
+
+    /// A `platform_public_key_files` entry may be a certificate (its serial must equal the
+    /// entry's name) or a public key.
+    private func loadWeChatPay() throws(ConfigError) -> WeChatPayConfiguration {
+        var platformKeys: [String: RSAPublicKey] = [:]
+        for (name, path) in (maps["platform_public_key_files"] ?? [:]).sorted(by: { $0.key < $1.key }) {
+            let entry = "platform_public_key_files[\(name)]"
+            let text = try read(entry) { () throws(KeyLoadError) in try KeyFiles.readText(path) }
+            if text.contains("-----BEGIN CERTIFICATE-----") {
+                let certificate = try read(entry) { () throws(KeyLoadError) in try KeyFiles.certificate(path) }
+                guard certificate.serial == WeChatPayConfiguration.normalizeSerial(name) else {
+                    throw ConfigError(key: key(entry), problem: "\(path): certificate serial is \(certificate.serial), not \(name)")
+                }
+                platformKeys[certificate.serial] = certificate.publicKey
+            } else {
+                platformKeys[name] = try read(entry) { () throws(KeyLoadError) in try KeyFiles.publicKey(path) }
+            }
+        }
+        var configuration = WeChatPayConfiguration(
+            channelID: id, mchID: required("mchid"), appID: required("appid"),
+            apiV3Key: try read("apiv3_key_file") { () throws(KeyLoadError) in
+                try KeyFiles.secret(required("apiv3_key_file"), requiredLength: 32)
+            },
+            platformKeys: platformKeys, merchantPrivateKey: try file("merchant_private_key_file", KeyFiles.privateKey),
+            merchantSerialNo: required("merchant_serial_no"), apiBaseURL: required("api_base_url"),
+            allowedIPs: try allowlist())
+        if let seconds = integer("max_clock_skew_seconds") { configuration.maxClockSkewSeconds = seconds }
+        if let milliseconds = integer("query_timeout_ms") { configuration.queryTimeout = .milliseconds(milliseconds) }
+        return configuration
+    }
+
+    private func loadPoints() throws(ConfigError) -> PointsConfiguration {
+        let baseURL = required("api_base_url")
+        guard baseURL.hasPrefix("http://") || baseURL.hasPrefix("https://") else {
+            throw ConfigError(key: key("api_base_url"), problem: "must be an http(s) URL")
+        }
+        var configuration = PointsConfiguration(
+            channelID: id, partnerID: required("partner_id"),
+            hmacSecret: try read("hmac_secret_file") { () throws(KeyLoadError) in
+                try KeyFiles.secret(required("hmac_secret_file"))
+            },
+            apiBaseURL: baseURL, allowedIPs: try allowlist())
+        if let seconds = integer("max_clock_skew_seconds") { configuration.maxClockSkewSeconds = seconds }
+        if let milliseconds = integer("query_timeout_ms") { configuration.queryTimeout = .milliseconds(milliseconds) }
+        return configuration
+    }
+
+    private func key(_ name: String) -> String { "\(keyPath).\(name)" }
+
+    /// The key file the setting `name` names, read by `reader`.
+    private func file<Key>(_ name: String, _ reader: (String) throws(KeyLoadError) -> Key) throws(ConfigError) -> Key {
+        try read(name) { () throws(KeyLoadError) in try reader(required(name)) }
+    }
+
+    private func read<Value>(_ name: String, _ body: () throws(KeyLoadError) -> Value) throws(ConfigError) -> Value {
+        do { return try body() } catch { throw ConfigError(key: key(name), problem: error.description) }
+    }
+
+    private func allowlist() throws(ConfigError) -> [CIDR] {
+        var networks: [CIDR] = []
+        for (index, entry) in allowedIPs.enumerated() {
+            guard let cidr = CIDR.parse(entry) else {
+                throw ConfigError(key: key("allowed_ips[\(index)]"), problem: "'\(entry)' is not an IPv4 or IPv6 CIDR")
+            }
+            networks.append(cidr)
+        }
+        return networks
     }
 }
 
 extension PayhookConfiguration {
     /// Every configured channel with its keys loaded.
-    public func loadChannels() throws(ConfigError) -> [Channels.ChannelConfiguration] {
-        var loaded: [Channels.ChannelConfiguration] = []
+    public func loadChannels() throws(ConfigError) -> [ChannelConfiguration] {
+        var loaded: [ChannelConfiguration] = []
         for channel in channels { loaded.append(try channel.load()) }
         return loaded
     }

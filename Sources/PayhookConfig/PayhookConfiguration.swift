@@ -1,66 +1,18 @@
 public import CallbackQueue
-public import PayhookCore
+public import Channels
 public import Foundation
+public import PayhookCore
+public import Postgres
+public import Receiver
+public import Workers
 
-/// Everything `payhook` reads from `payhook.yaml`, after environment overrides.
-public struct PayhookConfiguration: Sendable, Equatable {
+/// Everything `payhook` reads from `payhook.yaml`, after environment overrides, mapped onto
+/// each component's own `Configuration`. Those hold the only copy of every default: a key
+/// the file leaves out keeps the component's default.
+public struct PayhookConfiguration: Sendable {
     public struct Database: Sendable, Equatable {
         /// `postgres://` URL or key/value conninfo. Required (file or `PAYHOOK_DATABASE_URL`).
         public var url: String
-    }
-
-    public struct Receiver: Sendable, Equatable {
-        /// Default `127.0.0.1`.
-        public var host = "127.0.0.1"
-        /// Default 8080.
-        public var port = 8080
-        /// Bodies above this are refused with 413 and not stored. Default 65536.
-        public var maxBodyBytes = 65536
-        /// CIDRs whose X-Forwarded-For is believed. Default none.
-        public var trustedProxies: [String] = []
-        /// How long a request waits for its commit before 503. Default 2000 ms.
-        public var commitTimeoutMilliseconds = 2000
-        /// Group-commit writer connections. Default 1.
-        public var enqueueWriters = 1
-        /// Most callbacks in one commit. Default 64.
-        public var enqueueBatchSize = 64
-        /// A request must arrive whole within this. Default 10 s.
-        public var readTimeoutSeconds = 10
-    }
-
-    public struct Worker: Sendable, Equatable {
-        /// Worker threads, each with its own connection. Default 4.
-        public var threads = 4
-        /// Most callbacks claimed at once. Default 64.
-        public var batchSize = 64
-        /// How long a claim holds a callback. Default 30 s.
-        public var leaseSeconds = 30
-        /// Poll interval besides LISTEN/NOTIFY. Default 500 ms.
-        public var pollIntervalMilliseconds = 500
-        /// Attempts a callback for an order not (yet) in `orders` gets before it is dead:
-        /// the site's order insert may race its callback. Default 5.
-        public var unknownOrderAttempts = 5
-        /// `host:port` serving `/metrics` and `/healthz` for `payhook work`; nil serves none.
-        /// (`payhook run` shares the receiver's.) Default nil.
-        public var metricsListen: String?
-    }
-
-    /// The reconciliation sweeper: orders still `created` are asked about at their channel.
-    public struct Reconcile: Sendable, Equatable {
-        /// Off for installs that reconcile elsewhere. Default true.
-        public var enabled = true
-        /// An order is first queried this long after its creation. Default 600 s.
-        public var afterSeconds = 600
-        /// At most one query per order per this, also after a forged callback. Default 600 s.
-        public var everySeconds = 600
-        /// Orders older than this are left alone. Default 72 h.
-        public var maxAgeHours = 72
-        /// Orders queried per sweep. Default 100.
-        public var batchSize = 100
-        /// Time between sweeps. Default 30 s.
-        public var sweepIntervalSeconds = 30
-
-        public init() {}
     }
 
     public struct Admin: Sendable, Equatable {
@@ -69,22 +21,27 @@ public struct PayhookConfiguration: Sendable, Equatable {
     }
 
     public var database: Database
-    public var receiver = Receiver()
-    public var worker = Worker()
-    /// The `retry:` block.
-    public var retry = RetryPolicy()
-    public var reconcile = Reconcile()
+    /// `receiver:` (listening, limits, proxies) and the channel ids from `channels:`.
+    public var receiver: Receiver.Configuration
+    /// `receiver:`'s group-commit settings.
+    public var enqueuer: Enqueuer.Configuration
+    /// `worker:`, `retry:` and `reconcile:`.
+    public var worker: WorkerConfiguration
+    /// `worker.metrics_listen`: where `payhook work` serves `/metrics` and `/healthz`; nil
+    /// serves none (`payhook run` shares the receiver's). Default nil.
+    public var workerMetricsListen: (host: String, port: Int)?
     public var admin = Admin()
-    public var channels: [ChannelConfiguration] = []
+    public var channels: [ChannelSettings] = []
 
-    public func channel(id: String) -> ChannelConfiguration? {
+    public func channel(id: String) -> ChannelSettings? {
         channels.first { $0.id == id }
     }
 }
 
-/// One configured channel: its id (the `{channel}` in URLs), type, allowlist, and the
-/// type's own settings, checked for the keys that type requires.
-public struct ChannelConfiguration: Sendable, Equatable {
+/// One configured channel as the file gives it: its id (the `{channel}` in URLs), type,
+/// allowlist, and the type's own settings, checked for the keys that type requires. Its
+/// key files are read by `load()`.
+public struct ChannelSettings: Sendable, Equatable {
     public let id: String
     public let type: ChannelType
     public let allowedIPs: [String]
@@ -95,20 +52,19 @@ public struct ChannelConfiguration: Sendable, Equatable {
     /// Where this channel sits in the file, for error messages: `channels[1]`.
     public let keyPath: String
 
-    static let keys: [ChannelType: (required: [String], optional: [String], maps: [String])] = [
+    static let keys: [ChannelType: (required: [String], optional: [String], integers: [String], maps: [String])] = [
         .alipay: (["app_id", "alipay_public_key_file", "app_private_key_file", "gateway_url"],
-                  ["seller_id", "query_timeout_ms", "allow_sign_type_rsa"], []),
+                  ["seller_id", "allow_sign_type_rsa"], ["query_timeout_ms"], []),
         .wechatpayV3: (["mchid", "appid", "apiv3_key_file", "merchant_private_key_file", "merchant_serial_no",
-                        "api_base_url"],
-                       ["max_clock_skew_seconds", "query_timeout_ms"], ["platform_public_key_files"]),
-        .points: (["partner_id", "hmac_secret_file", "api_base_url"],
-                  ["max_clock_skew_seconds", "query_timeout_ms"], []),
+                        "api_base_url"], [], ["max_clock_skew_seconds", "query_timeout_ms"], ["platform_public_key_files"]),
+        .points: (["partner_id", "hmac_secret_file", "api_base_url"], [], ["max_clock_skew_seconds", "query_timeout_ms"], []),
     ]
 
-    /// A setting the type requires (present after loading).
-    public func required(_ key: String) -> String { settings[key] ?? "" }
+    /// A setting the type requires (present after parsing).
+    func required(_ key: String) -> String { settings[key] ?? "" }
 
-    public func integer(_ key: String) -> Int? { settings[key].flatMap { Int($0) } }
+    /// A positive whole number the type allows (checked when parsed).
+    func integer(_ key: String) -> Int? { settings[key].flatMap { Int($0) } }
 }
 
 extension PayhookConfiguration {
@@ -156,56 +112,76 @@ extension PayhookConfiguration {
         var database = try ConfigReader(top.raw("database"), path: "database")
         self.database = Database(url: try database.requiredString("url"))
         try database.rejectUnknownKeys()
+        let connection = Connection.Configuration(conninfo: self.database.url)
 
-        var receiver = try ConfigReader(top.raw("receiver"), path: "receiver")
-        if let listen = try receiver.string("listen") {
+        var section = try ConfigReader(top.raw("receiver"), path: "receiver")
+        receiver = Receiver.Configuration()
+        enqueuer = Enqueuer.Configuration(connection: connection)
+        if let listen = try section.string("listen") {
             guard let (host, port) = Self.hostPort(listen) else {
                 throw ConfigError(key: "receiver.listen", problem: "must be host:port, such as 127.0.0.1:8080")
             }
-            self.receiver.host = host
-            self.receiver.port = port
+            receiver.host = host
+            receiver.port = port
         }
-        self.receiver.maxBodyBytes = try receiver.integer("max_body_bytes", default: 65536, range: 1...16_777_216)
-        self.receiver.trustedProxies = try receiver.stringList("trusted_proxies")
-        self.receiver.commitTimeoutMilliseconds = try receiver.integer("commit_timeout_ms", default: 2000, range: 10...60_000)
-        self.receiver.enqueueWriters = try receiver.integer("enqueue_writers", default: 1, range: 1...64)
-        self.receiver.enqueueBatchSize = try receiver.integer("enqueue_batch_size", default: 64, range: 1...1000)
-        self.receiver.readTimeoutSeconds = try receiver.integer("read_timeout_seconds", default: 10, range: 1...300)
-        try receiver.rejectUnknownKeys()
+        receiver.maxBodyBytes = try section.integer("max_body_bytes", default: receiver.maxBodyBytes, range: 1...16_777_216)
+        for (index, text) in try section.stringList("trusted_proxies").enumerated() {
+            guard let cidr = CIDR.parse(text) else {
+                throw ConfigError(key: "receiver.trusted_proxies[\(index)]", problem: "is not a CIDR such as 10.0.0.0/8")
+            }
+            receiver.trustedProxies.append(cidr)
+        }
+        enqueuer.commitTimeout = .milliseconds(try section.integer(
+            "commit_timeout_ms", default: Self.milliseconds(enqueuer.commitTimeout), range: 10...60_000))
+        enqueuer.writers = try section.integer("enqueue_writers", default: enqueuer.writers, range: 1...64)
+        enqueuer.maxBatchSize = try section.integer("enqueue_batch_size", default: enqueuer.maxBatchSize, range: 1...1000)
+        receiver.readTimeout = .seconds(try section.integer(
+            "read_timeout_seconds", default: Int(receiver.readTimeout.components.seconds), range: 1...300))
+        try section.rejectUnknownKeys()
 
-        var worker = try ConfigReader(top.raw("worker"), path: "worker")
-        self.worker.threads = try worker.integer("threads", default: 4, range: 1...256)
-        self.worker.batchSize = try worker.integer("batch_size", default: 64, range: 1...1000)
-        self.worker.leaseSeconds = try worker.integer("lease_seconds", default: 30, range: 1...3600)
-        self.worker.pollIntervalMilliseconds = try worker.integer("poll_interval_ms", default: 500, range: 10...60_000)
-        self.worker.unknownOrderAttempts = try worker.integer("unknown_order_attempts", default: 5, range: 1...1000)
-        if let listen = try worker.string("metrics_listen") {
-            guard Self.hostPort(listen) != nil else {
+        section = try ConfigReader(top.raw("worker"), path: "worker")
+        worker = WorkerConfiguration(connection: connection)
+        worker.threads = try section.integer("threads", default: worker.threads, range: 1...256)
+        worker.batchSize = try section.integer("batch_size", default: worker.batchSize, range: 1...1000)
+        worker.leaseSeconds = Double(try section.integer("lease_seconds", default: Int(worker.leaseSeconds), range: 1...3600))
+        worker.pollInterval = .milliseconds(try section.integer(
+            "poll_interval_ms", default: Self.milliseconds(worker.pollInterval), range: 10...60_000))
+        worker.unknownOrderAttempts = try section.integer(
+            "unknown_order_attempts", default: worker.unknownOrderAttempts, range: 1...1000)
+        if let listen = try section.string("metrics_listen") {
+            guard let address = Self.hostPort(listen) else {
                 throw ConfigError(key: "worker.metrics_listen", problem: "must be host:port, such as 127.0.0.1:9090")
             }
-            self.worker.metricsListen = listen
+            workerMetricsListen = address
         }
-        try worker.rejectUnknownKeys()
+        try section.rejectUnknownKeys()
 
-        var reconcile = try ConfigReader(top.raw("reconcile"), path: "reconcile")
-        self.reconcile.enabled = try reconcile.bool("enabled", default: true)
-        self.reconcile.afterSeconds = try reconcile.integer("after_seconds", default: 600, range: 0...604_800)
-        self.reconcile.everySeconds = try reconcile.integer("every_seconds", default: 600, range: 1...604_800)
-        self.reconcile.maxAgeHours = try reconcile.integer("max_age_hours", default: 72, range: 1...8760)
-        self.reconcile.batchSize = try reconcile.integer("batch_size", default: 100, range: 1...10_000)
-        self.reconcile.sweepIntervalSeconds = try reconcile.integer("sweep_interval_seconds", default: 30, range: 1...86_400)
-        try reconcile.rejectUnknownKeys()
+        section = try ConfigReader(top.raw("reconcile"), path: "reconcile")
+        let sweeperDefaults = WorkerConfiguration.Sweeper()
+        var sweeper = worker.sweeper ?? sweeperDefaults
+        let sweeping = try section.bool("enabled", default: worker.sweeper != nil)
+        sweeper.afterSeconds = try section.integer("after_seconds", default: sweeper.afterSeconds, range: 0...604_800)
+        worker.reconcileEverySeconds = try section.integer(
+            "every_seconds", default: worker.reconcileEverySeconds, range: 1...604_800)
+        sweeper.maxAgeSeconds = 3600 * (try section.integer(
+            "max_age_hours", default: sweeper.maxAgeSeconds / 3600, range: 1...8760))
+        sweeper.batchSize = try section.integer("batch_size", default: sweeper.batchSize, range: 1...10_000)
+        sweeper.interval = .seconds(try section.integer(
+            "sweep_interval_seconds", default: Int(sweeper.interval.components.seconds), range: 1...86_400))
+        worker.sweeper = sweeping ? sweeper : nil
+        try section.rejectUnknownKeys()
 
-        var retry = try ConfigReader(top.raw("retry"), path: "retry")
-        self.retry.baseSeconds = try retry.number("base_seconds", default: 5, range: 0...86_400)
-        self.retry.factor = try retry.number("factor", default: 2, range: 1...100)
-        self.retry.maxDelaySeconds = try retry.number("max_delay_seconds", default: 3600, range: 0...604_800)
-        self.retry.maxAttempts = try retry.integer("max_attempts", default: 12, range: 1...1000)
-        try retry.rejectUnknownKeys()
+        section = try ConfigReader(top.raw("retry"), path: "retry")
+        worker.retry.baseSeconds = try section.number("base_seconds", default: worker.retry.baseSeconds, range: 0...86_400)
+        worker.retry.factor = try section.number("factor", default: worker.retry.factor, range: 1...100)
+        worker.retry.maxDelaySeconds = try section.number(
+            "max_delay_seconds", default: worker.retry.maxDelaySeconds, range: 0...604_800)
+        worker.retry.maxAttempts = try section.integer("max_attempts", default: worker.retry.maxAttempts, range: 1...1000)
+        try section.rejectUnknownKeys()
 
-        var admin = try ConfigReader(top.raw("admin"), path: "admin")
-        self.admin.tokenFile = try admin.string("token_file") ?? self.admin.tokenFile
-        try admin.rejectUnknownKeys()
+        section = try ConfigReader(top.raw("admin"), path: "admin")
+        admin.tokenFile = try section.string("token_file") ?? admin.tokenFile
+        try section.rejectUnknownKeys()
 
         switch top.raw("channels") {
         case nil: break
@@ -216,10 +192,15 @@ extension PayhookConfiguration {
                     throw ConfigError(key: "channels[\(index)].id", problem: "duplicates another channel's id")
                 }
                 channels.append(channel)
+                receiver.channels[channel.id] = channel.type
             }
         default: throw ConfigError(key: "channels", problem: "must be a list")
         }
         try top.rejectUnknownKeys()
+    }
+
+    static func milliseconds(_ duration: Duration) -> Int {
+        Int(duration.components.seconds) * 1000 + Int(duration.components.attoseconds / 1_000_000_000_000_000)
     }
 
     /// `host:port` (IPv6 hosts in brackets) split, or nil when malformed.
@@ -229,7 +210,7 @@ extension PayhookConfiguration {
         return (String(text[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]")), port)
     }
 
-    private static func channel(_ node: ConfigNode, path: String) throws(ConfigError) -> ChannelConfiguration {
+    private static func channel(_ node: ConfigNode, path: String) throws(ConfigError) -> ChannelSettings {
         var reader = try ConfigReader(node, path: path)
         let id = try reader.requiredString("id")
         guard id.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }), id.count <= 64 else {
@@ -241,10 +222,17 @@ extension PayhookConfiguration {
             throw ConfigError(key: "\(path).type", problem: "must be one of \(known)")
         }
         let allowedIPs = try reader.stringList("allowed_ips")
-        let keys = ChannelConfiguration.keys[type]!
+        let keys = ChannelSettings.keys[type]!
         var settings: [String: String] = [:]
         for key in keys.required { settings[key] = try reader.requiredString(key) }
         for key in keys.optional { settings[key] = try reader.string(key) }
+        for key in keys.integers {
+            guard let text = try reader.string(key) else { continue }
+            guard Int(text).map({ $0 > 0 }) == true else {
+                throw ConfigError(key: "\(path).\(key)", problem: "must be a positive whole number")
+            }
+            settings[key] = text
+        }
         var maps: [String: [String: String]] = [:]
         for key in keys.maps {
             guard let map = try reader.stringMap(key), !map.isEmpty else {
@@ -252,13 +240,7 @@ extension PayhookConfiguration {
             }
             maps[key] = map
         }
-        for key in ["query_timeout_ms", "max_clock_skew_seconds"] {
-            if let text = settings[key], Int(text).map({ $0 > 0 }) != true {
-                throw ConfigError(key: "\(path).\(key)", problem: "must be a positive whole number")
-            }
-        }
         try reader.rejectUnknownKeys()
-        return ChannelConfiguration(id: id, type: type, allowedIPs: allowedIPs, settings: settings, maps: maps,
-                                    keyPath: path)
+        return ChannelSettings(id: id, type: type, allowedIPs: allowedIPs, settings: settings, maps: maps, keyPath: path)
     }
 }

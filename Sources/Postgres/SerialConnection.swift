@@ -4,22 +4,25 @@ import Synchronization
 /// A `Connection` owned by one serial `DispatchQueue`, for async callers. Each call runs
 /// on the queue; cancelling the calling task cancels the running statement (`PQcancel`).
 ///
+/// The connection opens on first use and reopens after it was lost, so a database that
+/// is down when the process starts only fails the calls made while it is down.
+///
 /// @unchecked because `connection` is touched only from `queue`, which runs one block
-/// at a time; `canceller` is itself thread-safe.
+/// at a time.
 public final class SerialConnection: @unchecked Sendable {
     private let queue: DispatchQueue
-    private let connection: Connection
+    private let configuration: Connection.Configuration
+    private var connection: Connection?
 
-    public init(configuration: Connection.Configuration, label: String = "payhook.postgres") throws(PostgresError) {
+    public init(configuration: Connection.Configuration, label: String = "payhook.postgres") {
         queue = DispatchQueue(label: label)
-        connection = try Connection(configuration: configuration)
+        self.configuration = configuration
     }
 
-    /// Runs `body` with the connection on its queue. A lost connection is reopened
-    /// before the body runs. Cancelling the calling task cancels this call's statement only:
-    /// before the block starts it never runs, after it finished nothing is cancelled.
+    /// Runs `body` with the connection on its queue, opening it first when it is not open.
+    /// Cancelling the calling task cancels this call's statement only: before the block
+    /// starts it never runs, after it finished nothing is cancelled.
     public func run<T: Sendable>(_ body: @escaping @Sendable (Connection) throws -> T) async throws -> T {
-        let canceller = connection.canceller
         let call = CallState()
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
@@ -28,43 +31,72 @@ public final class SerialConnection: @unchecked Sendable {
                         continuation.resume(throwing: PostgresError(code: .cancelled, context: "cancelled before it ran"))
                         return
                     }
-                    let result = Result {
-                        if !connection.isConnected { try connection.reconnect() }
-                        return try body(connection)
+                    let result = Result { () throws -> T in
+                        let open = try openConnection()
+                        guard call.running(open.canceller) else {
+                            throw PostgresError(code: .cancelled, context: "cancelled before it ran")
+                        }
+                        return try body(open)
                     }
                     call.finish()
                     continuation.resume(with: result)
                 }
             }
         } onCancel: {
-            call.cancel { canceller.cancel() }
+            call.cancel()
         }
+    }
+
+    /// On the queue only.
+    private func openConnection() throws(PostgresError) -> Connection {
+        if let connection, connection.isConnected { return connection }
+        if let connection {
+            try connection.reconnect()
+            return connection
+        }
+        let opened = try Connection(configuration: configuration)
+        connection = opened
+        return opened
     }
 }
 
 /// Where one `run` call stands, so a cancel reaches its own statement and no other: the
 /// queue starts the next block only after this one marked itself finished.
 private final class CallState: Sendable {
-    private enum Phase { case waiting, running, finished, cancelled }
+    private enum Phase {
+        case waiting, started, finished, cancelled
+        case running(Canceller)
+    }
     private let phase = Mutex<Phase>(.waiting)
 
     /// False when the call was cancelled before it started.
     func start() -> Bool {
         phase.withLock { phase in
-            guard phase == .waiting else { return false }
-            phase = .running
+            guard case .waiting = phase else { return false }
+            phase = .started
+            return true
+        }
+    }
+
+    /// The statement can be cancelled through `canceller` from now on; false when the call
+    /// was cancelled while its connection opened.
+    func running(_ canceller: Canceller) -> Bool {
+        phase.withLock { phase in
+            guard case .started = phase else { return false }
+            phase = .running(canceller)
             return true
         }
     }
 
     func finish() { phase.withLock { $0 = .finished } }
 
-    /// Marks the call cancelled; runs `cancelStatement` only while the call is running.
-    func cancel(_ cancelStatement: () -> Void) {
+    /// Marks the call cancelled; cancels the statement only while this call runs it.
+    func cancel() {
         phase.withLock { phase in
             switch phase {
             case .waiting: phase = .cancelled
-            case .running: cancelStatement()
+            case .started: phase = .cancelled
+            case .running(let canceller): canceller.cancel()
             case .finished, .cancelled: break
             }
         }

@@ -17,11 +17,10 @@ public final class Readiness: Sendable {
 
     /// Checks until the task is cancelled.
     public func run() async {
-        var serial: SerialConnection?
+        let serial = SerialConnection(configuration: connection, label: "payhook.readiness")
         while !Task.isCancelled {
             do {
-                if serial == nil { serial = try SerialConnection(configuration: connection, label: "payhook.readiness") }
-                _ = try await serial!.run { try $0.query("SELECT 1") }
+                _ = try await serial.run { try $0.query("SELECT 1") }
                 ready.store(true, ordering: .relaxed)
             } catch {
                 ready.store(false, ordering: .relaxed)

@@ -5,7 +5,6 @@ public import Hummingbird
 import HTTPTypes
 public import Logging
 import NIOCore
-public import PayhookConfig
 import Orders
 import PayhookCore
 public import Postgres
@@ -15,14 +14,13 @@ public import Prometheus
 /// enqueuer, and acknowledges in the channel's own format only after the commit. It does
 /// not parse or verify payloads.
 public struct Receiver: Sendable {
-    public let configuration: PayhookConfiguration
+    public let configuration: Configuration
     let enqueuer: Enqueuer
     let readiness: Readiness
     let admin: AdminAccess
     let adminConnection: SerialConnection?
     let registry: PrometheusCollectorRegistry
     let metrics: ReceiverMetrics
-    let trustedProxies: [CIDR]
     /// Each configured channel id with its type and its success answer, built once.
     let routes: [String: ChannelRoute]
     let logger: Logger
@@ -33,9 +31,9 @@ public struct Receiver: Sendable {
         let successResponse: Response
     }
 
-    public init(configuration: PayhookConfiguration, enqueuer: Enqueuer, readiness: Readiness, admin: AdminAccess,
+    public init(configuration: Configuration, enqueuer: Enqueuer, readiness: Readiness, admin: AdminAccess,
                 adminConnection: SerialConnection?, registry: PrometheusCollectorRegistry,
-                metrics: ReceiverMetrics, logger: Logger) throws(ConfigError) {
+                metrics: ReceiverMetrics, logger: Logger) {
         self.configuration = configuration
         self.enqueuer = enqueuer
         self.readiness = readiness
@@ -44,18 +42,9 @@ public struct Receiver: Sendable {
         self.registry = registry
         self.metrics = metrics
         self.logger = logger
-        var proxies: [CIDR] = []
-        for (index, text) in configuration.receiver.trustedProxies.enumerated() {
-            guard let cidr = CIDR.parse(text) else {
-                throw ConfigError(key: "receiver.trusted_proxies[\(index)]", problem: "is not a CIDR such as 10.0.0.0/8")
-            }
-            proxies.append(cidr)
+        routes = configuration.channels.mapValues { type in
+            ChannelRoute(type: type, successResponse: response(ChannelResponse.acknowledgement(for: type)))
         }
-        trustedProxies = proxies
-        routes = Dictionary(configuration.channels.map { channel in
-            (channel.id, ChannelRoute(type: channel.type,
-                                      successResponse: response(ChannelResponse.acknowledgement(for: channel.type))))
-        }, uniquingKeysWith: { first, _ in first })
     }
 
     public func buildRouter() -> Router<ReceiverContext> {
@@ -105,8 +94,8 @@ public struct Receiver: Sendable {
     public func buildApplication() -> some ApplicationProtocol {
         Application(
             router: buildRouter(),
-            server: .http1(configuration: .init(idleTimeout: .seconds(Int64(configuration.receiver.readTimeoutSeconds)))),
-            configuration: .init(address: .hostname(configuration.receiver.host, port: configuration.receiver.port),
+            server: .http1(configuration: .init(idleTimeout: TimeAmount(configuration.readTimeout))),
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port),
                                  serverName: nil),
             logger: logger)
     }
@@ -117,7 +106,7 @@ public struct Receiver: Sendable {
             metrics.request(channel: "unknown", status: 404)
             return text("unknown channel\n", status: .notFound)
         }
-        let limit = configuration.receiver.maxBodyBytes
+        let limit = configuration.maxBodyBytes
         // The first Content-Length field, without the joined-values string HTTPFields' subscript builds.
         let contentLength = request.headers.first { $0.name == .contentLength }?.value
         if let declared = contentLength.flatMap({ Int($0) }), declared > limit {
@@ -133,7 +122,7 @@ public struct Receiver: Sendable {
         let peer = context.remoteAddress?.ipAddress
         let source = peer.map {
             ClientAddress.resolve(peer: $0, forwardedFor: request.headers[values: .xForwardedFor],
-                                  trustedProxies: trustedProxies)
+                                  trustedProxies: configuration.trustedProxies)
         }
         let callback = RawCallback(
             channel: channelID, kind: kind, method: request.method.rawValue, path: request.uri.path,

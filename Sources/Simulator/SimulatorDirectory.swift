@@ -1,5 +1,6 @@
 import Foundation
 import Channels
+import PayhookConfig
 
 /// A folder that holds the simulator's generated keys and the `payhook.yaml` that points
 /// Payhook at the simulator, so `payhook sim channels`, `payhook sim load` and `payhook run`

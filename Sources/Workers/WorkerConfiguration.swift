@@ -1,6 +1,5 @@
 public import CallbackQueue
 import Foundation
-public import PayhookConfig
 public import Postgres
 
 /// How a worker pool runs. Built from `payhook.yaml`'s `worker:`, `retry:` and `reconcile:`.
@@ -20,8 +19,9 @@ public struct WorkerConfiguration: Sendable {
     public var unknownOrderAttempts = 5
     /// At most one reconciliation query per order per this. Default 600 s.
     public var reconcileEverySeconds = 600
-    /// The stale-order sweeper; nil runs none. Default nil.
-    public var sweeper: Sweeper?
+    /// The stale-order sweeper; nil runs none (for installs that reconcile elsewhere).
+    /// Default `Sweeper()`.
+    public var sweeper: Sweeper? = Sweeper()
     /// Prefix of `locked_by`; the thread number is appended. Default `host:pid`.
     public var workerName = WorkerConfiguration.defaultWorkerName()
 
@@ -47,25 +47,5 @@ public struct WorkerConfiguration: Sendable {
         let host = gethostname(&name, name.count) == 0
             ? String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) : "host"
         return "\(host):\(getpid())"
-    }
-
-    /// The settings `payhook.yaml` gives (`worker:`, `retry:`, `reconcile:`).
-    public init(_ configuration: PayhookConfiguration) {
-        self.init(connection: Connection.Configuration(conninfo: configuration.database.url))
-        threads = configuration.worker.threads
-        batchSize = configuration.worker.batchSize
-        leaseSeconds = Double(configuration.worker.leaseSeconds)
-        pollInterval = .milliseconds(configuration.worker.pollIntervalMilliseconds)
-        retry = configuration.retry
-        unknownOrderAttempts = configuration.worker.unknownOrderAttempts
-        reconcileEverySeconds = configuration.reconcile.everySeconds
-        if configuration.reconcile.enabled {
-            var sweeper = Sweeper()
-            sweeper.afterSeconds = configuration.reconcile.afterSeconds
-            sweeper.maxAgeSeconds = configuration.reconcile.maxAgeHours * 3600
-            sweeper.batchSize = configuration.reconcile.batchSize
-            sweeper.interval = .seconds(configuration.reconcile.sweepIntervalSeconds)
-            self.sweeper = sweeper
-        }
     }
 }

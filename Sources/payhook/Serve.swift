@@ -29,8 +29,7 @@ struct Work: AsyncParsableCommand {
         let logger = Logger(label: "payhook.worker")
         let registry = Services.bootstrapMetrics()
         var services: [any Service] = [WorkerService(pool: try Services.workers(configuration, logger: logger))]
-        if let listen = configuration.worker.metricsListen,
-           let (host, port) = PayhookConfiguration.hostPort(listen) {
+        if let (host, port) = configuration.workerMetricsListen {
             services.append(Receiver.operationsApplication(host: host, port: port, registry: registry, logger: logger))
         }
         try await Services.run(services, logger: logger)

@@ -25,20 +25,16 @@ enum Services {
     /// The receiver and what it needs, in start order: the enqueuer, readiness, HTTP.
     static func receiver(_ configuration: PayhookConfiguration, registry: PrometheusCollectorRegistry,
                          logger: Logger) throws -> [any Service] {
-        let connection = Connection.Configuration(conninfo: configuration.database.url)
-        var enqueueSettings = Enqueuer.Configuration(connection: connection)
-        enqueueSettings.writers = configuration.receiver.enqueueWriters
-        enqueueSettings.maxBatchSize = configuration.receiver.enqueueBatchSize
-        enqueueSettings.commitTimeout = .milliseconds(configuration.receiver.commitTimeoutMilliseconds)
-        let enqueuer = Enqueuer(configuration: enqueueSettings, logger: logger)
+        let connection = configuration.enqueuer.connection
+        let enqueuer = Enqueuer(configuration: configuration.enqueuer, logger: logger)
         let readiness = Readiness(connection: connection)
         let admin = AdminAccess(tokenFile: configuration.admin.tokenFile)
         if !admin.isEnabled {
             logger.warning("admin routes disabled: no token in admin.token_file")
         }
-        let receiver = try Receiver(
-            configuration: configuration, enqueuer: enqueuer, readiness: readiness, admin: admin,
-            adminConnection: try? SerialConnection(configuration: connection, label: "payhook.admin"),
+        let receiver = Receiver(
+            configuration: configuration.receiver, enqueuer: enqueuer, readiness: readiness, admin: admin,
+            adminConnection: SerialConnection(configuration: connection, label: "payhook.admin"),
             registry: registry, metrics: ReceiverMetrics(), logger: logger)
         enqueuer.start()
         logger.info("receiver listening", metadata: [
@@ -52,8 +48,7 @@ enum Services {
     /// The worker pool, its channels' keys loaded (a bad key file is a config error).
     static func workers(_ configuration: PayhookConfiguration, logger: Logger) throws -> WorkerPool {
         let clients = try configuration.loadChannels().map { $0.makeClient() }
-        let settings = WorkerConfiguration(configuration)
-        return WorkerPool(configuration: settings, clients: clients, logger: logger)
+        return WorkerPool(configuration: configuration.worker, clients: clients, logger: logger)
     }
 
     /// Runs `services` until SIGTERM or SIGINT, then stops them in reverse order.

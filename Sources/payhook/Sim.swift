@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import PayhookConfig
+import Receiver
 import Postgres
 import Simulator
 import UnixSignals

@@ -5,6 +5,7 @@
 // stop at a signature check sign the fuzzed payload with keys made at start-up, so the
 // fuzzer reaches the field readers behind the proofs.
 import Channels
+import PayhookConfig
 import PayhookCore
 import Simulator
 import Foundation

@@ -10,11 +10,11 @@ import Testing
     let adapter: AlipayAdapter
 
     init() throws {
-        config = try AlipayConfiguration.load(
+        config = AlipayConfiguration(
             channelID: "alipay", appID: "2021000000000001", sellerID: "2088000000000001",
-            alipayPublicKeyFile: Fixture.path("alipay_public.pem"),
-            appPrivateKeyFile: Fixture.path("app_private_pkcs1.pem"),
-            gatewayURL: "http://127.0.0.1:1/gateway.do", allowedIPs: ["127.0.0.0/8", "::1/128"])
+            alipayPublicKey: try RSAPublicKey(pemRepresentation: Fixture.text("alipay_public.pem")),
+            appPrivateKey: try RSAPrivateKey(pemRepresentation: Fixture.text("app_private_pkcs1.pem")),
+            gatewayURL: "http://127.0.0.1:1/gateway.do", allowedIPs: [CIDR.parse("127.0.0.0/8")!, CIDR.parse("::1/128")!])
         adapter = AlipayAdapter(configuration: config)
     }
 

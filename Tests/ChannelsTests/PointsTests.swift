@@ -11,9 +11,10 @@ import Testing
     let signedAt = Date(timeIntervalSince1970: 1_795_749_606)
 
     init() throws {
-        config = try PointsConfiguration.load(
-            channelID: "points", partnerID: "site-001", hmacSecretFile: Fixture.path("points.secret"),
-            apiBaseURL: "https://points.partner.example/api/", allowedIPs: ["192.0.2.0/24"])
+        config = PointsConfiguration(
+            channelID: "points", partnerID: "site-001",
+            hmacSecret: SharedSecret(text: try Fixture.text("points.secret").trimmingCharacters(in: .whitespacesAndNewlines)),
+            apiBaseURL: "https://points.partner.example/api/", allowedIPs: [CIDR.parse("192.0.2.0/24")!])
         adapter = PointsAdapter(configuration: config)
     }
 

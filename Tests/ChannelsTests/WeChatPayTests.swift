@@ -17,15 +17,15 @@ import Testing
         let serials = try Fixture.json("wechat_serials.json")
         certSerial = serials["certificate_serial"] as! String
         pubKeyID = serials["public_key_id"] as! String
-        config = try WeChatPayConfiguration.load(
+        config = WeChatPayConfiguration(
             channelID: "wechatpay", mchID: "1900000001", appID: "wx0000000000000001",
-            apiV3KeyFile: Fixture.path("wechat_apiv3.key"),
-            platformPublicKeyFiles: [
+            apiV3Key: SharedSecret(text: try Fixture.text("wechat_apiv3.key").trimmingCharacters(in: .whitespacesAndNewlines)),
+            platformKeys: [
                 // Certificate serials compare case-insensitively.
-                certSerial.lowercased(): Fixture.path("wechat_platform_cert.pem"),
-                pubKeyID: Fixture.path("wechat_pubkey_id_public.pem"),
+                certSerial.lowercased(): try CertificateKey(pemRepresentation: Fixture.text("wechat_platform_cert.pem")).publicKey,
+                pubKeyID: try RSAPublicKey(pemRepresentation: Fixture.text("wechat_pubkey_id_public.pem")),
             ],
-            merchantPrivateKeyFile: Fixture.path("wechat_merchant_private.pem"),
+            merchantPrivateKey: try RSAPrivateKey(pemRepresentation: Fixture.text("wechat_merchant_private.pem")),
             merchantSerialNo: "0000000000000000000000000000000000000001",
             apiBaseURL: "http://127.0.0.1:1/", allowedIPs: [], maxClockSkewSeconds: 300)
         adapter = WeChatPayAdapter(configuration: config)
@@ -46,7 +46,7 @@ import Testing
     }
 
     @Test func certificateSerialIsReadFromTheCertificate() throws {
-        let cert = try KeyFiles.certificate(Fixture.path("wechat_platform_cert.pem"))
+        let cert = try CertificateKey(pemRepresentation: Fixture.text("wechat_platform_cert.pem"))
         #expect(cert.serial == "5157F09EFDC096DE15EBE81A47057A7232F1B8E1")
         #expect(config.platformKeys.keys.sorted() == [certSerial, pubKeyID].sorted())
     }
@@ -138,9 +138,9 @@ import Testing
 
     func side(serial: String? = nil, apiV3Key: SharedSecret? = nil, mchID: String? = nil, appID: String? = nil) throws -> WeChatPayChannelSide {
         WeChatPayChannelSide(
-            signingKey: try KeyFiles.privateKey(Fixture.path("wechat_pubkey_id_private.pem")), signingSerial: serial ?? pubKeyID,
+            signingKey: try RSAPrivateKey(pemRepresentation: Fixture.text("wechat_pubkey_id_private.pem")), signingSerial: serial ?? pubKeyID,
             apiV3Key: apiV3Key ?? config.apiV3Key,
-            merchantPublicKey: try KeyFiles.publicKey(Fixture.path("wechat_merchant_public.pem")),
+            merchantPublicKey: try RSAPublicKey(pemRepresentation: Fixture.text("wechat_merchant_public.pem")),
             mchID: mchID ?? config.mchID, appID: appID ?? config.appID)
     }
 
@@ -270,7 +270,7 @@ import Testing
         #expect(fields["mchid"] == "1900000001" && fields["nonce_str"] == "NONCE123" && fields["timestamp"] == "1795749606")
         #expect(fields["serial_no"] == "0000000000000000000000000000000000000001")
         let expected = "GET\n/v3/pay/transactions/out-trade-no/W%201%2Fx?mchid=1900000001\n1795749606\nNONCE123\n\n"
-        let merchantPublic = try KeyFiles.publicKey(Fixture.path("wechat_merchant_public.pem"))
+        let merchantPublic = try RSAPublicKey(pemRepresentation: Fixture.text("wechat_merchant_public.pem"))
         #expect(merchantPublic.isValidSHA256Signature(Array(Data(base64Encoded: fields["signature"]!)!), for: Array(expected.utf8)))
     }
 
@@ -294,29 +294,6 @@ import Testing
             Issue.record("expected SIGN_ERROR")
         } catch {
             #expect(error.kind == .permanent && error.detail.contains("SIGN_ERROR"))
-        }
-    }
-
-    @Test func configurationErrorsNameKeyAndFile() throws {
-        do {
-            _ = try WeChatPayConfiguration.load(
-                channelID: "wx", mchID: "1", appID: "a", apiV3KeyFile: Fixture.path("wechat_apiv3.key"),
-                platformPublicKeyFiles: ["ABCDEF": Fixture.path("wechat_platform_cert.pem")],
-                merchantPrivateKeyFile: nil, merchantSerialNo: "1")
-            Issue.record("expected a serial mismatch")
-        } catch {
-            #expect(error.key == "channels[wx].platform_public_key_files[ABCDEF]")
-            #expect(error.description.contains("wechat_platform_cert.pem") && error.description.contains(certSerial))
-        }
-        do {
-            _ = try WeChatPayConfiguration.load(
-                channelID: "wx", mchID: "1", appID: "a", apiV3KeyFile: Fixture.path("points.secret"),
-                platformPublicKeyFiles: [pubKeyID: Fixture.path("wechat_pubkey_id_public.pem")],
-                merchantPrivateKeyFile: nil, merchantSerialNo: "1")
-            Issue.record("expected a key length error")
-        } catch {
-            #expect(error.key == "channels[wx].apiv3_key_file" && error.description.contains("points.secret"))
-            #expect(!error.description.contains("points-test-secret"))
         }
     }
 }

@@ -195,7 +195,7 @@ import Workers
     @Test func reconciliationPaysAnOrderWhoseCallbackNeverCame() async throws {
         let harness = try await PipelineHarness()
         defer { Task { await harness.tearDown() } }
-        harness.configuration.reconcile.sweepIntervalSeconds = 1
+        harness.configuration.worker.sweeper?.interval = .seconds(1)
         try harness.order("N-1", channel: "alipay", createdSecondsAgo: 900)
         try harness.order("N-2", channel: "wechatpay", channelStatus: .pending, createdSecondsAgo: 900)
         try harness.order("N-3", channel: "points", createdSecondsAgo: 10)  // too young to ask about

@@ -52,7 +52,7 @@ final class PipelineHarness: @unchecked Sendable {
             databaseURL: self.database.url, receiverListen: "127.0.0.1:0", queryTimeoutMilliseconds: queryTimeoutMilliseconds))
         configuration = try PayhookConfiguration.load(path: directory.configurationFile, environment: Self.testOverrides)
         // The tests send some callbacks "through a proxy" to pick their client address.
-        configuration.receiver.trustedProxies = ["127.0.0.1/32"]
+        configuration.receiver.trustedProxies = [CIDR.parse("127.0.0.1/32")!]
         notifies = NotifyFactory(channels: channels, oversizeBytes: configuration.receiver.maxBodyBytes)
     }
 
@@ -88,8 +88,8 @@ final class PipelineHarness: @unchecked Sendable {
         let enqueuer = Enqueuer(configuration: settings, logger: Logger(label: "e2e"))
         enqueuer.start()
         let registry = PrometheusCollectorRegistry()
-        let receiver = try Receiver(
-            configuration: configuration, enqueuer: enqueuer, readiness: Readiness(connection: .init(conninfo: database.url)),
+        let receiver = Receiver(
+            configuration: configuration.receiver, enqueuer: enqueuer, readiness: Readiness(connection: .init(conninfo: database.url)),
             admin: AdminAccess(token: "e2e"), adminConnection: nil, registry: registry,
             metrics: ReceiverMetrics(factory: PrometheusMetricsFactory(registry: registry)), logger: Logger(label: "e2e"))
         return (receiver, enqueuer)
@@ -116,7 +116,7 @@ final class PipelineHarness: @unchecked Sendable {
 
     func workerPool(metrics: WorkerMetrics = WorkerMetrics()) throws -> WorkerPool {
         let clients = try configuration.loadChannels().map { $0.makeClient() }
-        return WorkerPool(configuration: WorkerConfiguration(configuration), clients: clients, metrics: metrics,
+        return WorkerPool(configuration: configuration.worker, clients: clients, metrics: metrics,
                           logger: Logger(label: "e2e"))
     }
 

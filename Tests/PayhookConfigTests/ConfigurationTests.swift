@@ -3,6 +3,9 @@ import Channels
 import Foundation
 import PayhookCore
 import PayhookConfig
+import Postgres
+import Receiver
+import Workers
 import Testing
 
 @Suite struct ConfigurationTests {
@@ -16,7 +19,7 @@ import Testing
         #expect(configuration.receiver.host == "127.0.0.1")
         #expect(configuration.receiver.port == 8080)
         #expect(configuration.worker.threads == 4)
-        #expect(configuration.retry == RetryPolicy(baseSeconds: 5, factor: 2, maxDelaySeconds: 3600, maxAttempts: 12))
+        #expect(configuration.worker.retry == RetryPolicy(baseSeconds: 5, factor: 2, maxDelaySeconds: 3600, maxAttempts: 12))
         #expect(configuration.channels.map(\.id) == ["alipay", "wechatpay", "points"])
         #expect(configuration.channels.map(\.type) == [.alipay, .wechatpayV3, .points])
         let wechat = try #require(configuration.channel(id: "wechatpay"))
@@ -24,25 +27,33 @@ import Testing
         #expect(wechat.allowedIPs == ["127.0.0.1/32"])
         #expect(configuration.channel(id: "alipay")?.settings["seller_id"] == "2088000000000001")
         #expect(configuration.worker.unknownOrderAttempts == 5)
-        #expect(configuration.worker.metricsListen == nil)
-        #expect(configuration.reconcile == PayhookConfiguration.Reconcile())
+        #expect(configuration.workerMetricsListen == nil)
+        // Keys the example leaves out keep the components' own defaults.
+        let defaults = WorkerConfiguration(connection: .init(conninfo: "x"))
+        #expect(configuration.worker.reconcileEverySeconds == defaults.reconcileEverySeconds)
+        #expect(configuration.worker.sweeper?.afterSeconds == defaults.sweeper?.afterSeconds)
+        #expect(configuration.worker.sweeper?.maxAgeSeconds == 72 * 3600)
+        #expect(configuration.enqueuer.writers == 1 && configuration.enqueuer.commitTimeout == .seconds(2))
+        #expect(configuration.receiver.readTimeout == Receiver.Configuration().readTimeout)
     }
 
     @Test func workerAndReconcileSettings() throws {
         let configuration = try PayhookConfiguration.parse(yaml: """
             database: {url: x}
             worker: {unknown_order_attempts: 3, metrics_listen: "127.0.0.1:9100"}
-            reconcile: {enabled: false, after_seconds: 60, every_seconds: 120, max_age_hours: 1, batch_size: 7,
+            reconcile: {enabled: true, after_seconds: 60, every_seconds: 120, max_age_hours: 1, batch_size: 7,
                         sweep_interval_seconds: 5}
             """, environment: ["PAYHOOK_RECONCILE_EVERY_SECONDS": "90"])
         #expect(configuration.worker.unknownOrderAttempts == 3)
-        #expect(configuration.worker.metricsListen == "127.0.0.1:9100")
-        #expect(configuration.reconcile.enabled == false)
-        #expect(configuration.reconcile.afterSeconds == 60)
-        #expect(configuration.reconcile.everySeconds == 90)
-        #expect(configuration.reconcile.maxAgeHours == 1)
-        #expect(configuration.reconcile.batchSize == 7)
-        #expect(configuration.reconcile.sweepIntervalSeconds == 5)
+        #expect(configuration.workerMetricsListen?.host == "127.0.0.1" && configuration.workerMetricsListen?.port == 9100)
+        let sweeper = try #require(configuration.worker.sweeper)
+        #expect(sweeper.afterSeconds == 60)
+        #expect(configuration.worker.reconcileEverySeconds == 90)
+        #expect(sweeper.maxAgeSeconds == 3600)
+        #expect(sweeper.batchSize == 7)
+        #expect(sweeper.interval == .seconds(5))
+        let off = try PayhookConfiguration.parse(yaml: "database: {url: x}\nreconcile: {enabled: false}")
+        #expect(off.worker.sweeper == nil)
     }
 
     @Test func channelKeyFileErrorsNameTheChannelsKey() throws {
@@ -67,9 +78,9 @@ import Testing
             "PAYHOOK_RETRY_BASE_SECONDS": "0.5",
             "PAYHOOK_RETRY_MAX_ATTEMPTS": "3",
         ])
-        #expect(configuration.retry.baseSeconds == 0.5)
-        #expect(configuration.retry.maxAttempts == 3)
-        #expect(configuration.retry.decide(afterFailedAttempt: 3) == .giveUp)
+        #expect(configuration.worker.retry.baseSeconds == 0.5)
+        #expect(configuration.worker.retry.maxAttempts == 3)
+        #expect(configuration.worker.retry.decide(afterFailedAttempt: 3) == .giveUp)
         #expect(configuration.database.url == "postgres://other@127.0.0.1:6000/x")
         #expect(configuration.worker.threads == 9)
         #expect(configuration.receiver.host == "0.0.0.0")

@@ -163,7 +163,7 @@ import Testing
     }
 
     @Test func cancelStopsARunningStatement() async throws {
-        let serial = try SerialConnection(configuration: .init(conninfo: database.url))
+        let serial = SerialConnection(configuration: .init(conninfo: database.url))
         let task = Task { try await serial.run { try $0.query("SELECT pg_sleep(30)") } }
         // Cancel once the statement is running (a busy machine may take a while to send it).
         let observer = try database.connect()
@@ -187,7 +187,7 @@ import Testing
     }
 
     @Test func aCancelBeforeTheStatementRunsStillCancelsIt() async throws {
-        let serial = try SerialConnection(configuration: .init(conninfo: database.url))
+        let serial = SerialConnection(configuration: .init(conninfo: database.url))
         let task = Task {
             // Cancelled before the body is even queued.
             withUnsafeCurrentTask { $0?.cancel() }

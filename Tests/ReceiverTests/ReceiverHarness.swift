@@ -49,10 +49,10 @@ struct ReceiverHarness {
         enqueuer.start()
         readiness = Readiness(connection: .init(conninfo: url))
         registry = PrometheusCollectorRegistry()
-        receiver = try Receiver(
-            configuration: configuration, enqueuer: enqueuer, readiness: readiness,
+        receiver = Receiver(
+            configuration: configuration.receiver, enqueuer: enqueuer, readiness: readiness,
             admin: AdminAccess(token: Self.adminToken),
-            adminConnection: try SerialConnection(configuration: .init(conninfo: database.url)),
+            adminConnection: SerialConnection(configuration: .init(conninfo: database.url)),
             registry: registry, metrics: ReceiverMetrics(factory: PrometheusMetricsFactory(registry: registry)),
             logger: Logger(label: "test"))
     }

@@ -3,6 +3,7 @@ import Channels
 import Foundation
 import PayhookCore
 import PayhookConfig
+import Receiver
 import Simulator
 import Testing
 

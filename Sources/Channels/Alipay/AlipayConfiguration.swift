@@ -39,28 +39,4 @@ public struct AlipayConfiguration: Sendable {
         self.queryTimeout = queryTimeout
         self.allowSHA1SignType = allowSHA1SignType
     }
-
-    /// Loads keys from the files the YAML names; errors name the key and the file.
-    public static func load(
-        channelID: String, appID: String, sellerID: String? = nil, alipayPublicKeyFile: String,
-        appPrivateKeyFile: String?, gatewayURL: String? = nil, allowedIPs: [String] = [],
-        queryTimeoutMs: Int? = nil, allowSHA1SignType: Bool = false
-    ) throws(ChannelConfigurationError) -> AlipayConfiguration {
-        guard !appID.isEmpty else { throw ChannelConfigurationError(key: "channels[\(channelID)].app_id", problem: "is empty") }
-        let publicKey = try loadKey(channelID, "alipay_public_key_file") { () throws(KeyLoadError) in try KeyFiles.publicKey(alipayPublicKeyFile) }
-        var privateKey: RSAPrivateKey? = nil
-        if let appPrivateKeyFile {
-            privateKey = try loadKey(channelID, "app_private_key_file") { () throws(KeyLoadError) in try KeyFiles.privateKey(appPrivateKeyFile) }
-        }
-        if let timeout = queryTimeoutMs, timeout <= 0 {
-            throw ChannelConfigurationError(key: "channels[\(channelID)].query_timeout_ms", problem: "must be positive")
-        }
-        return AlipayConfiguration(
-            channelID: channelID, appID: appID, sellerID: sellerID?.isEmpty == true ? nil : sellerID,
-            alipayPublicKey: publicKey, appPrivateKey: privateKey,
-            gatewayURL: gatewayURL ?? defaultGatewayURL,
-            allowedIPs: try parseAllowedIPs(channelID, allowedIPs),
-            queryTimeout: .milliseconds(queryTimeoutMs ?? 3000), allowSHA1SignType: allowSHA1SignType
-        )
-    }
 }

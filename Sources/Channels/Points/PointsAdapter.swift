@@ -2,57 +2,6 @@ public import PayhookCore
 public import Foundation
 import Crypto
 
-/// One `type: points` channel.
-public struct PointsConfiguration: Sendable {
-    public var channelID: String
-    /// `partner_id`: must equal every message's `X-Points-Partner-Id` and body `partner_id`.
-    public var partnerID: String
-    /// From `hmac_secret_file`.
-    public var hmacSecret: SharedSecret
-    /// `api_base_url`, e.g. `https://points.partner.example/api`.
-    public var apiBaseURL: String
-    /// `allowed_ips`. Default empty (the signature alone decides).
-    public var allowedIPs: [CIDR]
-    /// `max_clock_skew_seconds`. Default 300.
-    public var maxClockSkewSeconds: Int
-    /// `query_timeout_ms`. Default 3000 ms.
-    public var queryTimeout: Duration
-
-    public init(
-        channelID: String, partnerID: String, hmacSecret: SharedSecret, apiBaseURL: String, allowedIPs: [CIDR] = [],
-        maxClockSkewSeconds: Int = 300, queryTimeout: Duration = .milliseconds(3000)
-    ) {
-        self.channelID = channelID
-        self.partnerID = partnerID
-        self.hmacSecret = hmacSecret
-        self.apiBaseURL = apiBaseURL
-        self.allowedIPs = allowedIPs
-        self.maxClockSkewSeconds = maxClockSkewSeconds
-        self.queryTimeout = queryTimeout
-    }
-
-    public static func load(
-        channelID: String, partnerID: String, hmacSecretFile: String, apiBaseURL: String, allowedIPs: [String] = [],
-        maxClockSkewSeconds: Int? = nil, queryTimeoutMs: Int? = nil
-    ) throws(ChannelConfigurationError) -> PointsConfiguration {
-        let prefix = "channels[\(channelID)]"
-        guard !partnerID.isEmpty else { throw ChannelConfigurationError(key: "\(prefix).partner_id", problem: "is empty") }
-        guard apiBaseURL.hasPrefix("http://") || apiBaseURL.hasPrefix("https://") else {
-            throw ChannelConfigurationError(key: "\(prefix).api_base_url", problem: "must be an http(s) URL")
-        }
-        let secret = try loadKey(channelID, "hmac_secret_file") { () throws(KeyLoadError) in try KeyFiles.secret(hmacSecretFile) }
-        if let skew = maxClockSkewSeconds, skew <= 0 {
-            throw ChannelConfigurationError(key: "\(prefix).max_clock_skew_seconds", problem: "must be positive")
-        }
-        if let timeout = queryTimeoutMs, timeout <= 0 {
-            throw ChannelConfigurationError(key: "\(prefix).query_timeout_ms", problem: "must be positive")
-        }
-        return PointsConfiguration(
-            channelID: channelID, partnerID: partnerID, hmacSecret: secret, apiBaseURL: apiBaseURL,
-            allowedIPs: try parseAllowedIPs(channelID, allowedIPs), maxClockSkewSeconds: maxClockSkewSeconds ?? 300,
-            queryTimeout: .milliseconds(queryTimeoutMs ?? 3000))
-    }
-}
 
 /// The points partner protocol's signing rules (see `Points/PROTOCOL.md`).
 package enum PointsSignature {

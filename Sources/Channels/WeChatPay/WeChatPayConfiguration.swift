@@ -46,53 +46,7 @@ public struct WeChatPayConfiguration: Sendable {
     }
 
     /// Certificate serials compare case-insensitively (upper-cased); `PUB_KEY_ID_…` names as written.
-    static func normalizeSerial(_ name: String) -> String {
+    package static func normalizeSerial(_ name: String) -> String {
         name.hasPrefix("PUB_KEY_ID_") ? name : name.uppercased()
-    }
-
-    /// Loads keys from the files the YAML names. A `platform_public_key_files` entry may be a
-    /// certificate (its serial must equal the entry's name) or a public key.
-    public static func load(
-        channelID: String, mchID: String, appID: String, apiV3KeyFile: String, platformPublicKeyFiles: [String: String],
-        merchantPrivateKeyFile: String?, merchantSerialNo: String, apiBaseURL: String? = nil, allowedIPs: [String] = [],
-        maxClockSkewSeconds: Int? = nil, queryTimeoutMs: Int? = nil
-    ) throws(ChannelConfigurationError) -> WeChatPayConfiguration {
-        let prefix = "channels[\(channelID)]"
-        guard !mchID.isEmpty else { throw ChannelConfigurationError(key: "\(prefix).mchid", problem: "is empty") }
-        guard !appID.isEmpty else { throw ChannelConfigurationError(key: "\(prefix).appid", problem: "is empty") }
-        let apiV3Key = try loadKey(channelID, "apiv3_key_file") { () throws(KeyLoadError) in try KeyFiles.secret(apiV3KeyFile, requiredLength: 32) }
-        guard !platformPublicKeyFiles.isEmpty else {
-            throw ChannelConfigurationError(key: "\(prefix).platform_public_key_files", problem: "names no key")
-        }
-        var keys: [String: RSAPublicKey] = [:]
-        for (name, file) in platformPublicKeyFiles.sorted(by: { $0.key < $1.key }) {
-            let key = "platform_public_key_files[\(name)]"
-            let text = try loadKey(channelID, key) { () throws(KeyLoadError) in try KeyFiles.readText(file) }
-            if text.contains("-----BEGIN CERTIFICATE-----") {
-                let certificate = try loadKey(channelID, key) { () throws(KeyLoadError) in try KeyFiles.certificate(file) }
-                guard certificate.serial == normalizeSerial(name) else {
-                    throw ChannelConfigurationError(key: "\(prefix).\(key)", problem: "\(file): certificate serial is \(certificate.serial), not \(name)")
-                }
-                keys[certificate.serial] = certificate.publicKey
-            } else {
-                keys[normalizeSerial(name)] = try loadKey(channelID, key) { () throws(KeyLoadError) in try KeyFiles.publicKey(file) }
-            }
-        }
-        var merchantKey: RSAPrivateKey? = nil
-        if let merchantPrivateKeyFile {
-            merchantKey = try loadKey(channelID, "merchant_private_key_file") { () throws(KeyLoadError) in try KeyFiles.privateKey(merchantPrivateKeyFile) }
-        }
-        if let skew = maxClockSkewSeconds, skew <= 0 {
-            throw ChannelConfigurationError(key: "\(prefix).max_clock_skew_seconds", problem: "must be positive")
-        }
-        if let timeout = queryTimeoutMs, timeout <= 0 {
-            throw ChannelConfigurationError(key: "\(prefix).query_timeout_ms", problem: "must be positive")
-        }
-        return WeChatPayConfiguration(
-            channelID: channelID, mchID: mchID, appID: appID, apiV3Key: apiV3Key, platformKeys: keys,
-            merchantPrivateKey: merchantKey, merchantSerialNo: merchantSerialNo,
-            apiBaseURL: apiBaseURL ?? defaultAPIBaseURL, allowedIPs: try parseAllowedIPs(channelID, allowedIPs),
-            maxClockSkewSeconds: maxClockSkewSeconds ?? 300, queryTimeout: .milliseconds(queryTimeoutMs ?? 3000)
-        )
     }
 }

@@ -1,0 +1,90 @@
+import Channels
+import Foundation
+import PayhookConfig
+import Testing
+
+/// Key files read for `channels:`: every error names the YAML key and the file, never the key.
+@Suite struct KeyLoadingTests {
+    static let fixtures = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("ChannelsTests/Fixtures")
+
+    static func path(_ name: String) -> String { fixtures.appendingPathComponent(name).path }
+
+    static var certificateSerial: String {
+        get throws {
+            let data = try Data(contentsOf: fixtures.appendingPathComponent("wechat_serials.json"))
+            return (try JSONSerialization.jsonObject(with: data) as! [String: Any])["certificate_serial"] as! String
+        }
+    }
+
+    func loadError(_ channel: String) throws -> ConfigError? {
+        let configuration = try PayhookConfiguration.parse(yaml: "database: {url: x}\nchannels: [\(channel)]")
+        do {
+            _ = try configuration.loadChannels()
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    func alipay(_ extra: String = "", publicKey: String = "alipay_public.pem") -> String {
+        """
+        {id: ali, type: alipay, app_id: "1", alipay_public_key_file: "\(Self.path(publicKey))",
+         app_private_key_file: "\(Self.path("app_private_pkcs1.pem"))", gateway_url: "http://127.0.0.1:1/"\(extra)}
+        """
+    }
+
+    func wechat(platform: String, apiV3Key: String = "wechat_apiv3.key") -> String {
+        """
+        {id: wx, type: wechatpay_v3, mchid: "1", appid: a, apiv3_key_file: "\(Self.path(apiV3Key))",
+         platform_public_key_files: {\(platform)}, merchant_private_key_file: "\(Self.path("wechat_merchant_private.pem"))",
+         merchant_serial_no: "1", api_base_url: "http://127.0.0.1:1/"}
+        """
+    }
+
+    @Test func keyFilesNameTheFileAndNeverTheKey() throws {
+        do {
+            _ = try KeyFiles.publicKey("/nonexistent/alipay_public.pem")
+            Issue.record("expected an error")
+        } catch {
+            #expect(error.description == "/nonexistent/alipay_public.pem: cannot be read (missing or no permission)")
+        }
+        do {
+            _ = try KeyFiles.publicKey(Self.path("alipay_private_pkcs8.pem"))
+            Issue.record("expected an error")
+        } catch {
+            #expect(error.file == Self.path("alipay_private_pkcs8.pem"))
+            #expect(!error.description.contains("MII"))
+        }
+        #expect(try KeyFiles.publicKey(Self.path("alipay_public.pem")).keySizeInBits == 2048)
+        #expect(try KeyFiles.secret(Self.path("points.secret")).byteCount > 0)
+    }
+
+    @Test func everyChannelLoadsFromItsFiles() throws {
+        #expect(try loadError(alipay()) == nil)
+        let serial = try Self.certificateSerial
+        #expect(try loadError(wechat(platform: "\"\(serial)\": \"\(Self.path("wechat_platform_cert.pem"))\"")) == nil)
+    }
+
+    @Test func channelErrorsNameTheKeyAndTheFile() throws {
+        let notAKey = try #require(try loadError(alipay(publicKey: "points.secret")))
+        #expect(notAKey.key == "channels[0].alipay_public_key_file")
+        #expect(notAKey.problem.contains("points.secret") && !notAKey.description.contains("points-test-secret"))
+
+        let badNetwork = try #require(try loadError(alipay(", allowed_ips: [127.0.0.1/32, 10.0.0.0/40]")))
+        #expect(badNetwork.key == "channels[0].allowed_ips[1]" && badNetwork.problem.contains("10.0.0.0/40"))
+
+        let notABool = try #require(try loadError(alipay(", allow_sign_type_rsa: maybe")))
+        #expect(notABool.key == "channels[0].allow_sign_type_rsa")
+
+        let serial = try #require(try loadError(wechat(platform: "ABCDEF: \"\(Self.path("wechat_platform_cert.pem"))\"")))
+        #expect(serial.key == "channels[0].platform_public_key_files[ABCDEF]")
+        let certificateSerial = try Self.certificateSerial
+        #expect(serial.problem.contains("wechat_platform_cert.pem") && serial.problem.contains(certificateSerial))
+
+        let shortKey = try #require(try loadError(wechat(
+            platform: "PUB_KEY_ID_1: \"\(Self.path("wechat_pubkey_id_public.pem"))\"", apiV3Key: "points.secret")))
+        #expect(shortKey.key == "channels[0].apiv3_key_file" && shortKey.problem.contains("points.secret"))
+        #expect(!shortKey.description.contains("points-test-secret"))
+    }
+}
