@@ -48,7 +48,6 @@ let package = Package(
             name: "Postgres",
             dependencies: [
                 "CLibPQ",
-                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -115,7 +114,7 @@ let package = Package(
                 "Orders",
                 "Postgres",
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -145,8 +144,10 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                "PayhookCore",
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -155,12 +156,10 @@ let package = Package(
             name: "Simulator",
             dependencies: [
                 "PayhookConfig",
-                "ChannelClients",
                 "Channels",
                 "PayhookCore",
                 .product(name: "Crypto", package: "swift-crypto"),
                 "Postgres",
-                "CallbackQueue",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -183,7 +182,6 @@ let package = Package(
                 "Receiver",
                 "Workers",
                 "Simulator",
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -221,14 +219,16 @@ let package = Package(
         ),
         .testTarget(
             name: "PostgresTests",
-            dependencies: [
-                "PayhookCore","Postgres", "PostgresTestSupport"],
+            dependencies: ["Postgres", "PostgresTestSupport"
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "CallbackQueueTests",
             dependencies: [
-                "PayhookCore","CallbackQueue", "Postgres", "PostgresTestSupport"],
+                "PayhookCore","CallbackQueue", "Postgres", "PostgresTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         // libFuzzer target over the channel adapters (see Sources/Channels/FUZZING.md).
@@ -255,13 +255,15 @@ let package = Package(
             name: "ReceiverTests",
             dependencies: [
                 "Workers",
-                "PayhookCore",
                 "Receiver", "CallbackQueue", "Channels", "PayhookConfig", "Postgres", "PostgresTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -285,7 +287,7 @@ let package = Package(
             dependencies: [
                 "ChannelClients",
                 "PayhookCore",
-                "Workers", "Receiver", "Simulator", "PayhookConfig", "Orders", "CallbackQueue", "Channels", "Postgres",
+                "Workers", "Receiver", "Simulator", "PayhookConfig", "CallbackQueue", "Channels", "Postgres",
                 "PostgresTestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
@@ -293,6 +295,7 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -302,7 +305,7 @@ let package = Package(
                 "Receiver",
                 "ChannelClients",
                 "PayhookCore",
-                "Simulator", "Channels", "Postgres", "PostgresTestSupport", "CallbackQueue", "PayhookConfig",
+                "Simulator", "Channels", "Postgres", "PostgresTestSupport", "PayhookConfig",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -47,7 +47,6 @@ public final class Enqueuer: Sendable {
 
     private struct Waiting {
         let callback: RawCallback
-        let encodedHeaders: String
         let reply: Reply
     }
 
@@ -96,7 +95,7 @@ public final class Enqueuer: Sendable {
     public func enqueue(_ callback: RawCallback) async throws(EnqueueError) -> Int64 {
         let reply = Reply()
         // Encoded here, on the caller's thread: the one writer's time is the commit cycle's.
-        let waiting = Waiting(callback: callback, encodedHeaders: HeaderCoding.encode(callback.headers), reply: reply)
+        let waiting = Waiting(callback: callback, reply: reply)
         let accepted: Bool = wakeup.withLock {
             let accepted = state.withLock { state in
                 guard !state.closed else { return false }
@@ -172,8 +171,7 @@ public final class Enqueuer: Sendable {
                 if connection == nil || connection?.isConnected == false {
                     connection = try Connection(configuration: configuration.connection)
                 }
-                let ids = try QueueStore.insert(live.map(\.callback), encodedHeaders: live.map(\.encodedHeaders),
-                                                 on: connection!)
+                let ids = try QueueStore.insert(live.map(\.callback), on: connection!)
                 commitTimer.recordInterval(since: started)
                 batchSizes.record(live.count)
                 for (waiting, id) in zip(live, ids) { waiting.reply.resolve(.success(id)) }

@@ -6,6 +6,7 @@ public enum QueueSchema {
     public static let migrations: [SchemaMigration] = [
         SchemaMigration(id: "0001_callback_queue", sql: callbackQueue),
         SchemaMigration(id: "0003_workers", sql: replayedOutcome),
+        SchemaMigration(id: "0004_header_arrays", sql: headerArrays),
     ]
 
     // The raw callback is written once into callback_payloads and never updated; the
@@ -93,5 +94,53 @@ public enum QueueSchema {
         ALTER TABLE callback_attempts DROP CONSTRAINT callback_attempts_outcome_check;
         ALTER TABLE callback_attempts ADD CONSTRAINT callback_attempts_outcome_check
             CHECK (outcome IN ('done', 'rejected', 'retry', 'dead', 'released', 'lease_lost', 'replayed'));
+        """
+
+    // Headers as two arrays PostgreSQL reads itself, names as text and values as bytes, in
+    // arrival order with repeats: no hand-written JSON on the way in or out. Existing rows
+    // are converted in place from the `json` pairs (one rewrite of callback_payloads; stop
+    // the receivers or expect their inserts to wait for it). The view keeps `headers` as
+    // the same `[[name, value], ...]` JSON for operators' queries.
+    static let headerArrays = """
+        DROP VIEW callbacks;
+        ALTER TABLE callback_payloads ADD COLUMN header_names text[], ADD COLUMN header_values bytea[];
+        -- A damaged column (not an array of pairs) keeps a NULL element, which the workers
+        -- read as a corrupt row, as they did the JSON.
+        UPDATE callback_payloads SET
+            header_names = CASE WHEN json_typeof(headers) = 'array'
+                THEN ARRAY(SELECT pair ->> 0 FROM json_array_elements(headers) WITH ORDINALITY AS h(pair, i) ORDER BY i)
+                ELSE ARRAY[NULL::text] END,
+            header_values = CASE WHEN json_typeof(headers) = 'array'
+                THEN ARRAY(SELECT convert_to(pair ->> 1, 'UTF8')
+                           FROM json_array_elements(headers) WITH ORDINALITY AS h(pair, i) ORDER BY i)
+                ELSE ARRAY[NULL::bytea] END;
+        ALTER TABLE callback_payloads
+            ALTER COLUMN header_names SET NOT NULL,
+            ALTER COLUMN header_values SET NOT NULL,
+            ADD CONSTRAINT callback_payloads_headers_check
+                CHECK (cardinality(header_names) = cardinality(header_values)),
+            DROP COLUMN headers;
+
+        -- A value's text for the view: UTF-8 as it is, anything else with escapes, so one odd
+        -- header never makes the whole view unreadable.
+        CREATE FUNCTION payhook_header_text(value bytea) RETURNS text
+        LANGUAGE plpgsql IMMUTABLE STRICT AS $$
+        BEGIN
+            RETURN convert_from(value, 'UTF8');
+        EXCEPTION WHEN character_not_in_repertoire OR untranslatable_character THEN
+            RETURN encode(value, 'escape');
+        END
+        $$;
+
+        CREATE VIEW callbacks AS
+            SELECT p.id, p.channel, p.kind, p.received_at, p.source_ip, p.method, p.path, p.query,
+                   (SELECT coalesce(json_agg(json_build_array(h.name, payhook_header_text(h.value)) ORDER BY h.i),
+                                    '[]'::json)
+                    FROM unnest(p.header_names, p.header_values) WITH ORDINALITY AS h(name, value, i)) AS headers,
+                   p.body, j.state, j.attempts, j.next_attempt_at, j.locked_by,
+                   j.locked_until, j.last_error, j.reason, j.out_trade_no, j.channel_trade_no,
+                   p.peer_ip, j.updated_at, p.header_names, p.header_values
+            FROM callback_payloads p
+            JOIN callback_jobs j ON j.callback_id = p.id;
         """
 }

@@ -21,15 +21,9 @@ public struct QueueStore: Sendable {
     /// Inserts callbacks in one statement and one commit, NOTIFYing workers in the same
     /// transaction. Returns their ids in input order.
     public static func insert(_ callbacks: [RawCallback], on connection: Connection) throws(PostgresError) -> [Int64] {
-        try insert(callbacks, encodedHeaders: callbacks.map { HeaderCoding.encode($0.headers) }, on: connection)
-    }
-
-    /// `insert` with each callback's headers already encoded by `HeaderCoding.encode`: the
-    /// enqueuer encodes them on the callers' threads, not on its one writer.
-    static func insert(_ callbacks: [RawCallback], encodedHeaders: [String],
-                       on connection: Connection) throws(PostgresError) -> [Int64] {
-        precondition(callbacks.count == encodedHeaders.count, "one encoding per callback")
         guard !callbacks.isEmpty else { return [] }
+        // Every callback's headers in one flat pair of arrays; each row takes its slice.
+        let headers = callbacks.flatMap(\.headers)
         let result = try connection.query(prepared: "payhook_enqueue", insertSQL, [
             .textArray(callbacks.map(\.channel)),
             .textArray(callbacks.map(\.kind.rawValue)),
@@ -39,8 +33,10 @@ public struct QueueStore: Sendable {
             .textArray(callbacks.map(\.method)),
             .textArray(callbacks.map(\.path)),
             .textArray(callbacks.map(\.query)),
-            .textArray(encodedHeaders),
+            .int32Array(callbacks.map { Int32($0.headers.count) }),
             .byteaArray(callbacks.map(\.body)),
+            .textArray(headers.map(\.name)),
+            .byteaArray(headers.map { Array($0.value.utf8) }),
         ])
         let ids = try result.rows.map { row throws(PostgresError) in try row.decode(0, as: Int64.self) }
         guard ids.count == callbacks.count else {
@@ -58,10 +54,9 @@ public struct QueueStore: Sendable {
         return try result.rows.map { row throws(PostgresError) in
             let channel: String = try row.decode(3)
             let kindText: String = try row.decode(4)
-            let headerText: String = try row.decode(11)
             var callback = RawCallback(
                 channel: channel, method: try row.decode(8), path: try row.decode(9), query: try row.decode(10),
-                body: try row.decode(12), sourceIP: try row.decode(6), peerIP: try row.decode(7),
+                body: try row.decode(13), sourceIP: try row.decode(6), peerIP: try row.decode(7),
                 receivedAt: try row.decode(5))
             let stored: Result<RawCallback, CorruptRow>
             do throws(CorruptRow) {
@@ -69,7 +64,7 @@ public struct QueueStore: Sendable {
                     throw CorruptRow(column: "kind", problem: "is neither notify nor return")
                 }
                 callback.kind = kind
-                callback.headers = try HeaderCoding.decode(headerText)
+                callback.headers = try Self.headers(row, names: 11, values: 12)
                 stored = .success(callback)
             } catch {
                 stored = .failure(error)
@@ -77,6 +72,20 @@ public struct QueueStore: Sendable {
             return ClaimedCallback(id: try row.decode(0), attempt: try row.decode(1), leaseExpiresAt: try row.decode(2),
                                    channel: channel, stored: stored)
         }
+    }
+
+    /// The stored headers, or why they do not read back (a NULL element: a damaged row).
+    static func headers(_ row: PostgresRow, names: Int, values: Int) throws(CorruptRow) -> [HeaderField] {
+        let nameList: [String]
+        let valueList: [[UInt8]]
+        do {
+            nameList = try row.textArray(names)
+            valueList = try row.byteaArray(values)
+        } catch {
+            throw CorruptRow(column: "headers", problem: "do not read back (\(error))")
+        }
+        // The CHECK keeps the two the same length.
+        return zip(nameList, valueList).map { HeaderField(name: $0, value: String(decoding: $1, as: UTF8.self)) }
     }
 
     /// One finished attempt.
@@ -146,14 +155,20 @@ public struct QueueStore: Sendable {
         """
 
     static let insertSQL = """
-        WITH payload AS (
-            INSERT INTO callback_payloads
-                (channel, kind, received_at, source_ip, peer_ip, method, path, query, headers, body)
-            SELECT channel, kind, received_at, source_ip::inet, peer_ip::inet, method, path, query,
-                   headers::json, body
+        WITH input AS (
+            SELECT *, sum(header_count) OVER (ORDER BY position) - header_count AS header_start
             FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[],
-                        $7::text[], $8::text[], $9::text[], $10::bytea[])
-                AS input(channel, kind, received_at, source_ip, peer_ip, method, path, query, headers, body)
+                        $7::text[], $8::text[], $9::int[], $10::bytea[]) WITH ORDINALITY
+                AS input(channel, kind, received_at, source_ip, peer_ip, method, path, query, header_count, body,
+                         position)
+        ), payload AS (
+            INSERT INTO callback_payloads
+                (channel, kind, received_at, source_ip, peer_ip, method, path, query, header_names, header_values,
+                 body)
+            SELECT channel, kind, received_at, source_ip::inet, peer_ip::inet, method, path, query,
+                   coalesce(($11::text[])[header_start + 1 : header_start + header_count], '{}'),
+                   coalesce(($12::bytea[])[header_start + 1 : header_start + header_count], '{}'), body
+            FROM input ORDER BY position
             RETURNING id, channel, received_at
         ), job AS (
             INSERT INTO callback_jobs (callback_id, channel, next_attempt_at)
@@ -188,7 +203,7 @@ public struct QueueStore: Sendable {
         )
         SELECT claimed.callback_id, claimed.attempts, claimed.locked_until, payload.channel, payload.kind,
                payload.received_at, payload.source_ip, payload.peer_ip, payload.method, payload.path,
-               payload.query, payload.headers, payload.body
+               payload.query, payload.header_names, payload.header_values, payload.body
         FROM claimed
         JOIN callback_payloads AS payload ON payload.id = claimed.callback_id
         ORDER BY claimed.callback_id
@@ -243,8 +258,8 @@ extension QueueStore {
         return [
             ("insert", try plan(Self.insertSQL, [
                 .textArray(["c"]), .textArray(["notify"]), .timestamptzArray([Date()]), .textArray([nil]),
-                .textArray([nil]), .textArray(["POST"]), .textArray(["/"]), .textArray([""]), .textArray(["[]"]),
-                .byteaArray([[]]),
+                .textArray([nil]), .textArray(["POST"]), .textArray(["/"]), .textArray([""]), .int32Array([1]),
+                .byteaArray([[]]), .textArray(["Host"]), .byteaArray([Array("x".utf8)]),
             ])),
             ("claim", try plan(Self.claimSQL, [.int64(64), .text(workerID), .int64(30_000)])),
             ("finish", try plan(Self.finishSQL, [

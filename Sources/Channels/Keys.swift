@@ -33,7 +33,6 @@ public struct RSAPublicKey: Sendable {
     /// PEM: `PUBLIC KEY` (X.509 SubjectPublicKeyInfo) or `RSA PUBLIC KEY` (PKCS#1); or the
     /// bare base64 DER of either, as Alipay's console shows keys.
     public init(pemRepresentation text: String) throws(KeyLoadError) {
-        let key: _RSA.Signing.PrivateKey
         if text.contains("-----BEGIN") {
             if text.contains("CERTIFICATE-----") {
                 throw KeyLoadError(file: nil, problem: "is a certificate, not a public key")

@@ -220,10 +220,10 @@ import Workers
         }
         let connection = try harness.database.connect()
         let id = try connection.query("SELECT id FROM callback_payloads")[0].decode(0, as: Int64.self)
-        let stored = try connection.query("SELECT headers::text FROM callback_payloads WHERE id = $1", [.int64(id)])[0]
+        let stored = try connection.query("SELECT header_names[1] FROM callback_payloads WHERE id = $1", [.int64(id)])[0]
             .decode(0, as: String.self)
-        // Damaged by hand: an object where the array of pairs belongs.
-        try connection.query(#"UPDATE callback_payloads SET headers = '{"Content-Type": 1}' WHERE id = $1"#, [.int64(id)])
+        // Damaged by hand: a header name gone.
+        try connection.query("UPDATE callback_payloads SET header_names[1] = NULL WHERE id = $1", [.int64(id)])
         let registry = PrometheusCollectorRegistry()
         let metrics = WorkerMetrics(factory: PrometheusMetricsFactory(registry: registry))
         try await harness.withPipeline(metrics: metrics) { _ in try await harness.waitForDrain() }
@@ -237,7 +237,7 @@ import Workers
         #expect(text.contains(#"payhook_worker_callbacks_total{channel="alipay",outcome="dead",reason="corrupt_row"} 1"#))
 
         // Mended and replayed, the same acknowledged callback pays the order.
-        try connection.query("UPDATE callback_payloads SET headers = $2::json WHERE id = $1", [.int64(id), .text(stored)])
+        try connection.query("UPDATE callback_payloads SET header_names[1] = $2 WHERE id = $1", [.int64(id), .text(stored)])
         #expect(try DeadLetters.replay([id], operatorName: "test", on: connection) == [id])
         try await harness.withPipeline { _ in try await harness.waitForDrain() }
         #expect(try harness.orderStatus("CR-1") == "paid")

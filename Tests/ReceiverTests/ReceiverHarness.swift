@@ -63,12 +63,22 @@ struct ReceiverHarness {
     }
 
     /// Rows in the queue, with what tests compare.
-    func storedRows() throws -> [(id: Int64, kind: String, sourceIP: String?, path: String, query: String, headers: String, body: [UInt8])] {
-        try database.connect().query(
-            "SELECT id, kind, host(source_ip), path, query, headers::text, body FROM callbacks ORDER BY id"
-        ).rows.map {
-            (try $0.decode(0), try $0.decode(1), try $0.decode(2), try $0.decode(3), try $0.decode(4),
-             try $0.decode(5), try $0.decode(6))
+    /// Headers are `(name, value)` pairs as stored: the value's bytes read as UTF-8.
+    func storedRows() throws -> [(id: Int64, kind: String, sourceIP: String?, path: String, query: String,
+                                  headers: [Pair], body: [UInt8])] {
+        try database.connect().query("""
+            SELECT id, kind, host(source_ip), path, query, header_names, header_values, body FROM callbacks ORDER BY id
+            """).rows.map { row throws(PostgresError) in
+            let headers = zip(try row.textArray(5), try row.byteaArray(6)).map {
+                Pair(name: $0, value: String(decoding: $1, as: UTF8.self))
+            }
+            return (try row.decode(0), try row.decode(1), try row.decode(2), try row.decode(3), try row.decode(4),
+                    headers, try row.decode(7))
         }
+    }
+
+    struct Pair: Equatable {
+        let name: String
+        let value: String
     }
 }

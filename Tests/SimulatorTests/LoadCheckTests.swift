@@ -12,8 +12,9 @@ import Testing
         let send = plan.sends[sequence]
         let id = try connection.query(
             """
-            INSERT INTO callback_payloads (channel, kind, received_at, method, path, query, headers, body)
-            VALUES ($1, 'notify', now(), 'POST', $2, $3, '[]', $4) RETURNING id
+            INSERT INTO callback_payloads
+                (channel, kind, received_at, method, path, query, header_names, header_values, body)
+            VALUES ($1, 'notify', now(), 'POST', $2, $3, '{}', '{}', $4) RETURNING id
             """,
             [.text(send.notify.channel), .text("/notify/\(send.notify.channel)"), .text(plan.marker(sequence)),
              .bytea(send.notify.body)])[0].decode(0, as: Int64.self)
