@@ -38,17 +38,17 @@ let alipayBody = AlipayChannelSide(alipayPrivateKey: alipayKey, appPublicKey: ni
         ("body", "Payhook benchmark order body text, a typical description of what was bought"),
         ("passback_params", "merchant%3Dsite-001%26campaign%3Dwinter"),
     ])
-let alipayRaw = RawCallback(body: alipayBody)
+let alipayRaw = RawCallback(body: alipayBody, sourceIP: "127.0.0.1")
 
 let wechatSide = WeChatPayChannelSide(signingKey: wechatKey, signingSerial: "PUB_KEY_ID_0001", apiV3Key: apiV3Key,
                                       merchantPublicKey: nil, mchID: "1900000001", appID: "wx0000000000000001")
 let wechatMessage = wechatSide.notify(for: order, eventID: "EV-2026112710000500001", timestamp: now)
-let wechatRaw = RawCallback(headers: wechatMessage.headers, body: wechatMessage.body, receivedAt: now)
+let wechatRaw = RawCallback(headers: wechatMessage.headers, body: wechatMessage.body, sourceIP: "127.0.0.1", receivedAt: now)
 
 let pointsMessage = PointsChannelSide(partnerID: "site-001", hmacSecret: secret)
     .notify(for: ChannelOrder(outTradeNo: order.outTradeNo, channelTradeNo: "PT202611270000000001", status: .paid, amountMinor: 8888, paidAt: now, points: 8888),
             eventID: "PEV-20261127-000001", timestamp: now)
-let pointsRaw = RawCallback(headers: pointsMessage.headers, body: pointsMessage.body, receivedAt: now)
+let pointsRaw = RawCallback(headers: pointsMessage.headers, body: pointsMessage.body, sourceIP: "127.0.0.1", receivedAt: now)
 
 // Every payload must verify before it is timed.
 for (name, adapter, raw) in [("alipay", AnyChannelAdapter.alipay(alipay), alipayRaw), ("wechatpay_v3", .wechatPay(wechat), wechatRaw), ("points", .points(points), pointsRaw)] {
