@@ -80,7 +80,7 @@ let package = Package(
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
             ],
-            exclude: ["FUZZING.md", "Points/PROTOCOL.md"],
+            exclude: ["Points/PROTOCOL.md"],
             swiftSettings: swiftSettings
         ),
         // HTTPS to the channels' APIs over AsyncHTTPClient: the adapters' signed requests sent,
@@ -231,11 +231,12 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // libFuzzer target over the channel adapters (see Sources/Channels/FUZZING.md).
+        // libFuzzer target over the channel adapters (see Tests/ChannelFuzz/FUZZING.md).
         .executableTarget(
             name: "ChannelFuzz",
             dependencies: ["Channels", "PayhookConfig", "PayhookCore", "Simulator"],
             path: "Tests/ChannelFuzz",
+            exclude: ["FUZZING.md"],
             swiftSettings: swiftSettings
         ),
         // Verification throughput per channel type beside raw RSA verify.

@@ -1,8 +1,8 @@
 public import CallbackQueue
-public import Channels
+import Channels
 public import Foundation
 public import PayhookCore
-public import Postgres
+import Postgres
 public import Receiver
 public import Workers
 

@@ -1,5 +1,5 @@
 // libFuzzer target over the channel adapters' parsing and verification.
-// Build and run: see Sources/Channels/FUZZING.md.
+// Build and run: see FUZZING.md beside this file.
 //
 // The first input byte picks a path; the rest is the payload. Paths that would otherwise
 // stop at a signature check sign the fuzzed payload with keys made at start-up, so the

@@ -151,7 +151,7 @@ import Testing
                        "{\"s\":" + String(repeating: "{\"a\":", count: 70) + "1" + String(repeating: "}", count: 71), "[1]", "\"s\"", "", "{", "{\"a\":{\"b\":1}"]
         for text in invalid {
             #expect(Array(text.utf8).withUnsafeBufferPointer { JSONObjectView($0) } == nil, "\(text.prefix(40))")
-            #expect(FuzzHooks.jsonObjectViewAgrees(Array(text.utf8)))
+            #expect(JSONObjectView.agreesWithParse(Array(text.utf8)))
         }
         #expect([0x7B, 0x22, 0x73, 0x22, 0x3A, 0x22, 0xFF, 0x22, 0x7D].withUnsafeBufferPointer { JSONObjectView($0) } == nil)
     }
@@ -167,7 +167,7 @@ import Testing
         let alphabet = Array(#"{}[]":,\"0123456789-.eE tfnul aé"#.utf8) + [0x00, 0x1F, 0x80, 0xBF, 0xC0, 0xE4, 0xED, 0xF4, 0xFF]
         var accepted = 0
         for seed in seeds {
-            #expect(FuzzHooks.jsonObjectViewAgrees(Array(seed.utf8)))
+            #expect(JSONObjectView.agreesWithParse(Array(seed.utf8)))
             for _ in 0..<3000 {
                 var bytes = Array(seed.utf8)
                 for _ in 0..<Int(rng.next() % 3 + 1) {
@@ -180,7 +180,7 @@ import Testing
                     }
                 }
                 if bytes.withUnsafeBufferPointer({ JSONObjectView($0) }) != nil { accepted += 1 }
-                #expect(FuzzHooks.jsonObjectViewAgrees(bytes), "\(String(decoding: bytes, as: UTF8.self))")
+                #expect(JSONObjectView.agreesWithParse(bytes), "\(String(decoding: bytes, as: UTF8.self))")
             }
         }
         #expect(accepted > 100)  // the edits keep enough documents valid to compare readings

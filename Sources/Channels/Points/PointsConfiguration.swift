@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// One `type: points` channel.
 public struct PointsConfiguration: Sendable {

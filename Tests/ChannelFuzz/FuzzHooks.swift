@@ -1,48 +1,21 @@
-import PayhookCore
+import Channels
 import Foundation
+import PayhookCore
 
-/// Entry points for the `ChannelFuzz` target into the parsers that are not public.
-/// `package` access: visible to this package's targets only, never to users.
-package enum FuzzHooks {
+/// What the fuzz target drives: the package-internal parsers, and inputs signed so that
+/// fuzzed bytes reach past the signature checks.
+enum FuzzHooks {
     /// JSON reader; checks that whatever parses re-serializes to something that parses the same.
-    package static func json(_ bytes: [UInt8]) {
+    static func json(_ bytes: [UInt8]) {
         if let value = try? JSONValue.parse(bytes) {
             let again = try? JSONValue.parse(Array(value.serialized().utf8))
             precondition(again == value, "JSON re-serialization changed the value")
         }
-        precondition(jsonObjectViewAgrees(bytes), "JSONObjectView disagrees with JSONValue.parse")
-    }
-
-    /// Whether the in-place reader accepts exactly the objects `JSONValue.parse` accepts and
-    /// reads the same strings, numbers and nested objects from them.
-    package static func jsonObjectViewAgrees(_ bytes: [UInt8]) -> Bool {
-        let parsed = try? JSONValue.parse(bytes)
-        return bytes.withUnsafeBufferPointer { buffer in
-            guard let view = JSONObjectView(buffer) else {
-                if case .object = parsed { return false }
-                return true
-            }
-            guard let parsed else { return false }
-            return agrees(view, parsed)
-        }
-    }
-
-    private static func agrees(_ view: JSONObjectView, _ value: JSONValue) -> Bool {
-        guard case .object(let members) = value else { return false }
-        for member in members {
-            guard let span = view[member.key], let first = value[member.key] else { return false }
-            switch first {
-            case .string(let text): guard span.string == text else { return false }
-            case .object: guard let nested = span.object, agrees(nested, first) else { return false }
-            case .number(let text): guard span.string == nil, span.object == nil, span.int64 == Int64(text) else { return false }
-            default: guard span.string == nil, span.object == nil, span.int64 == nil else { return false }
-            }
-        }
-        return true
+        precondition(JSONObjectView.agreesWithParse(bytes), "JSONObjectView disagrees with JSONValue.parse")
     }
 
     /// Money, CIDR, timestamps, form decoding over the text.
-    package static func scalars(_ bytes: [UInt8]) {
+    static func scalars(_ bytes: [UInt8]) {
         let text = String(decoding: bytes, as: UTF8.self)
         if let minor = Money.parseMinorUnits(text) {
             precondition(minor >= 0 && Money.parseMinorUnits(Money.format(minorUnits: minor)) == minor, "money round trip")
@@ -64,7 +37,7 @@ package enum FuzzHooks {
 
     /// Appends a valid RSA2 signature over the form's own sign content, so fuzzed notifies
     /// reach field parsing. nil when the form does not parse.
-    package static func signAlipayForm(_ bytes: [UInt8], key: RSAPrivateKey) -> [UInt8]? {
+    static func signAlipayForm(_ bytes: [UInt8], key: RSAPrivateKey) -> [UInt8]? {
         guard var pairs = FormEncoding.parse(bytes) else { return nil }
         pairs.removeAll { $0.key == "sign" || $0.key == "sign_type" }
         guard let content = AlipaySignature.signContent(pairs) else { return nil }
@@ -75,7 +48,7 @@ package enum FuzzHooks {
 
     /// A WeChat notify envelope around `plaintext`, encrypted with `apiV3Key` (reaches the
     /// transaction reader).
-    package static func wechatEnvelope(plaintext: [UInt8], apiV3Key: SharedSecret) -> [UInt8] {
+    static func wechatEnvelope(plaintext: [UInt8], apiV3Key: SharedSecret) -> [UInt8] {
         let ciphertext = WeChatPaySignature.encrypt(plaintext: plaintext, key: apiV3Key, nonce: "0123456789ab", associatedData: "transaction")
         let envelope = JSONValue.object([
             "id": .string("EV-FUZZ"),
@@ -88,7 +61,7 @@ package enum FuzzHooks {
     }
 
     /// An Alipay gateway answer whose node is `inner`, signed when `key` is given.
-    package static func alipayResponse(inner: [UInt8], key: RSAPrivateKey?) -> [UInt8] {
+    static func alipayResponse(inner: [UInt8], key: RSAPrivateKey?) -> [UInt8] {
         var out = Array(#"{"alipay_trade_query_response":"#.utf8) + inner
         if let key { out += Array(#","sign":""#.utf8) + Array(AlipaySignature.base64(key.signSHA256(inner)).utf8) + [0x22] }
         out.append(UInt8(ascii: "}"))
