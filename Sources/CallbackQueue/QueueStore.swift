@@ -36,7 +36,7 @@ public struct QueueStore: Sendable {
             .int32Array(callbacks.map { Int32($0.headers.count) }),
             .byteaArray(callbacks.map(\.body)),
             .textArray(headers.map(\.name)),
-            .byteaArray(headers.map { Array($0.value.utf8) }),
+            .byteaArray(utf8: headers.map(\.value)),
         ])
         let ids = try result.rows.map { row throws(PostgresError) in try row.decode(0, as: Int64.self) }
         guard ids.count == callbacks.count else {

@@ -1,5 +1,5 @@
 import CLibPQ
-public import Foundation
+import Foundation
 
 /// One libpq connection. Not `Sendable`: it belongs to one thread (a worker thread) or one
 /// serial queue (`SerialConnection`) at a time, as libpq requires.

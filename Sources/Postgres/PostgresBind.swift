@@ -58,8 +58,18 @@ public struct PostgresBind: Sendable {
     // with no escaping.
 
     public static func textArray(_ values: [String?]) -> PostgresBind {
+        utf8Array(elementOID: PostgresType.text, arrayOID: PostgresType.textArray, values)
+    }
+
+    /// A `bytea[]` of each string's UTF-8 bytes (binary `text` and `bytea` elements are the
+    /// same bytes).
+    public static func byteaArray(utf8 values: [String]) -> PostgresBind {
+        utf8Array(elementOID: PostgresType.bytea, arrayOID: PostgresType.byteaArray, values)
+    }
+
+    private static func utf8Array(elementOID: UInt32, arrayOID: UInt32, _ values: [String?]) -> PostgresBind {
         // Written straight from each string's UTF-8: no array per element.
-        var out = arrayHeader(elementOID: PostgresType.text, count: values.count, hasNull: values.contains(nil),
+        var out = arrayHeader(elementOID: elementOID, count: values.count, hasNull: values.contains(nil),
                               payloadBytes: values.reduce(0) { $0 + 4 + ($1?.utf8.count ?? 0) })
         for value in values {
             if let value {
@@ -69,7 +79,7 @@ public struct PostgresBind: Sendable {
                 out.appendBigEndian(Int32(-1))
             }
         }
-        return PostgresBind(typeOID: PostgresType.textArray, format: .binary, bytes: out)
+        return PostgresBind(typeOID: arrayOID, format: .binary, bytes: out)
     }
 
     public static func byteaArray(_ values: [[UInt8]?]) -> PostgresBind {
