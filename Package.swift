@@ -142,6 +142,7 @@ let package = Package(
                 "Postgres",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -256,7 +257,7 @@ let package = Package(
             name: "ReceiverTests",
             dependencies: [
                 "Workers",
-                "Receiver", "CallbackQueue", "Channels", "PayhookConfig", "Postgres", "PostgresTestSupport",
+                "Receiver", "CallbackQueue", "Channels", "PayhookConfig", "PayhookCore", "Postgres", "PostgresTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

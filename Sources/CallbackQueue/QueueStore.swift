@@ -36,7 +36,8 @@ public struct QueueStore: Sendable {
             .int32Array(callbacks.map { Int32($0.headers.count) }),
             .byteaArray(callbacks.map(\.body)),
             .textArray(headers.map(\.name)),
-            .byteaArray(utf8: headers.map(\.value)),
+            // Values that are not UTF-8 (rare) go in as their bytes; the rest straight from the strings.
+            headers.contains { $0.nonUTF8Bytes != nil } ? .byteaArray(headers.map(\.bytes)) : .byteaArray(utf8: headers.map(\.value)),
         ])
         let ids = try result.rows.map { row throws(PostgresError) in try row.decode(0, as: Int64.self) }
         guard ids.count == callbacks.count else {
@@ -85,7 +86,7 @@ public struct QueueStore: Sendable {
             throw CorruptRow(column: "headers", problem: "do not read back (\(error))")
         }
         // The CHECK keeps the two the same length.
-        return zip(nameList, valueList).map { HeaderField(name: $0, value: String(decoding: $1, as: UTF8.self)) }
+        return zip(nameList, valueList).map { HeaderField(name: $0, bytes: $1) }
     }
 
     /// One finished attempt.

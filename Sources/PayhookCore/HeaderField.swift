@@ -1,12 +1,27 @@
 /// One HTTP header as it arrived: name and value verbatim, in arrival order (repeats kept).
 public struct HeaderField: Sendable, Hashable {
     public var name: String
-    public var value: String
+    /// The value as text. Bytes that are not UTF-8 read as U+FFFD here; `bytes` keeps them.
+    public var value: String {
+        didSet { nonUTF8Bytes = nil }
+    }
+    /// The value's bytes, only when they are not valid UTF-8 (else `value.utf8` is verbatim).
+    public private(set) var nonUTF8Bytes: [UInt8]?
 
     public init(name: String, value: String) {
         self.name = name
         self.value = value
     }
+
+    /// A value received as bytes: kept as they are, whether or not they are UTF-8.
+    public init(name: String, bytes: some Collection<UInt8>) {
+        self.name = name
+        self.value = String(decoding: bytes, as: UTF8.self)
+        if !self.value.utf8.elementsEqual(bytes) { nonUTF8Bytes = Array(bytes) }
+    }
+
+    /// The value's bytes exactly as they arrived.
+    public var bytes: [UInt8] { nonUTF8Bytes ?? Array(value.utf8) }
 }
 
 extension Array where Element == HeaderField {

@@ -94,7 +94,7 @@ public struct Receiver: Sendable {
     public func buildApplication() -> some ApplicationProtocol {
         Application(
             router: buildRouter(),
-            server: .http1(configuration: .init(idleTimeout: TimeAmount(configuration.readTimeout))),
+            server: .verbatimHeadersHTTP1(configuration: .init(idleTimeout: TimeAmount(configuration.readTimeout))),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port),
                                  serverName: nil),
             logger: logger)
@@ -141,9 +141,15 @@ public struct Receiver: Sendable {
         }
     }
 
-    /// The headers as sent. HTTPTypes moves `Host` into the request's authority, so it is
-    /// put back in front, where HTTP/1.1 clients send it.
+    /// The headers as sent: the raw head where a value was not UTF-8 and it agrees with the
+    /// decoded one. Otherwise the decoded fields, which are then verbatim; HTTPTypes moves
+    /// `Host` into the request's authority, so it is put back in front, where HTTP/1.1
+    /// clients send it.
     private func capturedHeaders(_ request: Request) -> [HeaderField] {
+        if let raw = RawRequestHead.current,
+           RawRequestHead.agrees(raw, authority: request.head.authority, fields: request.headers) {
+            return raw
+        }
         var captured: [HeaderField] = []
         captured.reserveCapacity(request.headers.count + 1)
         if let host = request.head.authority { captured.append(.init(name: "Host", value: host)) }

@@ -39,6 +39,19 @@ import Testing
         #expect(try empty.decode(0, as: String.self) == "[]")
     }
 
+    @Test func aValueThatIsNotUTF8IsStoredAndReadBackAsItsBytes() throws {
+        let database = try TestDatabase.create()
+        let connection = try database.connect()
+        let odd: [UInt8] = [0xFF, 0xFE, 0xC3, 0x28, 0x20, 0x6F, 0x6B]
+        let headers = [HeaderField(name: "X-Odd", bytes: odd), HeaderField(name: "X-Plain", value: "caf\u{E9}")]
+        #expect(headers[0].value == "\u{FFFD}\u{FFFD}\u{FFFD}( ok" && headers[0].bytes == odd)
+        let id = try QueueStore.insert([RawCallback(channel: "alipay", headers: headers)], on: connection)[0]
+        let row = try connection.query("SELECT header_values FROM callbacks WHERE id = $1", [.int64(id)])[0]
+        #expect(try row.byteaArray(0) == [odd, Array("caf\u{E9}".utf8)])
+        let claimed = try QueueStore(workerID: "w").claim(limit: 1, on: connection)
+        #expect(try claimed.first?.stored.get().headers == headers, "read back with the same bytes")
+    }
+
     @Test func aValueThatIsNotUTF8KeepsTheViewReadable() throws {
         let database = try TestDatabase.create()
         let connection = try database.connect()

@@ -7,6 +7,7 @@ import Hummingbird
 import NIOHTTP1
 import HummingbirdTesting
 import NIOCore
+import PayhookCore
 import Postgres
 import PostgresTestSupport
 import Receiver
@@ -37,6 +38,33 @@ import Testing
         #expect(repeats.count == 2 && repeats[1].offset == repeats[0].offset + 1, "in arrival order, side by side")
         #expect(headers.contains(.init(name: "Content-Type", value: "application/x-www-form-urlencoded; charset=gbk")))
         #expect(headers.first?.name == "Host")
+    }
+
+    /// Header values that are not UTF-8 are stored as their bytes, on every request of a
+    /// pipelined connection, whatever the framing of the bodies between them.
+    @Test func headerValuesThatAreNotUTF8AreStoredAsTheirBytes() async throws {
+        let harness = try ReceiverHarness()
+        let odd: [UInt8] = [0xFF, 0xFE, 0xC3, 0x28, 0x20, 0x6F, 0x6B]
+        var stream = Array("POST /notify/alipay HTTP/1.1\r\nX-Odd: ".utf8) + odd
+        stream += Array("\r\nHost: 127.0.0.1\r\nContent-Length: 9\r\n\r\nab\r\n\r\ncd\n".utf8)
+        stream += Array("POST /notify/wechatpay HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\nX-Odd: \u{E9}".utf8)
+        stream += [0xC8] + Array("\r\n\r\n4\r\nwxyz\r\nA\r\n0123456789\r\n0\r\n\r\n".utf8)
+        stream += Array("POST /notify/alipay HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Plain: caf\u{E9}\r\nContent-Length: 1\r\nConnection: close\r\n\r\nz".utf8)
+        try await harness.application().test(.live) { [stream] client in
+            let socket = try RawClient(port: try #require(client.port))
+            socket.send(stream)
+            let answers = socket.readUntilClosed()
+            // Answers follow each other directly ("success" has no line end).
+            let statuses = answers.matches(of: /HTTP\/1\.1 (\d{3})/).map { String($0.1) }
+            #expect(statuses == ["200", "204", "200"], "each acknowledged")
+        }
+        let rows = try harness.storedRows()
+        #expect(rows.map(\.body) == [Array("ab\r\n\r\ncd\n".utf8), Array("wxyz0123456789".utf8), Array("z".utf8)])
+        guard rows.count == 3 else { return }
+        #expect(rows[0].headers.map(\.name) == ["X-Odd", "Host", "Content-Length"], "in arrival order, Host included")
+        #expect(rows[0].headers[0].bytes == odd)
+        #expect(rows[1].headers.first { $0.name == "X-Odd" }?.bytes == Array("\u{E9}".utf8) + [0xC8])
+        #expect(rows[2].headers.first { $0.name == "X-Plain" }?.value == "caf\u{E9}", "UTF-8 stays as it was")
     }
 
     @Test func trustedProxyForwardedForIsBelieved() async throws {
@@ -183,7 +211,7 @@ import Testing
         let harness = try ReceiverHarness()
         try await harness.application().test(.live) { client in
             guard let port = client.port else { return }
-            let socket = try StalledClient(port: port)
+            let socket = try RawClient(port: port)
             socket.send("POST /notify/alipay HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\nonly-part")
             let start = ContinuousClock.now
             let answer = socket.readUntilClosed()
@@ -199,7 +227,7 @@ import Testing
         let harness = try ReceiverHarness(maxBodyBytes: 4096)
         try await harness.application().test(.live) { client in
             guard let port = client.port else { return }
-            let socket = try StalledClient(port: port)
+            let socket = try RawClient(port: port)
             socket.send("POST /notify/alipay HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 10000000\r\n\r\n")
             let start = ContinuousClock.now
             let head = socket.readHead()
@@ -210,8 +238,8 @@ import Testing
     }
 }
 
-/// A raw TCP client that can stop halfway through a request.
-final class StalledClient {
+/// A raw TCP client: sends bytes as given, and can stop halfway through a request.
+final class RawClient {
     let descriptor: Int32
 
     init(port: Int) throws {
@@ -229,7 +257,11 @@ final class StalledClient {
     deinit { close(descriptor) }
 
     func send(_ text: String) {
-        _ = text.utf8CString.withUnsafeBufferPointer { write(descriptor, $0.baseAddress, $0.count - 1) }
+        send(Array(text.utf8))
+    }
+
+    func send(_ bytes: [UInt8]) {
+        _ = bytes.withUnsafeBufferPointer { write(descriptor, $0.baseAddress, $0.count) }
     }
 
     /// Reads until the end of a response head (or 10 s pass).

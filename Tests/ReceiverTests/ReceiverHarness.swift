@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import Logging
 import PayhookConfig
+import PayhookCore
 import Postgres
 import PostgresTestSupport
 import Prometheus
@@ -63,22 +64,15 @@ struct ReceiverHarness {
     }
 
     /// Rows in the queue, with what tests compare.
-    /// Headers are `(name, value)` pairs as stored: the value's bytes read as UTF-8.
+    /// Headers as stored: names, and values as their bytes.
     func storedRows() throws -> [(id: Int64, kind: String, sourceIP: String?, path: String, query: String,
-                                  headers: [Pair], body: [UInt8])] {
+                                  headers: [HeaderField], body: [UInt8])] {
         try database.connect().query("""
             SELECT id, kind, host(source_ip), path, query, header_names, header_values, body FROM callbacks ORDER BY id
             """).rows.map { row throws(PostgresError) in
-            let headers = zip(try row.textArray(5), try row.byteaArray(6)).map {
-                Pair(name: $0, value: String(decoding: $1, as: UTF8.self))
-            }
+            let headers = zip(try row.textArray(5), try row.byteaArray(6)).map { HeaderField(name: $0, bytes: $1) }
             return (try row.decode(0), try row.decode(1), try row.decode(2), try row.decode(3), try row.decode(4),
                     headers, try row.decode(7))
         }
-    }
-
-    struct Pair: Equatable {
-        let name: String
-        let value: String
     }
 }
