@@ -89,9 +89,23 @@ struct RawHeadParser {
                     index += 1  // empty lines before a request line are allowed
                     continue
                 }
-                guard let end = takeUntilEmptyLine(bytes, &index) else { continue }
-                heads.append(head(Array(pending[..<end])))
-                pending.removeAll(keepingCapacity: true)
+                let start = index
+                guard let end = Self.endOfHead(bytes, from: index, after: pending) else {
+                    pending += bytes[index...]
+                    index = bytes.count
+                    if pending.count > maxHeadBytes { state = .lost }
+                    continue
+                }
+                index = end
+                if pending.isEmpty {
+                    // The usual case: the whole head is in this read, parsed where it lies.
+                    heads.append(head(UnsafeRawBufferPointer(rebasing: bytes[start..<end])))
+                } else {
+                    pending += bytes[start..<end]
+                    let block = pending
+                    pending.removeAll(keepingCapacity: true)
+                    heads.append(block.withUnsafeBytes { head($0) })
+                }
             case .chunkSize, .chunkDataEnd, .trailers:
                 guard let line = takeLine(bytes, &index) else { continue }
                 chunkLine(line)
@@ -100,19 +114,23 @@ struct RawHeadParser {
         return heads
     }
 
-    /// Appends to `pending` up to the empty line that ends a head; the head's length, or `nil`.
-    private mutating func takeUntilEmptyLine(_ bytes: UnsafeRawBufferPointer, _ index: inout Int) -> Int? {
-        while index < bytes.count {
-            let byte = bytes[index]
-            pending.append(byte)
-            index += 1
-            if byte == 0x0A {
-                let count = pending.count
-                if count >= 2 && pending[count - 2] == 0x0A { return count }
-                if count >= 3 && pending[count - 2] == 0x0D && pending[count - 3] == 0x0A { return count }
-            }
+    /// Where the empty line that ends a head ends (the index after its LF), looking from
+    /// `from` with the head's earlier bytes in `before`; `nil` if not in these bytes.
+    private static func endOfHead(_ bytes: UnsafeRawBufferPointer, from: Int, after before: [UInt8]) -> Int? {
+        // The two bytes before each position, across the boundary with `before`.
+        func byte(_ i: Int) -> UInt8? {
+            if i >= from { return bytes[i] }
+            let j = before.count - (from - i)
+            return j >= 0 ? before[j] : nil
         }
-        if pending.count > maxHeadBytes { state = .lost }
+        var i = from
+        while i < bytes.count {
+            if bytes[i] == 0x0A {
+                if byte(i - 1) == 0x0A { return i + 1 }
+                if byte(i - 1) == 0x0D && byte(i - 2) == 0x0A { return i + 1 }
+            }
+            i += 1
+        }
         return nil
     }
 
@@ -147,36 +165,49 @@ struct RawHeadParser {
         }
     }
 
-    /// Reads a complete head (request line, fields, empty line) and sets up its body's framing.
-    private mutating func head(_ block: [UInt8]) -> Head {
-        var fields: [(name: ArraySlice<UInt8>, value: ArraySlice<UInt8>)] = []
-        var lines = block.split(separator: 0x0A, omittingEmptySubsequences: false).map {
-            $0.last == 0x0D ? $0.dropLast() : $0
-        }
-        while lines.last?.isEmpty == true { lines.removeLast() }
-        for line in lines.dropFirst() {
-            guard let colon = line.firstIndex(of: UInt8(ascii: ":")), colon > line.startIndex,
-                  line.first != 0x20, line.first != 0x09 else { state = .lost; return nil }
-            fields.append((line[..<colon], trimmed(line[(colon + 1)...])))
-        }
+    /// Reads a complete head (request line, fields, empty line) and sets up its body's
+    /// framing. Fields are located in place; values are copied only for a head that is
+    /// not all ASCII.
+    private mutating func head(_ block: UnsafeRawBufferPointer) -> Head {
+        var fields: [(name: Range<Int>, value: Range<Int>)] = []
+        fields.reserveCapacity(16)
         var contentLength: Int?
         var chunked = false
-        for field in fields {
-            let name = String(decoding: field.name, as: UTF8.self)
-            if HeaderField.namesEqual(name, "Content-Length") {
-                guard field.value.count <= 18, field.value.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
-                      let length = Int(String(decoding: field.value, as: UTF8.self)),
+        var nonASCII = false
+        var lineStart = 0
+        var first = true
+        while lineStart < block.count {
+            var lineEnd = lineStart
+            while lineEnd < block.count && block[lineEnd] != 0x0A { lineEnd += 1 }
+            let next = lineEnd + 1
+            if lineEnd > lineStart && block[lineEnd - 1] == 0x0D { lineEnd -= 1 }
+            defer { lineStart = next; first = false }
+            if first || lineEnd == lineStart { continue }  // the request line; the final empty line
+            var colon = lineStart
+            while colon < lineEnd && block[colon] != UInt8(ascii: ":") {
+                nonASCII = nonASCII || block[colon] >= 0x80
+                colon += 1
+            }
+            guard colon < lineEnd, colon > lineStart, block[lineStart] != 0x20, block[lineStart] != 0x09
+            else { state = .lost; return nil }
+            let value = Self.trimmed(block, colon + 1..<lineEnd)
+            for i in value where block[i] >= 0x80 { nonASCII = true; break }
+            let name = lineStart..<colon
+            if Self.nameIs(block, name, "content-length") {
+                guard value.count <= 18, value.allSatisfy({ block[$0] >= 0x30 && block[$0] <= 0x39 }),
+                      let length = Int(String(decoding: UnsafeRawBufferPointer(rebasing: block[value]), as: UTF8.self)),
                       contentLength == nil || contentLength == length else { state = .lost; return nil }
                 contentLength = length
-            } else if HeaderField.namesEqual(name, "Transfer-Encoding") {
-                let last = field.value.split(separator: UInt8(ascii: ",")).last.map(trimmed)
-                guard let last, String(decoding: last, as: UTF8.self).lowercased() == "chunked"
-                else { state = .lost; return nil }
+            } else if Self.nameIs(block, name, "transfer-encoding") {
+                var token = value
+                if let comma = value.last(where: { block[$0] == UInt8(ascii: ",") }) { token = comma + 1..<value.upperBound }
+                guard Self.nameIs(block, Self.trimmed(block, token), "chunked") else { state = .lost; return nil }
                 chunked = true
-            } else if HeaderField.namesEqual(name, "Upgrade") {
+            } else if Self.nameIs(block, name, "upgrade") {
                 state = .lost
                 return nil
             }
+            fields.append((name, value))
         }
         if chunked {
             state = .chunkSize
@@ -185,15 +216,31 @@ struct RawHeadParser {
         } else {
             state = .head
         }
-        guard block.contains(where: { $0 >= 0x80 }) else { return nil }
-        return fields.map { HeaderField(name: String(decoding: $0.name, as: UTF8.self), bytes: $0.value) }
+        guard nonASCII else { return nil }
+        return fields.map {
+            HeaderField(name: String(decoding: UnsafeRawBufferPointer(rebasing: block[$0.name]), as: UTF8.self),
+                        bytes: UnsafeRawBufferPointer(rebasing: block[$0.value]))
+        }
     }
 
-    private func trimmed(_ bytes: ArraySlice<UInt8>) -> ArraySlice<UInt8> {
-        let isSpace: (UInt8) -> Bool = { $0 == 0x20 || $0 == 0x09 }
-        guard let first = bytes.firstIndex(where: { !isSpace($0) }) else { return bytes[bytes.endIndex...] }
-        let last = bytes.lastIndex(where: { !isSpace($0) })!
-        return bytes[first...last]
+    /// Whether the bytes are `lowercase`, ASCII letters compared case-insensitively.
+    private static func nameIs(_ block: UnsafeRawBufferPointer, _ range: Range<Int>, _ lowercase: StaticString) -> Bool {
+        guard range.count == lowercase.utf8CodeUnitCount else { return false }
+        let expected = lowercase.utf8Start
+        for (offset, i) in range.enumerated() {
+            var byte = block[i]
+            if byte >= 0x41 && byte <= 0x5A { byte |= 0x20 }
+            if byte != expected[offset] { return false }
+        }
+        return true
+    }
+
+    private static func trimmed(_ block: UnsafeRawBufferPointer, _ range: Range<Int>) -> Range<Int> {
+        var lower = range.lowerBound
+        var upper = range.upperBound
+        while lower < upper && (block[lower] == 0x20 || block[lower] == 0x09) { lower += 1 }
+        while upper > lower && (block[upper - 1] == 0x20 || block[upper - 1] == 0x09) { upper -= 1 }
+        return lower..<upper
     }
 }
 
