@@ -6,6 +6,7 @@ public enum OrderSchema {
     public static let migrations: [SchemaMigration] = [
         SchemaMigration(id: "0002_orders", sql: orders),
         SchemaMigration(id: "0003_orders_reconciled_at", sql: reconciledAt),
+        SchemaMigration(id: "0005_order_outbox", sql: OrderOutbox.migration),
     ]
 
     static let orders = """

@@ -15,9 +15,11 @@ public struct OrderSnapshot: Sendable, Equatable {
     public var currency: String
     public var status: OrderStatus
     public var paidAt: Date?
+    /// The payer as the channel named them when the order was paid.
+    public var payer: String?
 
     public init(outTradeNo: String, channel: String, channelTradeNo: String?, amountMinor: Int64, currency: String,
-                status: OrderStatus, paidAt: Date?) {
+                status: OrderStatus, paidAt: Date?, payer: String? = nil) {
         self.outTradeNo = outTradeNo
         self.channel = channel
         self.channelTradeNo = channelTradeNo
@@ -25,6 +27,7 @@ public struct OrderSnapshot: Sendable, Equatable {
         self.currency = currency
         self.status = status
         self.paidAt = paidAt
+        self.payer = payer
     }
 }
 
@@ -88,6 +91,7 @@ public enum OrderStateMachine {
         if to == .paid {
             next.channelTradeNo = evidence.channelTradeNo ?? order.channelTradeNo
             next.paidAt = evidence.paidAt ?? now
+            next.payer = evidence.payer ?? order.payer
         }
         return next
     }

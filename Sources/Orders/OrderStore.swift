@@ -19,7 +19,7 @@ public enum OrderStore {
         let unique = Array(Set(outTradeNos)).sorted()
         guard !unique.isEmpty else { return [:] }
         let sql = """
-            SELECT out_trade_no, channel, channel_trade_no, amount_minor, currency, status, paid_at
+            SELECT out_trade_no, channel, channel_trade_no, amount_minor, currency, status, paid_at, payer
             FROM orders WHERE out_trade_no = ANY($1::text[]) ORDER BY out_trade_no
             """ + (lock ? " FOR UPDATE" : "")
         let result = try connection.query(prepared: lock ? "payhook_orders_lock" : "payhook_orders_fetch", sql,
@@ -44,13 +44,15 @@ public enum OrderStore {
         if !plan.updates.isEmpty {
             try connection.query(prepared: "payhook_orders_update", """
                 UPDATE orders AS o
-                SET status = u.status, channel_trade_no = u.channel_trade_no, paid_at = u.paid_at, updated_at = now()
-                FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])
-                    AS u(out_trade_no, status, channel_trade_no, paid_at)
+                SET status = u.status, channel_trade_no = u.channel_trade_no, paid_at = u.paid_at, payer = u.payer,
+                    updated_at = now()
+                FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[])
+                    AS u(out_trade_no, status, channel_trade_no, paid_at, payer)
                 WHERE o.out_trade_no = u.out_trade_no
                 """, [
                     .textArray(plan.updates.map(\.outTradeNo)), .textArray(plan.updates.map(\.status.rawValue)),
                     .textArray(plan.updates.map(\.channelTradeNo)), .timestamptzArray(plan.updates.map(\.paidAt)),
+                    .textArray(plan.updates.map(\.payer)),
                 ])
         }
         if !plan.events.isEmpty {
@@ -58,16 +60,15 @@ public enum OrderStore {
         }
     }
 
+    /// Writes order events and, in the same statement, the outbox event of each transition
+    /// and flagged conflict (`OrderOutbox`); commits or rolls back with the change itself.
     public static func insert(_ events: [OrderEventRecord], on connection: Connection) throws(PostgresError) {
-        try connection.query(prepared: "payhook_order_events_insert", """
-            INSERT INTO order_events (out_trade_no, callback_id, source, kind, from_status, to_status, flagged, detail)
-            SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[],
-                                 $7::text[]::boolean[], $8::text[])
-            """, [
+        try connection.query(prepared: "payhook_order_events_insert", OrderOutbox.insertEventsSQL, [
                 .textArray(events.map(\.outTradeNo)), .int64Array(events.map(\.callbackID)),
                 .textArray(events.map(\.source.rawValue)), .textArray(events.map(\.kind.rawValue)),
                 .textArray(events.map(\.fromStatus?.rawValue)), .textArray(events.map(\.toStatus?.rawValue)),
                 .textArray(events.map { $0.flagged ? "true" : "false" }), .textArray(events.map(\.storedDetail)),
+                .textArray(events.map(\.reason?.rawValue)),
             ])
     }
 
@@ -82,7 +83,7 @@ public enum OrderStore {
             UPDATE orders SET reconciled_at = now()
             WHERE out_trade_no = ANY($1::text[]) AND status = 'created'
               AND (reconciled_at IS NULL OR reconciled_at < now() - $2 * interval '1 second')
-            RETURNING out_trade_no, channel, channel_trade_no, amount_minor, currency, status, paid_at
+            RETURNING out_trade_no, channel, channel_trade_no, amount_minor, currency, status, paid_at, payer
             """, [.textArray(Array(Set(outTradeNos)).sorted()), .int64(Int64(everySeconds))])
         return try snapshots(result)
     }
@@ -102,7 +103,7 @@ public enum OrderStore {
                 ORDER BY created_at
                 LIMIT $1
                 FOR UPDATE SKIP LOCKED)
-            RETURNING out_trade_no, channel, channel_trade_no, amount_minor, currency, status, paid_at
+            RETURNING out_trade_no, channel, channel_trade_no, amount_minor, currency, status, paid_at, payer
             """, [.int64(Int64(limit)), .int64(Int64(afterSeconds)), .int64(Int64(everySeconds)),
                   .int64(Int64(maxAgeSeconds))])
         return try snapshots(result)
@@ -117,7 +118,8 @@ public enum OrderStore {
             }
             return OrderSnapshot(
                 outTradeNo: try row.decode(0), channel: try row.decode(1), channelTradeNo: try row.decode(2),
-                amountMinor: try row.decode(3), currency: try row.decode(4), status: status, paidAt: try row.decode(6))
+                amountMinor: try row.decode(3), currency: try row.decode(4), status: status, paidAt: try row.decode(6),
+                payer: try row.decode(7))
         }
     }
 }

@@ -62,9 +62,13 @@ public struct OrderEvidence: Sendable, Hashable {
     public var merchant: MerchantIdentity
     /// When the channel says the payment happened, if it says so.
     public var paidAt: Date?
+    /// The payer as the channel names them (Alipay `buyer_id`, WeChat Pay `payer.openid`,
+    /// the points partner's `user_id`), when it names them.
+    public var payer: String?
 
     public init(channel: String, outTradeNo: String, channelTradeNo: String?, status: PaymentStatus,
-                amountMinor: Int64, currency: String, merchant: MerchantIdentity = .unnamed, paidAt: Date?) {
+                amountMinor: Int64, currency: String, merchant: MerchantIdentity = .unnamed, paidAt: Date?,
+                payer: String? = nil) {
         self.channel = channel
         self.outTradeNo = outTradeNo
         self.channelTradeNo = channelTradeNo
@@ -73,5 +77,6 @@ public struct OrderEvidence: Sendable, Hashable {
         self.currency = currency
         self.merchant = merchant
         self.paidAt = paidAt
+        self.payer = payer
     }
 }

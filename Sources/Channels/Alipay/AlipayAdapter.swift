@@ -90,7 +90,7 @@ public struct AlipayAdapter: ChannelAdapter {
         let evidence = OrderEvidence(
             channel: configuration.channelID, outTradeNo: outTradeNo, channelTradeNo: tradeNo, status: status,
             amountMinor: amount, currency: currency, merchant: MerchantIdentity(appID: appID, merchantID: sellerID),
-            paidAt: paidAt)
+            paidAt: paidAt, payer: fields.ascii("buyer_id") ?? fields.ascii("buyer_open_id"))
         return PaymentNotification(evidence: evidence, channelType: .alipay, eventID: fields.ascii("notify_id"),
                                    subject: subject)
     }

@@ -93,7 +93,7 @@ public enum AlipayQuery {
             channel: channel, outTradeNo: no, channelTradeNo: body["trade_no"]?.stringValue,
             status: AlipaySignature.status(tradeStatus), amountMinor: amount,
             currency: body["trans_currency"]?.stringValue ?? "CNY",
-            paidAt: paidAt
+            paidAt: paidAt, payer: body["buyer_user_id"]?.stringValue ?? body["buyer_open_id"]?.stringValue
         )
     }
 }

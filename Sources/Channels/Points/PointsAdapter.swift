@@ -100,7 +100,8 @@ package enum PointsSignature {
         }
         let order = OrderEvidence(
             channel: channel, outTradeNo: outTradeNo, channelTradeNo: json["points_trade_no"]?.stringValue, status: status(statusText),
-            amountMinor: amount, currency: currency, merchant: MerchantIdentity(appID: nil, merchantID: partner), paidAt: paidAt)
+            amountMinor: amount, currency: currency, merchant: MerchantIdentity(appID: nil, merchantID: partner), paidAt: paidAt,
+            payer: json["user_id"]?.stringValue)
         return (order, points)
     }
 }

@@ -129,7 +129,8 @@ package enum WeChatPaySignature {
         }
         return OrderEvidence(
             channel: channel, outTradeNo: outTradeNo, channelTradeNo: tx["transaction_id"]?.string, status: status,
-            amountMinor: total, currency: currency, merchant: MerchantIdentity(appID: appID, merchantID: mchID), paidAt: paidAt
+            amountMinor: total, currency: currency, merchant: MerchantIdentity(appID: appID, merchantID: mchID), paidAt: paidAt,
+            payer: tx["payer"]?.object?["openid"]?.string
         )
     }
 

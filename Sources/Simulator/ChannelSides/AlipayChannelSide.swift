@@ -88,7 +88,7 @@ public struct AlipayChannelSide: Sendable {
         var fields: [(String, String)] = [
             ("notify_time", Timestamps.formatAlipay(notifyTime)), ("notify_type", "trade_status_sync"),
             ("notify_id", notifyID), ("charset", charset.rawValue), ("version", "1.0"),
-            ("app_id", appID), ("auth_app_id", appID), ("seller_id", sellerID),
+            ("app_id", appID), ("auth_app_id", appID), ("seller_id", sellerID), ("buyer_id", Self.buyerID),
             ("trade_no", order.channelTradeNo), ("out_trade_no", order.outTradeNo),
             ("trade_status", AlipaySignature.tradeStatus(order.status)),
             ("total_amount", Money.format(minorUnits: order.amountMinor)),
@@ -131,12 +131,16 @@ public struct AlipayChannelSide: Sendable {
 
     /// The signed `alipay.trade.query` answer for an order (nil: ACQ.TRADE_NOT_EXIST). The
     /// bytes depend only on the arguments, so callers may memoize them per order state.
+    /// The simulated buyer, in Alipay's 2088… form.
+    public static let buyerID = "2088102177846880"
+
     public func queryResponse(for order: ChannelOrder?, outTradeNo: String) -> ChannelResponse {
         let inner: JSONValue
         if let order {
             var members: [JSONValue.Member] = [
                 .init(key: "code", value: .string("10000")), .init(key: "msg", value: .string("Success")),
                 .init(key: "buyer_logon_id", value: .string("sim***@example.com")),
+                .init(key: "buyer_user_id", value: .string(Self.buyerID)),
                 .init(key: "buyer_pay_amount", value: .string(Money.format(minorUnits: order.status == .paid ? order.amountMinor : 0))),
                 .init(key: "out_trade_no", value: .string(order.outTradeNo)),
                 .init(key: "total_amount", value: .string(Money.format(minorUnits: order.amountMinor))),

@@ -29,6 +29,7 @@ public struct PointsChannelSide: Sendable {
             .init(key: "amount", value: .string(Money.format(minorUnits: order.amountMinor))),
             .init(key: "currency", value: .string(order.currency)),
             .init(key: "points", value: .number(String(order.points ?? order.amountMinor))),
+            .init(key: "user_id", value: .string("sim-member-0001")),
         ]
         if let paidAt = order.paidAt { members.append(.init(key: "paid_at", value: .string(Timestamps.formatRFC3339China(paidAt)))) }
         return .object(members)
