@@ -24,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.5.0"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.0.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.80.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.27.0"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.24.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.1.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
@@ -113,6 +114,7 @@ let package = Package(
                 "PayhookCore",
                 "Orders",
                 "Postgres",
+                "Webhooks",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
             ],
@@ -124,9 +126,11 @@ let package = Package(
             dependencies: [
                 "CallbackQueue",
                 "Channels",
+                "Orders",
                 "PayhookCore",
                 "Postgres",
                 "Receiver",
+                "Webhooks",
                 "Workers",
                 .product(name: "Yams", package: "Yams"),
             ],
@@ -149,6 +153,22 @@ let package = Package(
                 "PayhookCore",
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Webhooks to the site's application: endpoints, Standard Webhooks signing, the
+        // deliveries' leased queue (fanned out from the orders' outbox) and its threads.
+        .target(
+            name: "Webhooks",
+            dependencies: [
+                "Postgres",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -181,6 +201,7 @@ let package = Package(
                 "Orders",
                 "PayhookConfig",
                 "Receiver",
+                "Webhooks",
                 "Workers",
                 "Simulator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

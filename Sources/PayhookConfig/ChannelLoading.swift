@@ -1,6 +1,7 @@
 public import Channels
 import Foundation
 import PayhookCore
+public import Webhooks
 
 extension ChannelSettings {
     /// Reads this channel's key files and builds its adapter's configuration. Errors name
@@ -104,6 +105,16 @@ extension PayhookConfiguration {
     public func loadChannels() throws(ConfigError) -> [ChannelConfiguration] {
         var loaded: [ChannelConfiguration] = []
         for channel in channels { loaded.append(try channel.load()) }
+        return loaded
+    }
+}
+
+extension PayhookConfiguration {
+    /// `webhook_delivery:` with each `webhooks:` endpoint loaded (its secret read).
+    public func loadDelivery() throws(ConfigError) -> DeliveryConfiguration {
+        var loaded = delivery
+        loaded.endpoints = []
+        for webhook in webhooks { loaded.endpoints.append(try webhook.load()) }
         return loaded
     }
 }

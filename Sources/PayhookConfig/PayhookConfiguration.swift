@@ -4,6 +4,7 @@ public import Foundation
 public import PayhookCore
 import Postgres
 public import Receiver
+public import Webhooks
 public import Workers
 
 /// Everything `payhook` reads from `payhook.yaml`, after environment overrides, mapped onto
@@ -32,6 +33,10 @@ public struct PayhookConfiguration: Sendable {
     public var workerMetricsListen: (host: String, port: Int)?
     public var admin = Admin()
     public var channels: [ChannelSettings] = []
+    /// `webhooks:` (endpoints, their secrets read by `load()`).
+    public var webhooks: [WebhookSettings] = []
+    /// `webhook_delivery:`; its `endpoints` are filled from `webhooks` by the executable.
+    public var delivery: DeliveryConfiguration
 
     public func channel(id: String) -> ChannelSettings? {
         channels.first { $0.id == id }
@@ -177,6 +182,42 @@ extension PayhookConfiguration {
         worker.retry.maxDelaySeconds = try section.number(
             "max_delay_seconds", default: worker.retry.maxDelaySeconds, range: 0...604_800)
         worker.retry.maxAttempts = try section.integer("max_attempts", default: worker.retry.maxAttempts, range: 1...1000)
+        try section.rejectUnknownKeys()
+
+        switch top.raw("webhooks") {
+        case nil: break
+        case .list(let items)?:
+            for (index, item) in items.enumerated() {
+                let webhook = try WebhookSettings.parse(item, path: "webhooks[\(index)]")
+                if webhooks.contains(where: { $0.id == webhook.id }) {
+                    throw ConfigError(key: "webhooks[\(index)].id", problem: "duplicates another endpoint's id")
+                }
+                webhooks.append(webhook)
+            }
+        default: throw ConfigError(key: "webhooks", problem: "must be a list")
+        }
+
+        section = try ConfigReader(top.raw("webhook_delivery"), path: "webhook_delivery")
+        delivery = DeliveryConfiguration(connection: connection, workerName: worker.workerName)
+        delivery.threads = try section.integer("threads", default: delivery.threads, range: 1...64)
+        delivery.maxInFlightPerEndpoint = try section.integer(
+            "max_in_flight_per_endpoint", default: delivery.maxInFlightPerEndpoint, range: 1...10_000)
+        delivery.pollInterval = .milliseconds(try section.integer(
+            "poll_interval_ms", default: Self.milliseconds(delivery.pollInterval), range: 10...60_000))
+        delivery.disableAfterFailing = .seconds(3600 * (try section.integer(
+            "disable_after_failing_hours", default: Int(delivery.disableAfterFailing.components.seconds) / 3600,
+            range: 1...8760)))
+        if section.raw("retry_schedule_seconds") != nil {
+            var waits: [Double] = []
+            for (index, text) in try section.stringList("retry_schedule_seconds").enumerated() {
+                guard let wait = Double(text), wait >= 0, wait <= 7 * 86_400 else {
+                    throw ConfigError(key: "webhook_delivery.retry_schedule_seconds[\(index)]",
+                                      problem: "must be seconds between 0 and 604800")
+                }
+                waits.append(wait)
+            }
+            delivery.retrySchedule.waits = waits
+        }
         try section.rejectUnknownKeys()
 
         section = try ConfigReader(top.raw("admin"), path: "admin")

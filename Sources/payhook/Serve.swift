@@ -29,6 +29,7 @@ struct Work: AsyncParsableCommand {
         let logger = Logger(label: "payhook.worker")
         let registry = Services.bootstrapMetrics()
         var services: [any Service] = [WorkerService(pool: try Services.workers(configuration, logger: logger))]
+        if let delivery = try Services.delivery(configuration, logger: logger) { services.append(delivery) }
         if let (host, port) = configuration.workerMetricsListen {
             services.append(Receiver.operationsApplication(host: host, port: port, registry: registry, logger: logger))
         }
@@ -48,7 +49,9 @@ struct Run: AsyncParsableCommand {
         let registry = Services.bootstrapMetrics()
         // Workers first, so they stop last: the receiver stops taking callbacks before them.
         let workers = WorkerService(pool: try Services.workers(configuration, logger: logger))
-        try await Services.run([workers] + (try Services.receiver(configuration, registry: registry, logger: logger)),
+        let delivery: [any Service] = try Services.delivery(configuration, logger: logger).map { [$0] } ?? []
+        try await Services.run([workers] + delivery
+                               + (try Services.receiver(configuration, registry: registry, logger: logger)),
                                logger: logger)
     }
 }

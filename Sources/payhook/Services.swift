@@ -11,6 +11,7 @@ import Prometheus
 import Receiver
 import ServiceLifecycle
 import UnixSignals
+import Webhooks
 import Workers
 
 /// The parts `serve`, `work` and `run` assemble into one ServiceGroup.
@@ -51,6 +52,19 @@ enum Services {
         return WorkerPool(configuration: configuration.worker, clients: clients, logger: logger)
     }
 
+    /// The webhook delivery threads, nil when no endpoint is configured. A bad secret or
+    /// CA file is a config error naming the endpoint's key.
+    static func delivery(_ configuration: PayhookConfiguration, logger: Logger) throws -> DeliveryService? {
+        let delivery = try configuration.loadDelivery()
+        guard !delivery.endpoints.isEmpty else { return nil }
+        do {
+            return DeliveryService(deliverer: try Deliverer(configuration: delivery, logger: logger))
+        } catch let error as Deliverer.CAFileError {
+            let path = configuration.webhooks.first { $0.id == error.endpointID }?.keyPath ?? "webhooks"
+            throw ConfigError(key: "\(path).ca_file", problem: "does not read as PEM certificates (\(error.problem))")
+        }
+    }
+
     /// Runs `services` until SIGTERM or SIGINT, then stops them in reverse order.
     static func run(_ services: [any Service], logger: Logger) async throws {
         let group = ServiceGroup(configuration: .init(
@@ -86,5 +100,16 @@ struct WorkerService: Service {
         pool.start()
         try? await gracefulShutdown()
         await pool.shutdown()
+    }
+}
+
+/// Runs the webhook delivery threads until shutdown; requests in flight are finished first.
+struct DeliveryService: Service {
+    let deliverer: Deliverer
+
+    func run() async throws {
+        deliverer.start()
+        try? await gracefulShutdown()
+        await deliverer.shutdown()
     }
 }

@@ -1,0 +1,301 @@
+public import AsyncHTTPClient
+import Dispatch
+public import Foundation
+public import Logging
+import NIOCore
+import NIOHTTP1
+import NIOSSL
+import Postgres
+import Synchronization
+
+/// The delivery threads of a worker process: each with its own connection, claiming due
+/// deliveries, sending them as concurrent requests, and finishing each batch of answers in
+/// one fenced statement as they come in. A slow endpoint holds only its own in-flight
+/// slots, never the thread: the thread keeps claiming for the others while it waits.
+public final class Deliverer: Sendable {
+    public let configuration: DeliveryConfiguration
+    let endpoints: [String: WebhookEndpoint]
+    let clients: [String: HTTPClient]
+    let metrics: DeliveryMetrics
+    let logger: Logger
+    private let stopping = Atomic<Bool>(false)
+    private let running = DispatchGroup()
+    private let wakeups: [DispatchSemaphore]
+
+    /// Builds an HTTP client per endpoint (its own trust roots where it has a `ca_file`).
+    public init(configuration: DeliveryConfiguration, metrics: DeliveryMetrics = DeliveryMetrics(),
+                logger: Logger) throws {
+        self.configuration = configuration
+        self.metrics = metrics
+        self.logger = logger
+        endpoints = Dictionary(configuration.endpoints.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        var clients: [String: HTTPClient] = [:]
+        for endpoint in configuration.endpoints {
+            do {
+                clients[endpoint.id] = try Self.client(for: endpoint)
+            } catch {
+                for client in clients.values { try? client.syncShutdown() }
+                throw CAFileError(endpointID: endpoint.id, problem: "\(error)")
+            }
+        }
+        self.clients = clients
+        wakeups = (0..<configuration.threads).map { _ in DispatchSemaphore(value: 0) }
+    }
+
+    /// An endpoint's `ca_file` that does not read as PEM certificates.
+    public struct CAFileError: Error {
+        public let endpointID: String
+        public let problem: String
+    }
+
+    public static func client(for endpoint: WebhookEndpoint) throws -> HTTPClient {
+        var tls = TLSConfiguration.makeClientConfiguration()
+        if let caFile = endpoint.caFile {
+            tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(caFile))
+        }
+        var configuration = HTTPClient.Configuration(tlsConfiguration: tls, redirectConfiguration: .disallow)
+        configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 64
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }
+
+    public func start() {
+        guard !endpoints.isEmpty else { return }
+        spawn("payhook-deliver-listen") { self.runListener() }
+        for index in 0..<configuration.threads {
+            spawn("payhook-deliver-\(index)") { self.runThread(index: index) }
+        }
+        spawn("payhook-deliver-gauges") { self.runGauges() }
+        logger.info("webhook delivery started", metadata: [
+            "worker": "\(configuration.workerName)", "threads": "\(configuration.threads)",
+            "endpoints": "\(endpoints.keys.sorted().joined(separator: ","))",
+        ])
+    }
+
+    /// Stops claiming; requests in flight are answered (or time out) and finished first.
+    public func shutdown() async {
+        stopping.store(true, ordering: .relaxed)
+        for wakeup in wakeups { wakeup.signal() }
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            running.notify(queue: .global()) { continuation.resume() }
+        }
+        for client in clients.values { try? await client.shutdown() }
+    }
+
+    var isStopping: Bool { stopping.load(ordering: .relaxed) }
+
+    private func spawn(_ name: String, _ body: @escaping @Sendable () -> Void) {
+        running.enter()
+        let thread = Thread { [running] in
+            Thread.current.name = name
+            body()
+            running.leave()
+        }
+        thread.start()
+    }
+
+    /// Runs `body` with a connection, reconnecting with backoff, while `keepGoing()`.
+    private func withConnection(role: String, while keepGoing: () -> Bool,
+                                _ body: (Connection) throws(PostgresError) -> Void) {
+        var connection: Connection?
+        var failures = 0
+        while keepGoing() {
+            do {
+                if connection == nil { connection = try Connection(configuration: configuration.connection) }
+                try body(connection!)
+                failures = 0
+            } catch {
+                metrics.databaseError()
+                logger.error("database failure; reconnecting", metadata: [
+                    "worker": "\(configuration.workerName)", "role": "\(role)", "error": "\(error)",
+                ])
+                connection = nil
+                failures += 1
+                Thread.sleep(forTimeInterval: Double(min(5000, 100 << min(failures, 6))) / 1000)
+            }
+        }
+    }
+
+    private func runListener() {
+        var listening = false
+        withConnection(role: "deliver-listener", while: { !isStopping }) { connection throws(PostgresError) in
+            if !listening {
+                try DeliveryStore.syncEndpoints(Array(endpoints.values).sorted { $0.id < $1.id }, on: connection)
+                try connection.listen(WebhookSchema.notifyChannel)
+                listening = true
+            }
+            if !(try connection.waitForNotifications(timeout: configuration.pollInterval)).isEmpty {
+                for wakeup in wakeups { wakeup.signal() }
+            }
+        }
+    }
+
+    private func runGauges() {
+        withConnection(role: "deliver-gauges", while: { !isStopping }) { connection throws(PostgresError) in
+            metrics.status(try DeliveryStatus.read(on: connection))
+            var waited = 0
+            while waited < 50 && !isStopping {
+                Thread.sleep(forTimeInterval: 0.1)
+                waited += 1
+            }
+        }
+    }
+
+    private func runThread(index: Int) {
+        let longest = endpoints.values.map { Self.seconds($0.timeout) }.max() ?? 15
+        let store = DeliveryStore(workerID: "\(configuration.workerName)/deliver-\(index)",
+                                  leaseSeconds: max(30, 2 * longest + 10))
+        let wakeup = wakeups[index]
+        let answers = Answers(wakeup: wakeup)
+        var inFlight: [String: Int] = [:]
+        var disabled: [String: String] = [:]
+        var disabledReadAt = ContinuousClock.now - .seconds(3600)
+        withConnection(role: "deliver", while: { !isStopping || inFlight.values.contains { $0 > 0 } }) {
+            connection throws(PostgresError) in
+            if ContinuousClock.now - disabledReadAt > configuration.pollInterval {
+                disabled = try DeliveryStore.disabledEndpoints(on: connection)
+                disabledReadAt = ContinuousClock.now
+            }
+            var claimed: [ClaimedDelivery] = []
+            if !isStopping {
+                var room: [String: Int] = [:]
+                for id in endpoints.keys where disabled[id] == nil {
+                    room[id] = configuration.maxInFlightPerEndpoint - inFlight[id, default: 0]
+                }
+                claimed = try store.claim(room: room, on: connection)
+            }
+            for delivery in claimed {
+                guard let endpoint = endpoints[delivery.endpointID], let client = clients[delivery.endpointID] else { continue }
+                inFlight[delivery.endpointID, default: 0] += 1
+                let schedule = configuration.retrySchedule
+                Task {
+                    answers.add(await Self.attempt(delivery, to: endpoint, client: client, schedule: schedule))
+                }
+            }
+            let finishes = answers.take()
+            if !finishes.isEmpty {
+                let result = try store.finish(finishes, disableAfterFailingSeconds: Int64(Self.seconds(configuration.disableAfterFailing)),
+                                              on: connection)
+                for finish in finishes { inFlight[finish.delivery.endpointID, default: 1] -= 1 }
+                record(finishes, result)
+                disabled.merge(result.disabled) { current, _ in current }
+            }
+            if claimed.isEmpty && finishes.isEmpty {
+                _ = wakeup.wait(timeout: .now() + Self.seconds(configuration.pollInterval))
+            }
+        }
+    }
+
+    private func record(_ finishes: [DeliveryStore.Finish], _ result: DeliveryStore.FinishResult) {
+        for finish in finishes {
+            let endpoint = finish.delivery.endpointID
+            if result.refused.contains(finish.delivery.id) {
+                metrics.attempt(endpoint: endpoint, outcome: "lease_lost")
+                logger.warning("delivery lease lost; another worker owns it now", metadata: [
+                    "endpoint": "\(endpoint)", "event_id": "\(finish.delivery.eventID)",
+                ])
+                continue
+            }
+            metrics.attempt(endpoint: endpoint, outcome: finish.outcome.label)
+            switch finish.outcome {
+            case .delivered:
+                metrics.delivered(endpoint: endpoint, afterSeconds: Date().timeIntervalSince(finish.delivery.committedAt))
+            case .dead:
+                logger.error("webhook delivery dead after its last attempt", metadata: [
+                    "endpoint": "\(endpoint)", "event_id": "\(finish.delivery.eventID)",
+                    "status": "\(finish.statusCode.map(String.init) ?? "none")", "error": "\(finish.error ?? "")",
+                ])
+            default:
+                break
+            }
+        }
+        for (endpoint, reason) in result.disabled.sorted(by: { $0.key < $1.key }) {
+            metrics.endpointDisabled(endpoint: endpoint, reason: reason)
+            logger.error("webhook endpoint disabled; its deliveries wait until it is enabled", metadata: [
+                "endpoint": "\(endpoint)", "reason": "\(reason)",
+            ])
+        }
+    }
+
+    /// One attempt: the signed POST, and what its answer means.
+    static func attempt(_ delivery: ClaimedDelivery, to endpoint: WebhookEndpoint, client: HTTPClient,
+                        schedule: DeliverySchedule) async -> DeliveryStore.Finish {
+        let startedAt = Date()
+        let clock = ContinuousClock.now
+        let sent = await send(delivery.body, id: delivery.eventID, to: endpoint, client: client)
+        let latency = ContinuousClock.now - clock
+        let milliseconds = Int(latency.components.seconds * 1000 + latency.components.attoseconds / 1_000_000_000_000_000)
+        let outcome: DeliveryOutcome
+        switch DeliverySchedule.verdict(status: sent.status) {
+        case .delivered: outcome = .delivered
+        case .gone: outcome = .gone
+        case .failed:
+            var random = SystemRandomNumberGenerator()
+            outcome = schedule.wait(afterFailedAttempt: Int(delivery.attempt), using: &random).map { .retry(afterSeconds: $0) } ?? .dead
+        }
+        return DeliveryStore.Finish(delivery: delivery, startedAt: startedAt, outcome: outcome, statusCode: sent.status,
+                                    latencyMilliseconds: milliseconds, responseExcerpt: sent.excerpt, error: sent.error)
+    }
+
+    /// What one POST got: a status and the start of the body, or why there was none.
+    public struct Sent: Sendable, Equatable {
+        public var status: Int?
+        public var excerpt: String?
+        public var error: String?
+    }
+
+    /// Sends one signed event; shared with `payhook webhooks test`.
+    public static func send(_ body: [UInt8], id: String, to endpoint: WebhookEndpoint, client: HTTPClient) async -> Sent {
+        var request = HTTPClientRequest(url: endpoint.url.absoluteString)
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.headers.add(name: "User-Agent", value: "payhook-webhooks")
+        for header in endpoint.signer.headers(id: id, timestamp: Int64(Date().timeIntervalSince1970), body: body) {
+            request.headers.add(name: header.name, value: header.value)
+        }
+        request.body = .bytes(ByteBuffer(bytes: body))
+        let timeout = endpoint.timeout
+        do {
+            let response = try await client.execute(
+                request, timeout: .milliseconds(timeout.components.seconds * 1000
+                    + timeout.components.attoseconds / 1_000_000_000_000_000))
+            var excerpt: [UInt8] = []
+            var read = 0
+            for try await chunk in response.body {
+                if excerpt.count < 512 { excerpt += chunk.readableBytesView.prefix(512 - excerpt.count) }
+                read += chunk.readableBytes
+                if read > 65_536 { break }  // the rest is not read; the connection is not reused
+            }
+            return Sent(status: Int(response.status.code), excerpt: String(decoding: excerpt, as: UTF8.self), error: nil)
+        } catch let error as HTTPClientError {
+            return Sent(status: nil, excerpt: nil, error: "\(error)")
+        } catch {
+            return Sent(status: nil, excerpt: nil, error: "\(type(of: error)): \(error)")
+        }
+    }
+
+    static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    }
+}
+
+/// Answers of requests in flight, handed from their tasks to the delivering thread.
+private final class Answers: Sendable {
+    private let finished = Mutex<[DeliveryStore.Finish]>([])
+    private let wakeup: DispatchSemaphore
+
+    init(wakeup: DispatchSemaphore) {
+        self.wakeup = wakeup
+    }
+
+    func add(_ finish: DeliveryStore.Finish) {
+        finished.withLock { $0.append(finish) }
+        wakeup.signal()
+    }
+
+    func take() -> [DeliveryStore.Finish] {
+        finished.withLock { finished in
+            defer { finished.removeAll() }
+            return finished
+        }
+    }
+}
