@@ -273,6 +273,17 @@ public final class Deliverer: Sendable {
         }
     }
 
+    /// A signed `webhook.test` event, sent once (`payhook webhooks test`); its id and what it got.
+    public static func sendTestEvent(to endpoint: WebhookEndpoint) async throws -> (id: String, sent: Sent) {
+        let client = try client(for: endpoint)
+        let id = "evt_test_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
+        let now = ISO8601DateFormatter().string(from: Date())
+        let body = Array(#"{"type":"webhook.test","timestamp":"\#(now)","data":{"event_id":"\#(id)"}}"#.utf8)
+        let sent = await send(body, id: id, to: endpoint, client: client)
+        try await client.shutdown()
+        return (id, sent)
+    }
+
     static func seconds(_ duration: Duration) -> Double {
         Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }

@@ -252,3 +252,90 @@ public struct DeliveryStore: Sendable {
         SELECT 'disabled', id, disabled_reason FROM endpoints WHERE newly
         """
 }
+
+extension DeliveryStore {
+    /// Puts these events' deliveries (every endpoint, delivered or dead) back in the queue
+    /// as new attempts with the same event id, so a receiver that deduplicates stays
+    /// correct; deliveries in flight are left alone. Returns how many were queued.
+    @discardableResult
+    public static func replay(eventIDs: [String], on connection: Connection) throws(PostgresError) -> Int {
+        try connection.query("""
+            WITH replayed AS (
+                UPDATE webhook_deliveries SET state = 'pending', attempts = 0, next_attempt_at = now(), updated_at = now()
+                WHERE event_id = ANY($1::text[]) AND state <> 'processing'
+                RETURNING id
+            )
+            SELECT count(*), pg_notify('\(WebhookSchema.notifyChannel)', '') FROM replayed
+            """, [.textArray(eventIDs)])[0].decode(0, as: Int.self)
+    }
+
+    /// The same for one endpoint's deliveries of events committed since `since`, making
+    /// the deliveries it lacks (events it did not exist for, or was inactive for).
+    @discardableResult
+    public static func replay(endpointID: String, since: Date, on connection: Connection) throws(PostgresError) -> Int {
+        try connection.query("""
+            WITH endpoint AS (
+                SELECT id, kinds FROM webhook_endpoints WHERE id = $1
+            ), missing AS (
+                INSERT INTO webhook_deliveries (event_id, endpoint_id)
+                SELECT o.event_id, endpoint.id FROM order_outbox AS o, endpoint
+                WHERE o.created_at >= $2 AND o.kind = ANY (endpoint.kinds)
+                ON CONFLICT (event_id, endpoint_id) DO NOTHING
+                RETURNING id
+            ), replayed AS (
+                UPDATE webhook_deliveries AS d
+                SET state = 'pending', attempts = 0, next_attempt_at = now(), updated_at = now()
+                FROM order_outbox AS o
+                WHERE d.endpoint_id = $1 AND d.state <> 'processing' AND o.event_id = d.event_id AND o.created_at >= $2
+                RETURNING d.id
+            )
+            SELECT (SELECT count(*) FROM missing) + (SELECT count(*) FROM replayed),
+                   pg_notify('\(WebhookSchema.notifyChannel)', '')
+            """, [.text(endpointID), .timestamptz(since)])[0].decode(0, as: Int.self)
+    }
+
+    /// Enables a disabled endpoint: its pending deliveries go out again from where they stopped.
+    /// False when there is no such endpoint.
+    public static func enable(endpointID: String, on connection: Connection) throws(PostgresError) -> Bool {
+        let result = try connection.query("""
+            WITH enabled AS (
+                UPDATE webhook_endpoints SET disabled_at = NULL, disabled_reason = NULL, failing_since = NULL,
+                    updated_at = now()
+                WHERE id = $1 RETURNING id
+            )
+            SELECT count(*), pg_notify('\(WebhookSchema.notifyChannel)', '') FROM enabled
+            """, [.text(endpointID)])
+        return try result[0].decode(0, as: Int.self) == 1
+    }
+
+    /// One event's delivery to one endpoint, for `payhook events list`.
+    public struct Listed: Sendable, Equatable {
+        public let eventID: String
+        public let kind: String
+        public let outTradeNo: String
+        public let committedAt: Date
+        public let endpointID: String?
+        public let state: String?
+        public let attempts: Int32?
+        public let lastStatus: Int32?
+        public let lastError: String?
+    }
+
+    /// Events newest first, each with its deliveries, optionally for one order or in one
+    /// delivery state.
+    public static func list(outTradeNo: String?, state: String?, limit: Int,
+                            on connection: Connection) throws(PostgresError) -> [Listed] {
+        try connection.query("""
+            SELECT o.event_id, o.kind, o.out_trade_no, o.created_at, d.endpoint_id, d.state, d.attempts,
+                   d.last_status, d.last_error
+            FROM order_outbox AS o LEFT JOIN webhook_deliveries AS d ON d.event_id = o.event_id
+            WHERE ($1::text IS NULL OR o.out_trade_no = $1) AND ($2::text IS NULL OR d.state = $2)
+            ORDER BY o.id DESC, d.endpoint_id
+            LIMIT $3
+            """, [.text(outTradeNo), .text(state), .int64(Int64(limit))]).rows.map { row throws(PostgresError) in
+            Listed(eventID: try row.decode(0), kind: try row.decode(1), outTradeNo: try row.decode(2),
+                   committedAt: try row.decode(3), endpointID: try row.decode(4), state: try row.decode(5),
+                   attempts: try row.decode(6), lastStatus: try row.decode(7), lastError: try row.decode(8))
+        }
+    }
+}

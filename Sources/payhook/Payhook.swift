@@ -10,7 +10,7 @@ struct Payhook: AsyncParsableCommand {
         commandName: "payhook",
         abstract: "Payment-callback pipeline: receive, verify, cross-check and apply channel callbacks.",
         subcommands: [Migrate.self, Status.self, Serve.self, Work.self, Run.self, DeadLetterQueue.self,
-                      OrdersCommand.self, Sim.self]
+                      OrdersCommand.self, EventsCommand.self, WebhooksCommand.self, Sim.self]
     )
 
     /// Exit 2 for bad usage or configuration, 1 for any other failure, as the contract says.

@@ -4,10 +4,11 @@ import Foundation
 import Orders
 import PayhookConfig
 import Postgres
+import Webhooks
 
 struct Status: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Queue depth by state and channel, oldest due age, dead and flagged counts, throughput.")
+        abstract: "Queue depth by state and channel, oldest due age, dead and flagged counts, throughput, webhook endpoints.")
 
     @OptionGroup var options: GlobalOptions
 
@@ -26,5 +27,18 @@ struct Status: ParsableCommand {
         print("dead:              \(status.dead)")
         print("flagged conflicts: \(try OrderLookup.flaggedConflicts(on: connection))")
         print("done per second:   \(String(format: "%.1f", status.donePerSecondLastMinute)) (last minute)")
+        let delivery = try DeliveryStatus.read(on: connection)
+        print("webhook endpoints:")
+        if delivery.endpoints.isEmpty { print("  (none)") }
+        for endpoint in delivery.endpoints {
+            var state = endpoint.disabledReason.map { "disabled (\($0))" } ?? (endpoint.active ? "enabled" : "not configured")
+            if let since = endpoint.failingSince, endpoint.disabledReason == nil {
+                state += String(format: ", failing for %.0f s", Date().timeIntervalSince(since))
+            }
+            let oldest = endpoint.oldestUndeliveredSeconds.map { String(format: "%.1f s", $0) } ?? "-"
+            print("  \(endpoint.id.padding(toLength: 16, withPad: " ", startingAt: 0)) \(state); pending \(endpoint.pending), "
+                + "in flight \(endpoint.processing), delivered \(endpoint.delivered), dead \(endpoint.dead), "
+                + "oldest undelivered \(oldest)")
+        }
     }
 }
