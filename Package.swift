@@ -291,6 +291,19 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "WebhooksTests",
+            dependencies: [
+                "Webhooks", "Orders", "PayhookCore", "Postgres", "PostgresTestSupport",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "OrdersTests",
             dependencies: [
                 "PayhookCore","Orders", "Channels", "Postgres", "PostgresTestSupport"],
