@@ -353,7 +353,7 @@ let package = Package(
             dependencies: [
                 "Postgres",
                 "Receiver", "Workers",
-                "PayhookCore","PayhookConfig", "CallbackQueue", "Channels"],
+                "PayhookCore","PayhookConfig", "CallbackQueue", "Channels", "Webhooks"],
             swiftSettings: swiftSettings
         ),
     ]

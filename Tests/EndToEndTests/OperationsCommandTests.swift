@@ -56,4 +56,18 @@ import Testing
         let usage = try ChildProcess.payhook(["dlq", "replay"] + config)
         #expect(usage.status == 2)
     }
+
+    /// A webhook endpoint whose secret file is missing stops `payhook work` at start with
+    /// exit 2 naming the key, before it touches the database.
+    @Test func aMissingWebhookSecretIsExitTwoNamingTheKey() throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("payhook-\(UUID().uuidString).yaml").path
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        try """
+            database: {url: "postgres://nobody@127.0.0.1:1/none"}
+            webhooks: [{id: shop, url: "https://shop.example/payhook", secret_file: /nonexistent/shop.secret}]
+            """.write(toFile: file, atomically: true, encoding: .utf8)
+        let work = try ChildProcess.payhook(["work", "--config", file])
+        #expect(work.status == 2)
+        #expect(work.output.contains("webhooks[0].secret_file"), "\(work.output)")
+    }
 }

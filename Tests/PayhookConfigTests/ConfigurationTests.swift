@@ -6,6 +6,7 @@ import PayhookConfig
 import Postgres
 import Receiver
 import Workers
+import Webhooks
 import Testing
 
 @Suite struct ConfigurationTests {
@@ -70,6 +71,46 @@ import Testing
         }
     }
 
+    @Test func webhookEndpointsLoadTheirSecretsAndNameTheKeyWhenTheyCannot() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("payhook-webhooks-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let good = directory.appendingPathComponent("good.secret").path
+        let bad = directory.appendingPathComponent("bad.secret").path
+        try "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n".write(toFile: good, atomically: true, encoding: .utf8)
+        try "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n".write(toFile: bad, atomically: true, encoding: .utf8)
+        let configuration = try PayhookConfiguration.parse(yaml: """
+            database: {url: x}
+            webhooks:
+              - {id: shop, url: "https://shop.example/payhook", secret_file: \(good), events: [order.paid], timeout_ms: 2500}
+              - {id: local, url: "http://127.0.0.1:9000/hook", secret_file: \(good)}
+            webhook_delivery: {threads: 2, retry_schedule_seconds: [1, 2.5], disable_after_failing_hours: 24}
+            """)
+        let delivery = try configuration.loadDelivery()
+        #expect(delivery.endpoints.map(\.id) == ["shop", "local"])
+        #expect(delivery.endpoints[0].kinds == ["order.paid"])
+        #expect(delivery.endpoints[1].kinds == ["order.paid", "order.closed", "order.conflict", "order.refunded"], "all by default")
+        #expect(delivery.endpoints[0].timeout == .milliseconds(2500))
+        #expect(delivery.endpoints[0].signer.keys.count == 1)
+        #expect(delivery.threads == 2 && delivery.retrySchedule.waits == [1, 2.5])
+        #expect(delivery.disableAfterFailing == .seconds(86_400))
+
+        for (file, problem) in [("/nonexistent/shop.secret", "/nonexistent/shop.secret"), (bad, "does not start with whsec_")] {
+            let broken = try PayhookConfiguration.parse(yaml: """
+                database: {url: x}
+                webhooks: [{id: shop, url: "https://shop.example/payhook", secret_file: \(file)}]
+                """)
+            do {
+                _ = try broken.loadDelivery()
+                Issue.record("expected an error for \(file)")
+            } catch {
+                #expect(error.key == "webhooks[0].secret_file")
+                #expect(error.problem.contains(problem), "\(error.problem)")
+                #expect(!error.description.contains("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"), "never the secret")
+            }
+        }
+    }
+
     @Test func environmentOverridesTheFile() throws {
         let configuration = try PayhookConfiguration.load(path: Self.exampleURL.path, environment: [
             "PAYHOOK_DATABASE_URL": "postgres://other@127.0.0.1:6000/x",
@@ -111,6 +152,22 @@ import Testing
         ("database: {url: x}\nworker: {metrics_listen: nowhere}", "worker.metrics_listen", "must be host:port, such as 127.0.0.1:9090"),
         ("database: {url: x}\nreconcile: {every_seconds: 0}", "reconcile.every_seconds", "must be a whole number from 1 to 604800"),
         ("database: {url: x}\nreconcile: {sweep: 1}", "reconcile.sweep", "is not a known setting"),
+        ("database: {url: x}\nwebhooks: [{id: s, url: \"ftp://shop.example/h\", secret_file: f}]", "webhooks[0].url",
+         "must be http:// or https://, not ftp://"),
+        ("database: {url: x}\nwebhooks: [{id: s, url: \"http://shop.example/h\", secret_file: f}]", "webhooks[0].url",
+         "must be https:// (plain http only to a loopback address)"),
+        ("database: {url: x}\nwebhooks: [{id: s, url: \"not a url\", secret_file: f}]", "webhooks[0].url",
+         "must be an http(s) URL with a host"),
+        ("database: {url: x}\nwebhooks: [{id: s, url: \"https://shop.example/h\"}]", "webhooks[0].secret_file", "is required"),
+        ("database: {url: x}\nwebhooks: [{id: s, url: \"https://shop.example/h\", secret_file: f, events: [order.paid, order.shipped]}]",
+         "webhooks[0].events[1]", "must be one of order.paid, order.closed, order.conflict, order.refunded"),
+        ("database: {url: x}\nwebhooks: [{id: s, url: \"https://a.example\", secret_file: f}, {id: s, url: \"https://b.example\", secret_file: f}]",
+         "webhooks[1].id", "duplicates another endpoint's id"),
+        ("database: {url: x}\nwebhooks: [{id: s, url: \"https://a.example\", secret_file: f, timeout_ms: 5}]",
+         "webhooks[0].timeout_ms", "must be a whole number from 100 to 120000"),
+        ("database: {url: x}\nwebhook_delivery: {retry_schedule_seconds: [5, -1]}", "webhook_delivery.retry_schedule_seconds[1]",
+         "must be seconds between 0 and 604800"),
+        ("database: {url: x}\nwebhook_delivery: {threds: 2}", "webhook_delivery.threds", "is not a known setting"),
     ])
     func errorsNameTheKey(yaml: String, key: String, problem: String) {
         #expect(throws: ConfigError(key: key, problem: problem)) {
