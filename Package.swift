@@ -179,6 +179,7 @@ let package = Package(
                 "PayhookConfig",
                 "Channels",
                 "PayhookCore",
+                "Webhooks",
                 .product(name: "Crypto", package: "swift-crypto"),
                 "Postgres",
                 .product(name: "Hummingbird", package: "hummingbird"),

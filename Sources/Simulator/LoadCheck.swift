@@ -1,3 +1,5 @@
+import AsyncHTTPClient
+import NIOCore
 import Foundation
 public import Postgres
 import Channels
@@ -131,6 +133,71 @@ public enum LoadCheck {
                 let got = callback.reason.map { "\(callback.state)/\($0)" } ?? callback.state
                 let want = expected.reason.map { "\(expected.state)/\($0)" } ?? expected.state
                 report.mismatches.append(Mismatch(category: unexpectedOutcome, outTradeNo: order.outTradeNo, detail: "\(order.kind): \(got), expected \(want)"))
+            }
+        }
+        return report
+    }
+
+    public static let paidEventsNotOne = "paid order without exactly one order.paid event"
+    public static let eventForUnchangedOrder = "event for an order that did not change"
+    public static let eventNotCommitted = "event the site got that Payhook never committed"
+
+    /// The run's webhook deliveries not yet delivered (pending or in flight).
+    public static func undeliveredWebhooks(_ plan: LoadPlan, on connection: Connection) throws -> Int {
+        try connection.query("""
+            SELECT count(*) FROM webhook_deliveries AS d JOIN order_outbox AS o ON o.event_id = d.event_id
+            WHERE o.out_trade_no LIKE $1 AND d.state IN ('pending', 'processing')
+            """, [.text("SIM-\(plan.runID)-%")])[0].decode(0, as: Int.self)
+    }
+
+    /// Waits until the run's deliveries are all delivered (or dead), up to `timeout`.
+    public static func waitForDeliveries(_ plan: LoadPlan, on connection: Connection, timeout: Duration,
+                                         progress: (Int) -> Void) async throws -> Bool {
+        let end = ContinuousClock.now + timeout
+        while true {
+            let left = try undeliveredWebhooks(plan, on: connection)
+            progress(left)
+            if left == 0 { return true }
+            if ContinuousClock.now >= end { return false }
+            try await Task.sleep(for: .milliseconds(250))
+        }
+    }
+
+    public struct WebhookReport: Sendable {
+        public var events = 0
+        public var repeats = 0
+        public var mismatches: [Mismatch] = []
+    }
+
+    /// Compares what the simulated site got with the database: every paid order of the run
+    /// had exactly one distinct `order.paid` event id delivered, no order that did not change
+    /// had one, and every id the site got is an event Payhook committed.
+    public static func checkWebhooks(_ plan: LoadPlan, siteURL: String, on connection: Connection) async throws -> WebhookReport {
+        let eventsURL = siteURL.replacingOccurrences(of: "/site/webhooks", with: "/site/events")
+        let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: eventsURL), timeout: .seconds(10))
+        let body = try await response.body.collect(upTo: 256 << 20)
+        let tally = try JSONDecoder().decode(SimulatedSite.Tally.self, from: Data(Array(buffer: body)))
+        let prefix = "SIM-\(plan.runID)-"
+        let received = tally.events.filter { $0.outTradeNo?.hasPrefix(prefix) == true }
+        var report = WebhookReport(events: received.count, repeats: received.reduce(0) { $0 + $1.deliveries - 1 })
+        var committed = Set<String>()
+        for row in try connection.query("SELECT event_id FROM order_outbox WHERE out_trade_no LIKE $1",
+                                        [.text(prefix + "%")]).rows {
+            committed.insert(try row.decode(0, as: String.self))
+        }
+        var paidIDs: [String: Set<String>] = [:]
+        for event in received {
+            if !committed.contains(event.id) {
+                report.mismatches.append(Mismatch(category: eventNotCommitted, outTradeNo: event.outTradeNo ?? "-", detail: event.id))
+            }
+            if event.type == "order.paid", let order = event.outTradeNo { paidIDs[order, default: []].insert(event.id) }
+        }
+        for order in plan.orders {
+            let ids = paidIDs[order.outTradeNo]?.count ?? 0
+            if order.kind.paysOrder, ids != 1 {
+                report.mismatches.append(Mismatch(category: paidEventsNotOne, outTradeNo: order.outTradeNo, detail: "\(ids) ids"))
+            } else if !order.kind.paysOrder, ids != 0 {
+                report.mismatches.append(Mismatch(category: eventForUnchangedOrder, outTradeNo: order.outTradeNo, detail: "\(ids) ids"))
             }
         }
         return report

@@ -1,6 +1,7 @@
 import Foundation
 import Channels
 import PayhookConfig
+public import Webhooks
 
 /// A folder that holds the simulator's generated keys and the `payhook.yaml` that points
 /// Payhook at the simulator, so `payhook sim channels`, `payhook sim load` and `payhook run`
@@ -11,6 +12,8 @@ import PayhookConfig
 /// DIR/simulator.json         ids and the simulator's base URL
 /// DIR/keys/*.pem, *.key, *.secret
 /// DIR/secrets/admin.token
+/// DIR/site.json              the simulated site's webhook URL (`payhook sim site`)
+/// DIR/secrets/site_webhook.secret
 /// ```
 /// Private keys and secrets are written with mode 0600.
 public struct SimulatorDirectory: Sendable {
@@ -26,6 +29,32 @@ public struct SimulatorDirectory: Sendable {
     public var manifestFile: String { path + "/simulator.json" }
     public var keysDirectory: String { path + "/keys" }
     public var adminTokenFile: String { path + "/secrets/admin.token" }
+    public var siteFile: String { path + "/site.json" }
+    public var siteSecretFile: String { path + "/secrets/site_webhook.secret" }
+
+    /// The simulated site's webhook secret: made once (a random `whsec_` key), then kept.
+    public func siteSigner() throws -> WebhookSigner {
+        if !FileManager.default.fileExists(atPath: siteSecretFile) {
+            try FileManager.default.createDirectory(atPath: path + "/secrets", withIntermediateDirectories: true)
+            var key = [UInt8](repeating: 0, count: 32)
+            var random = SystemRandomNumberGenerator()
+            for index in key.indices { key[index] = random.next() }
+            try write("whsec_" + Data(key).base64EncodedString() + "\n", to: siteSecretFile, secret: true)
+        }
+        return try WebhookSigner(secretFile: try KeyFiles.readText(siteSecretFile))
+    }
+
+    /// Records where the simulated site listens, for `payhook.yaml` and `payhook sim load`.
+    public func writeSite(url: String) throws {
+        try write(#"{"webhook_url": "\#(url)"}"# + "\n", to: siteFile, secret: false)
+    }
+
+    /// The simulated site's webhook URL, if `payhook sim site` runs for this folder.
+    public var siteURL: String? {
+        guard let data = FileManager.default.contents(atPath: siteFile),
+              let object = try? JSONSerialization.jsonObject(with: data) as? [String: String] else { return nil }
+        return object["webhook_url"]
+    }
 
     // Merchant-side files (payhook.yaml names these) and channel-side files (only the simulator reads them).
     var alipayPublicKeyFile: String { keysDirectory + "/alipay_public.pem" }
@@ -184,6 +213,23 @@ public struct SimulatorDirectory: Sendable {
                 allowed_ips: [127.0.0.1/32, "::1/128"]
                 max_clock_skew_seconds: 300
                 query_timeout_ms: \(timeout)
+            \(webhooksYAML)
+            """
+    }
+
+    /// The simulated site as the one webhook endpoint, when `payhook sim site` has written
+    /// `site.json`; short waits between attempts, so a failing site recovers within the run.
+    private var webhooksYAML: String {
+        guard let url = siteURL else { return "" }
+        return """
+            webhooks:
+              - id: site
+                url: \(quoted(url))
+                secret_file: \(quoted(siteSecretFile))
+                events: [order.paid, order.closed, order.conflict]
+                timeout_ms: 5000
+            webhook_delivery:
+              retry_schedule_seconds: [1, 2, 5, 10, 30, 60]
 
             """
     }

@@ -8,8 +8,8 @@ import UnixSignals
 
 struct Sim: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Stand in for the payment channels: their query APIs, and a load generator of notifies.",
-        subcommands: [SimChannels.self, SimLoad.self])
+        abstract: "Stand in for the payment channels (their query APIs), the site's webhook endpoint, and a load generator.",
+        subcommands: [SimChannels.self, SimSite.self, SimLoad.self])
 }
 
 /// The folder shared by `sim channels` and `sim load`.
@@ -77,6 +77,59 @@ struct SimChannels: AsyncParsableCommand {
 
         let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
         for await _ in signals { break }
+        await server.stop()
+    }
+}
+
+struct SimSite: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "site",
+        abstract: "Play the site's application: receive Payhook's webhooks, verify and deduplicate them.",
+        discussion: """
+            Writes DIR/site.json and a webhook secret; start it before `payhook sim channels`, whose \
+            payhook.yaml then names it as the webhook endpoint `site`. GET /site/events shows what \
+            arrived. Runs until SIGTERM or SIGINT.
+            """)
+
+    @OptionGroup var directory: SimDirectoryOption
+
+    @Option(help: "Port (0: any free port).")
+    var port: Int = 8095
+
+    @Option(help: "Address to listen on.")
+    var host: String = "127.0.0.1"
+
+    @Option(name: .customLong("fail-rate"), help: "Fraction of deliveries answered 503.")
+    var failRate: Double = 0
+
+    @Option(name: .customLong("slow-ms"), help: "Milliseconds before every answer.")
+    var slowMilliseconds: Int = 0
+
+    @Option(name: .customLong("down-seconds"), help: "Answer 503 to everything for this long after starting.")
+    var downSeconds: Double = 0
+
+    func validate() throws {
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be 0 to 65535") }
+        guard (0...1).contains(failRate) else { throw ValidationError("--fail-rate must be a fraction from 0 to 1") }
+        guard slowMilliseconds >= 0, downSeconds >= 0 else { throw ValidationError("--slow-ms and --down-seconds must be ≥ 0") }
+    }
+
+    func run() async throws {
+        let directory = SimulatorDirectory(path: directory.dir)
+        var faults = SimulatedSite.Faults()
+        faults.failRate = failRate
+        faults.slowMilliseconds = slowMilliseconds
+        faults.downSeconds = downSeconds
+        let site = SimulatedSite(signer: try directory.siteSigner(), faults: faults)
+        let server = try await site.start(host: host, port: port)
+        try directory.writeSite(url: server.webhookURL)
+        print("simulated site receiving webhooks at \(server.webhookURL)")
+        print("what arrived:  GET http://\(host):\(server.port)/site/events")
+        let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
+        for await _ in signals { break }
+        let tally = site.tally
+        print("events \(tally.events.count), deliveries accepted \(tally.accepted) (\(tally.duplicates) repeats), "
+              + "refused signatures \(tally.refusedSignatures), failed on purpose \(tally.failedOnPurpose)")
         await server.stop()
     }
 }
@@ -164,8 +217,21 @@ struct SimLoad: AsyncParsableCommand {
             printError("\rwaiting for the queue: \(unfinished) of the run's callbacks unfinished   ", newline: false)
         }
         printError("")
-        let report = try LoadCheck.check(plan, statuses: result.statuses, on: connection)
+        var report = try LoadCheck.check(plan, statuses: result.statuses, on: connection)
         printReport(report, drained: drained)
+        if let siteURL = directory.siteURL, configuration?.webhooks.contains(where: { $0.id == "site" }) == true {
+            let delivered = try await LoadCheck.waitForDeliveries(plan, on: connection, timeout: .seconds(waitSeconds)) {
+                printError("\rwaiting for webhooks: \($0) of the run's deliveries undelivered   ", newline: false)
+            }
+            printError("")
+            let webhooks = try await LoadCheck.checkWebhooks(plan, siteURL: siteURL, on: connection)
+            print(delivered ? "webhooks:      the run's deliveries are all delivered" : "webhooks:      NOT all delivered within --wait-seconds")
+            print("  events the site got \(webhooks.events), repeats deduplicated \(webhooks.repeats)")
+            for mismatch in webhooks.mismatches.prefix(10) {
+                print("  \(mismatch.category): \(mismatch.outTradeNo) \(mismatch.detail)")
+            }
+            report.mismatches += webhooks.mismatches
+        }
         if !report.mismatches.isEmpty { throw ExitCode(1) }
     }
 
