@@ -325,7 +325,7 @@ let package = Package(
                 "ChannelClients",
                 "PayhookCore",
                 "Workers", "Receiver", "Simulator", "PayhookConfig", "CallbackQueue", "Channels", "Postgres",
-                "PostgresTestSupport",
+                "PostgresTestSupport", "Orders", "Webhooks",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

@@ -207,6 +207,15 @@ extension PayhookConfiguration {
         delivery.disableAfterFailing = .seconds(3600 * (try section.integer(
             "disable_after_failing_hours", default: Int(delivery.disableAfterFailing.components.seconds) / 3600,
             range: 1...8760)))
+        if let lease = try section.string("lease_seconds") {
+            let longest = webhooks.map { Double($0.timeout.components.seconds) + Double($0.timeout.components.attoseconds) / 1e18 }
+                .max() ?? 0
+            guard let seconds = Double(lease), seconds > longest, seconds <= 3600 else {
+                throw ConfigError(key: "webhook_delivery.lease_seconds",
+                                  problem: "must be seconds above the longest webhooks timeout_ms, at most 3600")
+            }
+            delivery.leaseSeconds = seconds
+        }
         if section.raw("retry_schedule_seconds") != nil {
             var waits: [Double] = []
             for (index, text) in try section.stringList("retry_schedule_seconds").enumerated() {

@@ -141,9 +141,8 @@ public final class Deliverer: Sendable {
     }
 
     private func runThread(index: Int) {
-        let longest = endpoints.values.map { Self.seconds($0.timeout) }.max() ?? 15
         let store = DeliveryStore(workerID: "\(configuration.workerName)/deliver-\(index)",
-                                  leaseSeconds: max(30, 2 * longest + 10))
+                                  leaseSeconds: configuration.effectiveLeaseSeconds)
         let wakeup = wakeups[index]
         let answers = Answers(wakeup: wakeup)
         var inFlight: [String: Int] = [:]

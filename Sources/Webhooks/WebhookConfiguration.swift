@@ -40,6 +40,9 @@ public struct DeliveryConfiguration: Sendable {
     public var retrySchedule = DeliverySchedule()
     /// An endpoint that has failed every attempt for this long is disabled. Default 5 days.
     public var disableAfterFailing: Duration = .seconds(5 * 86_400)
+    /// How long a claim holds a delivery; nil: twice the longest endpoint timeout plus 10 s,
+    /// at least 30 s. A worker killed mid-request is replaced after this.
+    public var leaseSeconds: Double?
     /// Longest wait for a NOTIFY or a finished request before claiming anyway. Default 500 ms.
     public var pollInterval: Duration = .milliseconds(500)
     /// Prefix of `locked_by`; the thread number is appended. Default `host:pid`.
@@ -48,6 +51,14 @@ public struct DeliveryConfiguration: Sendable {
     public init(connection: Connection.Configuration, workerName: String) {
         self.connection = connection
         self.workerName = workerName
+    }
+
+    /// The lease in use: `leaseSeconds`, else derived from the endpoints' timeouts.
+    public var effectiveLeaseSeconds: Double {
+        if let leaseSeconds { return leaseSeconds }
+        let longest = endpoints.map { Double($0.timeout.components.seconds) + Double($0.timeout.components.attoseconds) / 1e18 }
+            .max() ?? 15
+        return max(30, 2 * longest + 10)
     }
 }
 

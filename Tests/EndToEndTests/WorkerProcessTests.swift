@@ -57,6 +57,9 @@ import Testing
         #expect(try count("SELECT count(*) FROM callback_jobs WHERE state <> 'done'") == 0)
         #expect(try count("SELECT count(*) FROM orders WHERE status = 'paid'") == Self.orders)
         #expect(try count("SELECT count(*) FROM order_events WHERE kind = 'transition'") == Self.orders)
+        // The outbox: one order.paid event per order, however the workers died.
+        #expect(try count("SELECT count(*) FROM order_outbox WHERE kind = 'order.paid'") == Self.orders)
+        #expect(try count("SELECT count(DISTINCT out_trade_no) FROM order_outbox") == Self.orders)
         #expect(try count("""
             SELECT count(*) FROM (SELECT out_trade_no FROM order_events WHERE kind = 'transition'
                                   GROUP BY out_trade_no HAVING count(*) > 1) twice
