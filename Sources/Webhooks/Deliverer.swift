@@ -148,7 +148,17 @@ public final class Deliverer: Sendable {
         var inFlight: [String: Int] = [:]
         var disabled: [String: String] = [:]
         var disabledReadAt = ContinuousClock.now - .seconds(3600)
-        withConnection(role: "deliver", while: { !isStopping || inFlight.values.contains { $0 > 0 } }) {
+        // On shutdown, requests in flight are waited for (they end by their timeout), but not
+        // past it: with the database gone their leases run out and another worker sends them.
+        var giveUpAt: ContinuousClock.Instant?
+        let longest = endpoints.values.map(\.timeout).max() ?? .seconds(15)
+        let keepGoing = {
+            guard self.isStopping else { return true }
+            let now = ContinuousClock.now
+            if giveUpAt == nil { giveUpAt = now + longest + .seconds(2) }
+            return inFlight.values.contains { $0 > 0 } && now < giveUpAt!
+        }
+        withConnection(role: "deliver", while: keepGoing) {
             connection throws(PostgresError) in
             if ContinuousClock.now - disabledReadAt > configuration.pollInterval {
                 disabled = try DeliveryStore.disabledEndpoints(on: connection)
