@@ -244,6 +244,12 @@ public struct DeliveryStore: Sendable {
                 updated_at = now()
             FROM health
             WHERE e.id = health.endpoint_id
+              -- Written only when it changes: in the steady state no finish touches the row,
+              -- so finishes of one endpoint on many threads do not queue on its lock.
+              AND (health.succeeded AND e.failing_since IS NOT NULL
+                   OR NOT health.succeeded AND health.failed AND e.failing_since IS NULL
+                   OR e.disabled_at IS NULL AND (health.gone OR NOT health.succeeded AND health.failed
+                       AND e.failing_since < now() - $12 * interval '1 second'))
             -- now() is this transaction's start: an endpoint disabled before it has an earlier time.
             RETURNING e.id, e.disabled_at = now() AS newly, e.disabled_reason
         )

@@ -37,7 +37,7 @@ struct Status: ParsableCommand {
             }
             let oldest = endpoint.oldestUndeliveredSeconds.map { String(format: "%.1f s", $0) } ?? "-"
             print("  \(endpoint.id.padding(toLength: 16, withPad: " ", startingAt: 0)) \(state); pending \(endpoint.pending), "
-                + "in flight \(endpoint.processing), delivered \(endpoint.delivered), dead \(endpoint.dead), "
+                + "in flight \(endpoint.processing), dead \(endpoint.dead), "
                 + "oldest undelivered \(oldest)")
         }
     }
