@@ -27,8 +27,10 @@ public struct DeliveryStatus: Sendable, Equatable {
                    (SELECT count(*) FROM webhook_deliveries AS d WHERE d.endpoint_id = e.id AND d.state = 'pending'),
                    (SELECT count(*) FROM webhook_deliveries AS d WHERE d.state = 'processing' AND d.endpoint_id = e.id),
                    (SELECT count(*) FROM webhook_deliveries AS d WHERE d.endpoint_id = e.id AND d.state = 'dead'),
-                   (SELECT extract(epoch FROM now() - min(d.created_at))::float8 FROM webhook_deliveries AS d
-                    WHERE d.endpoint_id = e.id AND d.state IN ('pending', 'processing'))
+                   extract(epoch FROM now() - least(
+                       (SELECT min(d.created_at) FROM webhook_deliveries AS d WHERE d.endpoint_id = e.id AND d.state = 'pending'),
+                       (SELECT min(d.created_at) FROM webhook_deliveries AS d WHERE d.state = 'processing' AND d.endpoint_id = e.id)
+                   ))::float8
             FROM webhook_endpoints AS e ORDER BY e.id
             """).rows
         return DeliveryStatus(endpoints: try rows.map { row throws(PostgresError) in
