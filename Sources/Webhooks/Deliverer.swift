@@ -1,6 +1,6 @@
 public import AsyncHTTPClient
 import Dispatch
-public import Foundation
+import Foundation
 public import Logging
 import NIOCore
 import NIOHTTP1
@@ -116,12 +116,12 @@ public final class Deliverer: Sendable {
     }
 
     private func runListener() {
-        var listening = false
+        var listeningOn: ObjectIdentifier?  // a new connection after a failure must LISTEN again
         withConnection(role: "deliver-listener", while: { !isStopping }) { connection throws(PostgresError) in
-            if !listening {
+            if listeningOn != ObjectIdentifier(connection) {
                 try DeliveryStore.syncEndpoints(Array(endpoints.values).sorted { $0.id < $1.id }, on: connection)
                 try connection.listen(WebhookSchema.notifyChannel)
-                listening = true
+                listeningOn = ObjectIdentifier(connection)
             }
             if !(try connection.waitForNotifications(timeout: configuration.pollInterval)).isEmpty {
                 for wakeup in wakeups { wakeup.signal() }
@@ -182,8 +182,14 @@ public final class Deliverer: Sendable {
             }
             let finishes = answers.take()
             if !finishes.isEmpty {
-                let result = try store.finish(finishes, disableAfterFailingSeconds: Int64(Self.seconds(configuration.disableAfterFailing)),
+                let result: DeliveryStore.FinishResult
+                do throws(PostgresError) {
+                    result = try store.finish(finishes, disableAfterFailingSeconds: Int64(Self.seconds(configuration.disableAfterFailing)),
                                               on: connection)
+                } catch {
+                    answers.restore(finishes)  // written after the reconnect (the fence decides)
+                    throw error
+                }
                 for finish in finishes { inFlight[finish.delivery.endpointID, default: 1] -= 1 }
                 record(finishes, result)
                 disabled.merge(result.disabled) { current, _ in current }
@@ -310,6 +316,10 @@ private final class Answers: Sendable {
     func add(_ finish: DeliveryStore.Finish) {
         finished.withLock { $0.append(finish) }
         wakeup.signal()
+    }
+
+    func restore(_ finishes: [DeliveryStore.Finish]) {
+        finished.withLock { $0.insert(contentsOf: finishes, at: 0) }
     }
 
     func take() -> [DeliveryStore.Finish] {

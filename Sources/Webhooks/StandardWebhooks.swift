@@ -1,5 +1,5 @@
 import Crypto
-public import Foundation
+import Foundation
 
 /// Signing per the Standard Webhooks specification (v1): `webhook-signature` is
 /// `v1,<base64 HMAC-SHA256 of "id.timestamp.body">`, one per secret during a rotation,

@@ -245,3 +245,39 @@ final class Sink: Sendable {
         return Response(status: .init(code: status), body: .init(byteBuffer: ByteBuffer(string: status == 200 ? "ok" : "no")))
     }
 }
+
+/// The database goes down while requests are in flight and comes back: the answers that
+/// came in meanwhile are written after the reconnect, and every event is delivered.
+@Suite(.serialized) struct DeliveryOutageTests {
+    @Test(.timeLimit(.minutes(2))) func aDatabaseOutageLosesNoDelivery() async throws {
+        let cluster = try TestCluster.start()
+        defer { cluster.remove() }
+        let database = try TestDatabase.create(adminURL: cluster.url())
+        let sink = Sink()
+        try await sink.application().test(.live) { client in
+            let connection = try database.connect()
+            let deliverer = try DeliveryTests.deliverer(
+                [try DeliveryTests.endpoint("site", port: try #require(client.port), path: "/slow", timeout: .seconds(10))],
+                database: database)
+            deliverer.start()
+            try #require(try await DeliveryTests.eventually {
+                try connection.query("SELECT count(*) FROM webhook_endpoints")[0].decode(0, as: Int.self) == 1
+            })
+            var events: [String] = []
+            for index in 0..<10 { events.append(try DeliveryTests.pay("O-\(index)", on: connection)) }
+            #expect(try await DeliveryTests.eventually {
+                try DeliveryTests.deliveries(connection).filter { $0.state == "processing" }.count == 10
+            })
+            try cluster.crash()  // the requests are at the endpoint, answering in 3 s
+            try await Task.sleep(for: .seconds(4))
+            try cluster.restart()
+            let again = try database.connect()
+            #expect(try await DeliveryTests.eventually(40) {
+                (try? DeliveryTests.deliveries(again).allSatisfy { $0.state == "delivered" }) == true
+            })
+            await deliverer.shutdown()
+            #expect(Set(sink.received.map(\.id)) == Set(events), "every event reached the endpoint")
+            #expect(try DeliveryTests.deliveries(again).count == 10)
+        }
+    }
+}
