@@ -18,8 +18,7 @@ public final class Deliverer: Sendable {
     let clients: [String: HTTPClient]
     let metrics: DeliveryMetrics
     let logger: Logger
-    private let stopping = Atomic<Bool>(false)
-    private let running = DispatchGroup()
+    private let threads: ConnectionThreads
     private let wakeups: [DispatchSemaphore]
 
     /// Builds an HTTP client per endpoint (its own trust roots where it has a `ca_file`).
@@ -39,6 +38,7 @@ public final class Deliverer: Sendable {
             }
         }
         self.clients = clients
+        threads = ConnectionThreads(configuration: configuration.connection)
         wakeups = (0..<configuration.threads).map { _ in DispatchSemaphore(value: 0) }
     }
 
@@ -73,51 +73,30 @@ public final class Deliverer: Sendable {
 
     /// Stops claiming; requests in flight are answered (or time out) and finished first.
     public func shutdown() async {
-        stopping.store(true, ordering: .relaxed)
-        for wakeup in wakeups { wakeup.signal() }
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            running.notify(queue: .global()) { continuation.resume() }
-        }
+        await threads.stop { for wakeup in wakeups { wakeup.signal() } }
         for client in clients.values { try? await client.shutdown() }
     }
 
-    var isStopping: Bool { stopping.load(ordering: .relaxed) }
+    var isStopping: Bool { threads.isStopping }
 
     private func spawn(_ name: String, _ body: @escaping @Sendable () -> Void) {
-        running.enter()
-        let thread = Thread { [running] in
-            Thread.current.name = name
-            body()
-            running.leave()
-        }
-        thread.start()
+        threads.spawn(name, body)
     }
 
-    /// Runs `body` with a connection, reconnecting with backoff, while `keepGoing()`.
-    private func withConnection(role: String, while keepGoing: () -> Bool,
+    /// Runs `body` with this thread's connection while `keepGoing()` (nil: until shutdown).
+    private func withConnection(role: String, while keepGoing: (() -> Bool)? = nil,
                                 _ body: (Connection) throws(PostgresError) -> Void) {
-        var connection: Connection?
-        var failures = 0
-        while keepGoing() {
-            do {
-                if connection == nil { connection = try Connection(configuration: configuration.connection) }
-                try body(connection!)
-                failures = 0
-            } catch {
-                metrics.databaseError()
-                logger.error("database failure; reconnecting", metadata: [
-                    "worker": "\(configuration.workerName)", "role": "\(role)", "error": "\(error)",
-                ])
-                connection = nil
-                failures += 1
-                Thread.sleep(forTimeInterval: Double(min(5000, 100 << min(failures, 6))) / 1000)
-            }
-        }
+        threads.withConnection(while: keepGoing, onFailure: { error in
+            metrics.databaseError()
+            logger.error("database failure; reconnecting", metadata: [
+                "worker": "\(configuration.workerName)", "role": "\(role)", "error": "\(error)",
+            ])
+        }, body)
     }
 
     private func runListener() {
         var listeningOn: ObjectIdentifier?  // a new connection after a failure must LISTEN again
-        withConnection(role: "deliver-listener", while: { !isStopping }) { connection throws(PostgresError) in
+        withConnection(role: "deliver-listener") { connection throws(PostgresError) in
             if listeningOn != ObjectIdentifier(connection) {
                 try DeliveryStore.syncEndpoints(Array(endpoints.values).sorted { $0.id < $1.id }, on: connection)
                 try connection.listen(WebhookSchema.notifyChannel)
@@ -130,13 +109,9 @@ public final class Deliverer: Sendable {
     }
 
     private func runGauges() {
-        withConnection(role: "deliver-gauges", while: { !isStopping }) { connection throws(PostgresError) in
+        withConnection(role: "deliver-gauges") { connection throws(PostgresError) in
             metrics.status(try DeliveryStatus.read(on: connection))
-            var waited = 0
-            while waited < 50 && !isStopping {
-                Thread.sleep(forTimeInterval: 0.1)
-                waited += 1
-            }
+            threads.pause(.seconds(5))
         }
     }
 
@@ -184,7 +159,7 @@ public final class Deliverer: Sendable {
             if !finishes.isEmpty {
                 let result: DeliveryStore.FinishResult
                 do throws(PostgresError) {
-                    result = try store.finish(finishes, disableAfterFailingSeconds: Int64(Self.seconds(configuration.disableAfterFailing)),
+                    result = try store.finish(finishes, disableAfterFailingSeconds: Int64(ConnectionThreads.seconds(configuration.disableAfterFailing)),
                                               on: connection)
                 } catch {
                     answers.restore(finishes)  // written after the reconnect (the fence decides)
@@ -195,7 +170,7 @@ public final class Deliverer: Sendable {
                 disabled.merge(result.disabled) { current, _ in current }
             }
             if claimed.isEmpty && finishes.isEmpty {
-                _ = wakeup.wait(timeout: .now() + Self.seconds(configuration.pollInterval))
+                _ = wakeup.wait(timeout: .now() + ConnectionThreads.seconds(configuration.pollInterval))
             }
         }
     }
@@ -299,9 +274,6 @@ public final class Deliverer: Sendable {
         return (id, sent)
     }
 
-    static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-    }
 }
 
 /// Answers of requests in flight, handed from their tasks to the delivering thread.

@@ -16,8 +16,7 @@ public final class WorkerPool: Sendable {
     let clients: [String: ChannelClient]
     let metrics: WorkerMetrics
     let logger: Logger
-    private let stopping = Atomic<Bool>(false)
-    private let running = DispatchGroup()
+    private let threads: ConnectionThreads
     /// Wake-ups for idle worker threads: one listener turns NOTIFYs into single wake-ups,
     /// so a callback wakes one thread, not every thread for an empty claim.
     private let wakeups = DispatchSemaphore(value: 0)
@@ -30,6 +29,7 @@ public final class WorkerPool: Sendable {
         self.clients = Dictionary(clients.map { ($0.channelID, $0) }, uniquingKeysWith: { first, _ in first })
         self.metrics = metrics
         self.logger = logger
+        threads = ConnectionThreads(configuration: configuration.connection)
     }
 
     public func start() {
@@ -49,68 +49,31 @@ public final class WorkerPool: Sendable {
 
     /// Stops claiming; each thread finishes the batch in hand, then this returns.
     public func shutdown() async {
-        stopping.store(true, ordering: .relaxed)
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            running.notify(queue: .global()) { continuation.resume() }
-        }
+        await threads.stop()
         logger.info("workers stopped", metadata: ["worker": "\(configuration.workerName)"])
     }
 
-    var isStopping: Bool { stopping.load(ordering: .relaxed) }
+    var isStopping: Bool { threads.isStopping }
 
+    // Workers are background work: in `payhook run` the receiver's threads, which a channel
+    // is waiting on, come first when the cores are busy.
     private func spawn(_ name: String, _ body: @escaping @Sendable () -> Void) {
-        running.enter()
-        let thread = Thread { [running] in
-            Thread.current.name = name  // from inside: see Enqueuer.start
-            #if os(Linux)
-            // Workers are background work: in `payhook run` the receiver's threads, which a
-            // channel is waiting on, come first when the cores are busy. (On Linux the nice
-            // value belongs to the thread, and `0` names the calling one.)
-            setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 5)
-            #endif
-            body()
-            running.leave()
-        }
-        thread.start()
+        threads.spawn(name, niceness: 5, body)
     }
 
-    /// Sleeps up to `duration`, waking early when shutdown begins.
-    private func pause(_ duration: Duration) {
-        let end = ContinuousClock.now + duration
-        while !isStopping && ContinuousClock.now < end {
-            Thread.sleep(forTimeInterval: min(0.05, Self.seconds(end - ContinuousClock.now)))
-        }
-    }
+    private func pause(_ duration: Duration) { threads.pause(duration) }
 
-    static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-    }
+    static func seconds(_ duration: Duration) -> Double { ConnectionThreads.seconds(duration) }
 
-    /// Runs `body` with a connection, reconnecting with backoff after database failures,
-    /// until shutdown. `body` returns false to stop.
+    /// Runs `body` with this thread's connection until shutdown, reconnecting after failures.
     private func withConnection(role: String, setUp: (Connection) throws(PostgresError) -> Void = { _ in },
                                 _ body: (Connection) throws(PostgresError) -> Void) {
-        var connection: Connection?
-        var failures = 0
-        while !isStopping {
-            do {
-                if connection == nil {
-                    let opened = try Connection(configuration: configuration.connection)
-                    try setUp(opened)
-                    connection = opened
-                }
-                try body(connection!)
-                failures = 0
-            } catch {
-                metrics.databaseError()
-                logger.error("database failure; reconnecting", metadata: [
-                    "worker": "\(configuration.workerName)", "role": "\(role)", "error": "\(error)",
-                ])
-                connection = nil
-                failures += 1
-                pause(.milliseconds(min(5000, 100 << min(failures, 6))))
-            }
-        }
+        threads.withConnection(setUp: setUp, onFailure: { error in
+            metrics.databaseError()
+            logger.error("database failure; reconnecting", metadata: [
+                "worker": "\(configuration.workerName)", "role": "\(role)", "error": "\(error)",
+            ])
+        }, body)
     }
 
     private func runWorker(index: Int) {
