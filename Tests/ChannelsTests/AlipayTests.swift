@@ -228,7 +228,8 @@ import Testing
         let client = ChannelClient(.alipay(AlipayAdapter(configuration: config)), transport: transport)
         let found = try await client.queryOrder(outTradeNo: "O-77")
         #expect(found == .found(OrderEvidence(channel: "alipay", outTradeNo: "O-77", channelTradeNo: "T-77", status: .closed, amountMinor: 5,
-                                             currency: "CNY", merchant: MerchantIdentity(appID: nil, merchantID: nil), paidAt: nil)))
+                                             currency: "CNY", merchant: MerchantIdentity(appID: nil, merchantID: nil), paidAt: nil,
+                                             payer: AlipayChannelSide.buyerID)), "buyer_user_id is the payer")
         #expect(try await client.queryOrder(outTradeNo: "O-78") == .notFound(outTradeNo: "O-78"))
         // A request signed with another app key is refused by the channel side.
         let wrongSide = AlipayChannelSide(alipayPrivateKey: side.alipayPrivateKey,

@@ -123,7 +123,8 @@ import Testing
         let client = ChannelClient(.points(PointsAdapter(configuration: config)), transport: InProcessTransport { s.answerQuery($0, now: Date()) { $0 == "P-1" ? order : nil } })
         #expect(try await client.queryOrder(outTradeNo: "P-1") == .found(OrderEvidence(
             channel: "points", outTradeNo: "P-1", channelTradeNo: "PT-1", status: .paid, amountMinor: 99, currency: "CNY",
-            merchant: MerchantIdentity(appID: nil, merchantID: "site-001"), paidAt: order.paidAt)))
+            merchant: MerchantIdentity(appID: nil, merchantID: "site-001"), paidAt: order.paidAt,
+            payer: "sim-member-0001")), "the member whose points paid is the payer")
         #expect(try await client.queryOrder(outTradeNo: "P-2") == .notFound(outTradeNo: "P-2"))
         // The partner refuses requests signed with another secret.
         let wrong = PointsChannelSide(partnerID: "site-001", hmacSecret: SharedSecret(text: "x-x-x-x-x-x-x-x-x-x-x-x-x-x-x-x"))

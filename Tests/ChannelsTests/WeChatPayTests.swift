@@ -282,7 +282,8 @@ import Testing
         })
         let found = try await client.queryOrder(outTradeNo: "W-1")
         #expect(found == .found(OrderEvidence(channel: "wechatpay", outTradeNo: "W-1", channelTradeNo: o.channelTradeNo, status: .paid, amountMinor: 1, currency: "CNY",
-                                             merchant: MerchantIdentity(appID: config.appID, merchantID: config.mchID), paidAt: o.paidAt)))
+                                             merchant: MerchantIdentity(appID: config.appID, merchantID: config.mchID), paidAt: o.paidAt,
+                                             payer: "oSimulatedOpenID000000000000")), "payer.openid is the payer")
         #expect(try await client.queryOrder(outTradeNo: "W-2") == .notFound(outTradeNo: "W-2"))
         // A request signed by a key the channel does not know is refused (401, permanent).
         var otherSide = s
