@@ -1,9 +1,12 @@
 import CallbackQueue
 import Foundation
+import PayhookCore
+import Orders
 import Postgres
 import PostgresTestSupport
 import Simulator
 import Testing
+import Webhooks
 
 /// The operator's commands against a database the pipeline has worked on: `status`,
 /// `dlq list`, `dlq replay`, `orders show`, as a shell would run them.
@@ -69,5 +72,64 @@ import Testing
         let work = try ChildProcess.payhook(["work", "--config", file])
         #expect(work.status == 2)
         #expect(work.output.contains("webhooks[0].secret_file"), "\(work.output)")
+    }
+
+    /// `events list`, `events replay` (by id and by endpoint and time), `webhooks test` and
+    /// `webhooks enable` against a real database and the simulated site.
+    @Test func eventsAndWebhookCommands() async throws {
+        let database = try TestDatabase.create()
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("payhook-ev-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let directory = SimulatorDirectory(path: folder)
+        let site = SimulatedSite(signer: try directory.siteSigner())
+        let server = try await site.start()
+        defer { Task { await server.stop() } }
+        let file = folder + "/payhook.yaml"
+        try """
+            database: {url: "\(database.url)"}
+            webhooks: [{id: site, url: "\(server.webhookURL)", secret_file: "\(directory.siteSecretFile)"}]
+            """.write(toFile: file, atomically: true, encoding: .utf8)
+        let config = ["--config", file]
+        let connection = try database.connect()
+        try connection.query("INSERT INTO webhook_endpoints (id, url, kinds) VALUES ('site', $1, '{order.paid}')",
+                             [.text(server.webhookURL)])
+        try connection.query("INSERT INTO orders (out_trade_no, channel, amount_minor, currency) VALUES ('EV-1', 'alipay', 100, 'CNY')")
+        _ = try connection.transaction { connection throws(PostgresError) in
+            try OrderStore.apply([ApplyItem(source: .callback, callbackID: nil, evidence: OrderEvidence(
+                channel: "alipay", outTradeNo: "EV-1", channelTradeNo: "T-EV-1", status: .paid, amountMinor: 100,
+                currency: "CNY", paidAt: Date()))], on: connection)
+        }
+        let eventID = try #require(try OrderOutbox.list(outTradeNo: "EV-1", on: connection).first).eventID
+
+        let list = try ChildProcess.payhook(["events", "list", "--order", "EV-1"] + config)
+        #expect(list.status == 0)
+        #expect(list.output.contains(eventID) && list.output.contains("order.paid") && list.output.contains("pending"))
+        try connection.query("UPDATE webhook_deliveries SET state = 'dead', attempts = 8")
+        let dead = try ChildProcess.payhook(["events", "list", "--state", "dead"] + config)
+        #expect(dead.output.contains(eventID))
+
+        let replay = try ChildProcess.payhook(["events", "replay", eventID] + config)
+        #expect(replay.status == 0 && replay.output.contains("queued 1 deliveries of 1 events"))
+        let state = try connection.query("SELECT state, attempts FROM webhook_deliveries")[0]
+        #expect(try state.decode(0, as: String.self) == "pending" && state.decode(1, as: Int32.self) == 0, "the same id, a fresh budget")
+        let none = try ChildProcess.payhook(["events", "replay", "evt_nosuchevent"] + config)
+        #expect(none.status == 1)
+        let since = try ChildProcess.payhook(["events", "replay", "--endpoint", "site", "--since", "2020-01-01T00:00:00Z"] + config)
+        #expect(since.status == 0 && since.output.contains("queued 1 deliveries to site"))
+        let usage = try ChildProcess.payhook(["events", "replay", "--endpoint", "site"] + config)
+        #expect(usage.status == 2, "--endpoint needs --since")
+
+        let test = try ChildProcess.payhook(["webhooks", "test", "site"] + config)
+        #expect(test.status == 0 && test.output.contains("HTTP 204"), "\(test.output)")
+        #expect(site.tally.events.contains { $0.type == "webhook.test" }, "the site verified the signed test event")
+
+        try connection.query("UPDATE webhook_endpoints SET disabled_at = now(), disabled_reason = 'gone'")
+        let status = try ChildProcess.payhook(["status"] + config)
+        #expect(status.output.contains("disabled (gone)"))
+        let enable = try ChildProcess.payhook(["webhooks", "enable", "site"] + config)
+        #expect(enable.status == 0 && enable.output.contains("enabled site"))
+        #expect(try DeliveryStore.disabledEndpoints(on: connection).isEmpty)
+        #expect(try ChildProcess.payhook(["webhooks", "enable", "other"] + config).status == 1)
     }
 }
