@@ -5,7 +5,6 @@ import Hummingbird
 import HTTPTypes
 public import Logging
 import NIOCore
-import ServiceLifecycle
 
 /// A running HTTP server for a ``ChannelSimulator`` (Hummingbird 2, HTTP/1.1):
 ///
@@ -28,62 +27,41 @@ public final class ChannelSimulatorServer: Sendable {
     public let simulator: ChannelSimulator
     public let host: String
     /// The bound port (the ephemeral one when started on port 0).
-    public let port: Int
-    private let task: Task<Void, any Error>
-    private let group: ServiceGroup
+    public var port: Int { server.port }
+    private let server: BoundServer
 
     /// `http://host:port`, the base URL for ``SimulatedChannels/configurations(baseURL:queryTimeout:)``.
     public var baseURL: String {
         host.contains(":") ? "http://[\(host)]:\(port)" : "http://\(host):\(port)"
     }
 
-    private init(simulator: ChannelSimulator, host: String, port: Int, task: Task<Void, any Error>, group: ServiceGroup) {
+    private init(simulator: ChannelSimulator, host: String, server: BoundServer) {
         self.simulator = simulator
         self.host = host
-        self.port = port
-        self.task = task
-        self.group = group
+        self.server = server
     }
 
     /// Starts serving on `host:port` (port 0: an ephemeral port) and returns once the
     /// socket is bound; throws if it cannot bind.
     public static func start(_ simulator: ChannelSimulator, host: String = "127.0.0.1", port: Int = 0,
                              logger: Logger = Logger(label: "payhook.sim")) async throws -> ChannelSimulatorServer {
-        let (bound, continuation) = AsyncStream<Result<Int, any Error>>.makeStream()
-        let application = Application(
-            responder: CallbackResponder<BasicRequestContext> { request, _ in
-                try await Self.respond(to: request, simulator: simulator)
-            },
-            server: .http1(),
-            configuration: .init(address: .hostname(host, port: port), serverName: nil),
-            onServerRunning: { channel in continuation.yield(.success(channel.localAddress?.port ?? port)) },
-            logger: logger)
-        let group = ServiceGroup(configuration: .init(services: [application], logger: logger))
-        let task = Task {
-            do {
-                try await group.run()
-                continuation.yield(.failure(SimulatorError("the simulator's server stopped before it was bound")))
-            } catch {
-                continuation.yield(.failure(error))
-                throw error
-            }
+        let responder = CallbackResponder<BasicRequestContext> { request, _ in
+            try await Self.respond(to: request, simulator: simulator)
         }
-        for await result in bound {
-            return ChannelSimulatorServer(simulator: simulator, host: host, port: try result.get(), task: task, group: group)
-        }
-        throw SimulatorError("the simulator's server did not start")
+        let server = try await BoundServer.start(responder, host: host, port: port, name: "the simulator's server",
+                                                 logger: logger)
+        return ChannelSimulatorServer(simulator: simulator, host: host, server: server)
     }
 
     /// Lets held requests go, shuts the server down gracefully and waits until it has stopped.
     public func stop() async {
         simulator.releaseHeldRequests()
-        await group.triggerGracefulShutdown()
-        _ = await task.result
+        await server.stop()
     }
 
     /// Waits until the server stops (for `payhook sim channels`, which stops it on a signal).
     public func wait() async throws {
-        try await task.value
+        try await server.wait()
     }
 
     static func respond(to request: Request, simulator: ChannelSimulator) async throws -> Response {

@@ -3,7 +3,6 @@ import Hummingbird
 import HTTPTypes
 public import Logging
 import NIOCore
-import ServiceLifecycle
 import Synchronization
 public import Webhooks
 
@@ -133,49 +132,30 @@ public final class SimulatedSite: Sendable {
             return Response(status: .ok, headers: [.contentType: "application/json"],
                             body: ResponseBody(byteBuffer: ByteBuffer(bytes: try encoder.encode(self.tally))))
         }
-        let (bound, continuation) = AsyncStream<Result<Int, any Error>>.makeStream()
-        let application = Application(
-            router: router, configuration: .init(address: .hostname(host, port: port), serverName: nil),
-            onServerRunning: { channel in continuation.yield(.success(channel.localAddress?.port ?? port)) }, logger: logger)
-        let group = ServiceGroup(configuration: .init(services: [application], logger: logger))
-        let task = Task {
-            do {
-                try await group.run()
-                continuation.yield(.failure(SimulatorError("the site's server stopped before it was bound")))
-            } catch {
-                continuation.yield(.failure(error))
-                throw error
-            }
-        }
-        for await result in bound {
-            return SimulatedSiteServer(host: host, port: try result.get(), task: task, group: group)
-        }
-        throw SimulatorError("the site's server did not start")
+        let server = try await BoundServer.start(router.buildResponder(), host: host, port: port,
+                                                 name: "the site's server", logger: logger)
+        return SimulatedSiteServer(host: host, server: server)
     }
 }
 
 public final class SimulatedSiteServer: Sendable {
     public let host: String
-    public let port: Int
-    private let task: Task<Void, any Error>
-    private let group: ServiceGroup
+    public var port: Int { server.port }
+    private let server: BoundServer
 
-    init(host: String, port: Int, task: Task<Void, any Error>, group: ServiceGroup) {
+    init(host: String, server: BoundServer) {
         self.host = host
-        self.port = port
-        self.task = task
-        self.group = group
+        self.server = server
     }
 
     /// The URL Payhook delivers to.
     public var webhookURL: String { "http://\(host.contains(":") ? "[\(host)]" : host):\(port)/site/webhooks" }
 
     public func stop() async {
-        await group.triggerGracefulShutdown()
-        _ = await task.result
+        await server.stop()
     }
 
     public func wait() async throws {
-        try await task.value
+        try await server.wait()
     }
 }

@@ -1,0 +1,54 @@
+import Hummingbird
+import Logging
+import ServiceLifecycle
+
+/// A Hummingbird application run in a task of its own; `start` returns once the socket is
+/// bound (on port 0, with the port the system picked) and throws if it cannot bind. The
+/// simulated channels and the simulated site both serve this way.
+final class BoundServer: Sendable {
+    let port: Int
+    private let task: Task<Void, any Error>
+    private let group: ServiceGroup
+
+    private init(port: Int, task: Task<Void, any Error>, group: ServiceGroup) {
+        self.port = port
+        self.task = task
+        self.group = group
+    }
+
+    static func start<Responder: HTTPResponder>(_ responder: Responder, host: String, port: Int, name: String,
+                                                logger: Logger) async throws -> BoundServer
+    where Responder.Context == BasicRequestContext {
+        let (bound, continuation) = AsyncStream<Result<Int, any Error>>.makeStream()
+        let application = Application(
+            responder: responder, server: .http1(),
+            configuration: .init(address: .hostname(host, port: port), serverName: nil),
+            onServerRunning: { channel in continuation.yield(.success(channel.localAddress?.port ?? port)) },
+            logger: logger)
+        let group = ServiceGroup(configuration: .init(services: [application], logger: logger))
+        let task = Task {
+            do {
+                try await group.run()
+                continuation.yield(.failure(SimulatorError("\(name) stopped before it was bound")))
+            } catch {
+                continuation.yield(.failure(error))
+                throw error
+            }
+        }
+        for await result in bound {
+            return BoundServer(port: try result.get(), task: task, group: group)
+        }
+        throw SimulatorError("\(name) did not start")
+    }
+
+    /// Shuts the server down gracefully and waits until it has stopped.
+    func stop() async {
+        await group.triggerGracefulShutdown()
+        _ = await task.result
+    }
+
+    /// Waits until the server stops.
+    func wait() async throws {
+        try await task.value
+    }
+}
