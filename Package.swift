@@ -114,6 +114,7 @@ let package = Package(
                 "PayhookCore",
                 "Orders",
                 "Postgres",
+                "SiteOrders",
                 "Webhooks",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
@@ -130,6 +131,8 @@ let package = Package(
                 "PayhookCore",
                 "Postgres",
                 "Receiver",
+                "SiteAPI",
+                "SiteOrders",
                 "Webhooks",
                 "Workers",
                 .product(name: "Yams", package: "Yams"),
@@ -144,7 +147,6 @@ let package = Package(
                 "Channels",
                 "Orders",
                 "Postgres",
-                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -152,6 +154,35 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 "PayhookCore",
                 .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Orders the site makes through Payhook: the request's rules, creation and close at
+        // the channel, expiry. Shared by the site API, `payhook orders` and the sweeper.
+        .target(
+            name: "SiteOrders",
+            dependencies: [
+                "ChannelClients",
+                "Channels",
+                "Orders",
+                "PayhookCore",
+                "Postgres",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The site-facing HTTP API on its own listener (`api.listen`), bearer token required.
+        .target(
+            name: "SiteAPI",
+            dependencies: [
+                "Orders",
+                "SiteOrders",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
@@ -205,6 +236,8 @@ let package = Package(
                 "Webhooks",
                 "Workers",
                 "Simulator",
+                "SiteAPI",
+                "SiteOrders",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),

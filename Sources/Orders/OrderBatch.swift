@@ -3,7 +3,7 @@ public import Foundation
 
 /// Where evidence about an order came from (`order_events.source`).
 public enum EvidenceSource: String, Sendable, Hashable {
-    case callback, reconcile, admin
+    case callback, reconcile, admin, api, expiry
 }
 
 /// One row for `order_events`.

@@ -4,6 +4,8 @@ public import Foundation
 public import PayhookCore
 import Postgres
 public import Receiver
+public import SiteAPI
+public import SiteOrders
 public import Webhooks
 public import Workers
 
@@ -32,6 +34,11 @@ public struct PayhookConfiguration: Sendable {
     /// serves none (`payhook run` shares the receiver's). Default nil.
     public var workerMetricsListen: (host: String, port: Int)?
     public var admin = Admin()
+    /// `api:`: the site API's listener; nil when `api.listen` is not set (no site API).
+    public var api: SiteAPI.Configuration?
+    /// `site.public_base_url`: where channels reach Payhook (`/notify/{channel}`,
+    /// `/return/{channel}`). Required with `api.listen`.
+    public var site: SiteURLs?
     public var channels: [ChannelSettings] = []
     /// `webhooks:` (endpoints, their secrets read by `load()`).
     public var webhooks: [WebhookSettings] = []
@@ -82,7 +89,7 @@ extension PayhookConfiguration {
         ("worker", "unknown_order_attempts"), ("worker", "metrics_listen"),
         ("reconcile", "enabled"), ("reconcile", "after_seconds"), ("reconcile", "every_seconds"),
         ("retry", "base_seconds"), ("retry", "factor"), ("retry", "max_delay_seconds"), ("retry", "max_attempts"),
-        ("admin", "token_file"),
+        ("admin", "token_file"), ("api", "listen"), ("site", "public_base_url"),
     ].map { ("PAYHOOK_\($0.0.uppercased())_\($0.1.uppercased())", $0.0, $0.1) }
 
     /// Loads `path`, then applies environment overrides. A missing file is an error unless
@@ -228,6 +235,32 @@ extension PayhookConfiguration {
             delivery.retrySchedule.waits = waits
         }
         try section.rejectUnknownKeys()
+
+        section = try ConfigReader(top.raw("api"), path: "api")
+        if let listen = try section.string("listen") {
+            guard let (host, port) = Self.hostPort(listen) else {
+                throw ConfigError(key: "api.listen", problem: "must be host:port, such as 127.0.0.1:8081")
+            }
+            var api = SiteAPI.Configuration()
+            api.host = host
+            api.port = port
+            api.maxBodyBytes = try section.integer("max_body_bytes", default: api.maxBodyBytes, range: 256...1_048_576)
+            self.api = api
+        }
+        try section.rejectUnknownKeys()
+
+        section = try ConfigReader(top.raw("site"), path: "site")
+        if let base = try section.string("public_base_url") {
+            let url = try SecureURL.check(base, key: "site.public_base_url")
+            guard url.query == nil, url.fragment == nil else {
+                throw ConfigError(key: "site.public_base_url", problem: "must have no query or fragment")
+            }
+            site = SiteURLs(publicBaseURL: base)
+        }
+        try section.rejectUnknownKeys()
+        if api != nil, site == nil {
+            throw ConfigError(key: "site.public_base_url", problem: "is required with api.listen (the channels' notify_url is built from it)")
+        }
 
         section = try ConfigReader(top.raw("admin"), path: "admin")
         admin.tokenFile = try section.string("token_file") ?? admin.tokenFile

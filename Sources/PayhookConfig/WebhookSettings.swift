@@ -39,19 +39,7 @@ public struct WebhookSettings: Sendable, Equatable {
             throw ConfigError(key: "\(path).id", problem: "must be letters, digits, - or _ (at most 64)")
         }
         let text = try reader.requiredString("url")
-        guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), let host = url.host, !host.isEmpty else {
-            throw ConfigError(key: "\(path).url", problem: "must be an http(s) URL with a host")
-        }
-        switch scheme {
-        case "https": break
-        case "http":
-            // Signed, but readable on the way: plain HTTP only to this machine.
-            guard ["localhost", "127.0.0.1", "::1", "[::1]"].contains(host.lowercased()) || host.hasPrefix("127.") else {
-                throw ConfigError(key: "\(path).url", problem: "must be https:// (plain http only to a loopback address)")
-            }
-        default:
-            throw ConfigError(key: "\(path).url", problem: "must be http:// or https://, not \(scheme)://")
-        }
+        let url = try SecureURL.check(text, key: "\(path).url")
         let secretFile = try reader.requiredString("secret_file")
         let known = OrderOutbox.Kind.allCases.map(\.rawValue)
         var kinds = try reader.stringList("events")

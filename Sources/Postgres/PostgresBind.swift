@@ -49,6 +49,10 @@ public struct PostgresBind: Sendable {
                      bytes: [UInt8](bigEndian: PostgresTime.microseconds(from: value)))
     }
 
+    public static func timestamptz(_ value: Date?) -> PostgresBind {
+        value.map { .timestamptz($0) } ?? .null
+    }
+
     /// A value in PostgreSQL's text input syntax, typed by the SQL (`$1::inet`, `$2::jsonb`).
     public static func literal(_ value: String) -> PostgresBind {
         PostgresBind(typeOID: 0, format: .text, bytes: Array(value.utf8))

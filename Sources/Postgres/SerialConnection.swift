@@ -102,3 +102,19 @@ private final class CallState: Sendable {
         }
     }
 }
+
+/// A few `SerialConnection`s taken in turn, for async callers whose statements would
+/// otherwise wait on one connection (the site API under load).
+public final class SerialConnections: Sendable {
+    private let connections: [SerialConnection]
+    private let next = Atomic<UInt>(0)
+
+    public init(configuration: Connection.Configuration, count: Int, label: String) {
+        connections = (0..<max(1, count)).map { SerialConnection(configuration: configuration, label: "\(label).\($0)") }
+    }
+
+    public func run<T: Sendable>(_ body: @escaping @Sendable (Connection) throws -> T) async throws -> T {
+        let index = Int(next.wrappingAdd(1, ordering: .relaxed).oldValue % UInt(connections.count))
+        return try await connections[index].run(body)
+    }
+}

@@ -7,7 +7,7 @@ public import Logging
 import NIOCore
 import Orders
 import PayhookCore
-public import Postgres
+import Postgres
 public import Prometheus
 
 /// The thin HTTP receiver: captures each callback verbatim, hands it to the group-commit
@@ -17,8 +17,8 @@ public struct Receiver: Sendable {
     public let configuration: Configuration
     let enqueuer: Enqueuer
     let readiness: Readiness
-    let admin: AdminAccess
-    let adminConnection: SerialConnection?
+    /// The browser returns' pages: verification and the order's state.
+    let returns: ReturnPages?
     let registry: PrometheusCollectorRegistry
     let metrics: ReceiverMetrics
     /// Each configured channel id with its type and its success answer, built once.
@@ -31,14 +31,12 @@ public struct Receiver: Sendable {
         let successResponse: Response
     }
 
-    public init(configuration: Configuration, enqueuer: Enqueuer, readiness: Readiness, admin: AdminAccess,
-                adminConnection: SerialConnection?, registry: PrometheusCollectorRegistry,
-                metrics: ReceiverMetrics, logger: Logger) {
+    public init(configuration: Configuration, enqueuer: Enqueuer, readiness: Readiness, returns: ReturnPages?,
+                registry: PrometheusCollectorRegistry, metrics: ReceiverMetrics, logger: Logger) {
         self.configuration = configuration
         self.enqueuer = enqueuer
         self.readiness = readiness
-        self.admin = admin
-        self.adminConnection = adminConnection
+        self.returns = returns
         self.registry = registry
         self.metrics = metrics
         self.logger = logger
@@ -64,9 +62,6 @@ public struct Receiver: Sendable {
         Self.addOperationsRoutes(to: router, registry: registry)
         router.get("/readyz") { _, _ in
             readiness.isReady ? text("ready\n") : text("database unreachable\n", status: .serviceUnavailable)
-        }
-        router.get("/orders/:id") { request, context in
-            try await order(request, context: context)
         }
         return router
     }
@@ -128,11 +123,14 @@ public struct Receiver: Sendable {
             channel: channelID, kind: kind, method: request.method.rawValue, path: request.uri.path,
             query: request.uri.query ?? "", headers: capturedHeaders(request), body: Array(buffer: body),
             sourceIP: source, peerIP: peer, receivedAt: Date())
+        if kind == .return, let returns {
+            return await returns.page(for: callback, enqueue: { try await enqueuer.enqueue(callback) })
+        }
         do {
             let id = try await enqueuer.enqueue(callback)
             logger.debug("callback stored", metadata: ["callback_id": "\(id)", "channel": "\(channelID)"])
             metrics.request(channel: channelID, status: kind == .notify ? Int(route.successResponse.status.code) : 200)
-            return kind == .notify ? route.successResponse : returnPage(request)
+            return kind == .notify ? route.successResponse : ReturnPages.page(.confirming, outTradeNo: request.uri.queryParameters.get("out_trade_no"), returnURL: nil)
         } catch {
             logger.error("callback not stored", metadata: ["channel": "\(channelID)", "error": "\(error)"])
             metrics.unavailable(channel: channelID)
@@ -162,34 +160,6 @@ public struct Receiver: Sendable {
         metrics.request(channel: channelID, status: 413)
         return text("body too large\n", status: .contentTooLarge)
     }
-
-    private func returnPage(_ request: Request) -> Response {
-        let outTradeNo = request.uri.queryParameters.get("out_trade_no") ?? ""
-        let page = """
-            <!doctype html><html><head><meta charset="utf-8"><title>Payment received</title></head>
-            <body><p>Your payment for order <b>\(escapeHTML(outTradeNo))</b> is being confirmed.</p>
-            <p>This page does not need to stay open.</p></body></html>
-
-            """
-        return Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"],
-                        body: ResponseBody(byteBuffer: ByteBuffer(string: page)))
-    }
-
-    private func order(_ request: Request, context: ReceiverContext) async throws -> Response {
-        guard admin.allows(authorization: request.headers[.authorization]) else {
-            return text("unauthorized\n", status: .unauthorized)
-        }
-        guard let adminConnection else { return text("no database\n", status: .serviceUnavailable) }
-        let id = try context.parameters.require("id")
-        let found = try await adminConnection.run { try OrderLookup.find(id, on: $0) }
-        guard let found else { return text("no such order\n", status: .notFound) }
-        let encoder = JSONEncoder()
-        encoder.dateEncodingStrategy = .iso8601
-        encoder.keyEncodingStrategy = .convertToSnakeCase
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        return Response(status: .ok, headers: [.contentType: "application/json"],
-                        body: ResponseBody(byteBuffer: ByteBuffer(bytes: try encoder.encode(found))))
-    }
 }
 
 private func response(_ acknowledgement: ChannelResponse) -> Response {
@@ -201,7 +171,7 @@ private func response(_ acknowledgement: ChannelResponse) -> Response {
                     body: ResponseBody(byteBuffer: ByteBuffer(bytes: acknowledgement.body)))
 }
 
-private func text(_ body: String, status: HTTPResponse.Status = .ok) -> Response {
+func text(_ body: String, status: HTTPResponse.Status = .ok) -> Response {
     Response(status: status, headers: [.contentType: "text/plain; charset=utf-8"],
              body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
 }

@@ -7,6 +7,7 @@ public import Logging
 import Orders
 import PayhookCore
 import Postgres
+public import SiteOrders
 import Synchronization
 
 /// `payhook work`: worker threads, each with its own connection, woken by NOTIFY and by a
@@ -16,6 +17,8 @@ public final class WorkerPool: Sendable {
     let clients: [String: ChannelClient]
     let metrics: WorkerMetrics
     let logger: Logger
+    /// Closes orders past `expires_at` through the channel (the sweeper's second task).
+    let expiry: OrderDesk?
     private let threads: ConnectionThreads
     /// Wake-ups for idle worker threads: one listener turns NOTIFYs into single wake-ups,
     /// so a callback wakes one thread, not every thread for an empty claim.
@@ -23,9 +26,10 @@ public final class WorkerPool: Sendable {
     /// Wake-ups signalled and not yet taken, kept at most `threads`.
     private let pendingWakeups = Atomic<Int>(0)
 
-    public init(configuration: WorkerConfiguration, clients: [ChannelClient], metrics: WorkerMetrics = WorkerMetrics(),
-                logger: Logger) {
+    public init(configuration: WorkerConfiguration, clients: [ChannelClient], expiry: OrderDesk? = nil,
+                metrics: WorkerMetrics = WorkerMetrics(), logger: Logger) {
         self.configuration = configuration
+        self.expiry = expiry
         self.clients = Dictionary(clients.map { ($0.channelID, $0) }, uniquingKeysWith: { first, _ in first })
         self.metrics = metrics
         self.logger = logger
@@ -124,8 +128,16 @@ public final class WorkerPool: Sendable {
             let swept = try reconciler.sweep(
                 limit: sweeper.batchSize, afterSeconds: sweeper.afterSeconds,
                 everySeconds: configuration.reconcileEverySeconds, maxAgeSeconds: sweeper.maxAgeSeconds, on: connection)
+            // Expired orders close through the same path as the site's close (channel close, then query).
+            var expired = 0
+            if let expiry {
+                let every = configuration.reconcileEverySeconds
+                expired = concurrentlyAwait(1) { _ in
+                    (try? await expiry.closeExpired(limit: sweeper.batchSize, everySeconds: every)) ?? 0
+                }[0]
+            }
             // A full batch means more are waiting: sweep again at once.
-            if swept < sweeper.batchSize { pause(sweeper.interval) }
+            if swept < sweeper.batchSize, expired < sweeper.batchSize { pause(sweeper.interval) }
         }
     }
 

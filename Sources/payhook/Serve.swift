@@ -14,7 +14,9 @@ struct Serve: AsyncParsableCommand {
         let configuration = try options.load()
         let logger = Logger(label: "payhook.receiver")
         let registry = Services.bootstrapMetrics()
-        try await Services.run(try Services.receiver(configuration, registry: registry, logger: logger), logger: logger)
+        let api: [any Service] = try Services.siteAPI(configuration, logger: logger).map { [$0] } ?? []
+        try await Services.run(try Services.receiver(configuration, registry: registry, logger: logger) + api,
+                               logger: logger)
     }
 }
 
@@ -50,8 +52,9 @@ struct Run: AsyncParsableCommand {
         // Workers first, so they stop last: the receiver stops taking callbacks before them.
         let workers = WorkerService(pool: try Services.workers(configuration, logger: logger))
         let delivery: [any Service] = try Services.delivery(configuration, logger: logger).map { [$0] } ?? []
+        let api: [any Service] = try Services.siteAPI(configuration, logger: logger).map { [$0] } ?? []
         try await Services.run([workers] + delivery
-                               + (try Services.receiver(configuration, registry: registry, logger: logger)),
+                               + (try Services.receiver(configuration, registry: registry, logger: logger)) + api,
                                logger: logger)
     }
 }

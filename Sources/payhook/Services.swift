@@ -10,6 +10,8 @@ import Postgres
 import Prometheus
 import Receiver
 import ServiceLifecycle
+import SiteAPI
+import SiteOrders
 import UnixSignals
 import Webhooks
 import Workers
@@ -29,13 +31,12 @@ enum Services {
         let connection = configuration.enqueuer.connection
         let enqueuer = Enqueuer(configuration: configuration.enqueuer, logger: logger)
         let readiness = Readiness(connection: connection)
-        let admin = AdminAccess(tokenFile: configuration.admin.tokenFile)
-        if !admin.isEnabled {
-            logger.warning("admin routes disabled: no token in admin.token_file")
-        }
+        // Browser returns are verified here (for the page only) with the channels' keys.
+        let returns = ReturnPages(adapters: try configuration.loadChannels().map { $0.makeAdapter() },
+                                  database: SerialConnection(configuration: connection, label: "payhook.returns"),
+                                  logger: logger)
         let receiver = Receiver(
-            configuration: configuration.receiver, enqueuer: enqueuer, readiness: readiness, admin: admin,
-            adminConnection: SerialConnection(configuration: connection, label: "payhook.admin"),
+            configuration: configuration.receiver, enqueuer: enqueuer, readiness: readiness, returns: returns,
             registry: registry, metrics: ReceiverMetrics(), logger: logger)
         enqueuer.start()
         logger.info("receiver listening", metadata: [
@@ -46,10 +47,33 @@ enum Services {
         return [EnqueuerService(enqueuer: enqueuer), ReadinessService(readiness: readiness), receiver.buildApplication()]
     }
 
+    /// The site API (nil without `api.listen`); it needs the admin token to answer anything.
+    static func siteAPI(_ configuration: PayhookConfiguration, logger: Logger) throws -> (any Service)? {
+        guard let api = configuration.api, let desk = try orderDesk(configuration, logger: logger) else { return nil }
+        let access = AdminAccess(tokenFile: configuration.admin.tokenFile)
+        if !access.isEnabled {
+            throw ConfigError(key: "admin.token_file", problem: "must name a file holding the token (the site API requires it)")
+        }
+        logger.info("site API listening", metadata: ["address": "\(api.host):\(api.port)"])
+        return SiteAPI(configuration: api, desk: desk, access: access, logger: logger).buildApplication()
+    }
+
+    /// Orders made and closed through the channels (nil without `site.public_base_url`):
+    /// the site API, `payhook orders` and the expiry sweeper share it.
+    static func orderDesk(_ configuration: PayhookConfiguration, logger: Logger,
+                          connections: Int = 4) throws -> OrderDesk? {
+        guard let site = configuration.site else { return nil }
+        let clients = try configuration.loadChannels().map { $0.makeClient() }
+        let database = SerialConnections(configuration: configuration.enqueuer.connection, count: connections,
+                                         label: "payhook.orders")
+        return OrderDesk(clients: clients, urls: site, database: database, logger: logger)
+    }
+
     /// The worker pool, its channels' keys loaded (a bad key file is a config error).
     static func workers(_ configuration: PayhookConfiguration, logger: Logger) throws -> WorkerPool {
         let clients = try configuration.loadChannels().map { $0.makeClient() }
-        return WorkerPool(configuration: configuration.worker, clients: clients, logger: logger)
+        let desk = try orderDesk(configuration, logger: logger, connections: 1)
+        return WorkerPool(configuration: configuration.worker, clients: clients, expiry: desk, logger: logger)
     }
 
     /// The webhook delivery threads, nil when no endpoint is configured. A bad secret or
