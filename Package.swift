@@ -309,6 +309,19 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "SiteAPITests",
+            dependencies: [
+                "ChannelClients", "Channels", "Orders", "PayhookCore", "Postgres", "PostgresTestSupport", "Simulator",
+                "SiteAPI", "SiteOrders",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "ReceiverTests",
             dependencies: [
                 "Workers",

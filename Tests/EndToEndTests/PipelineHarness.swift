@@ -90,7 +90,7 @@ final class PipelineHarness: @unchecked Sendable {
         let registry = PrometheusCollectorRegistry()
         let receiver = Receiver(
             configuration: configuration.receiver, enqueuer: enqueuer, readiness: Readiness(connection: .init(conninfo: database.url)),
-            admin: AdminAccess(token: "e2e"), adminConnection: nil, registry: registry,
+            returns: nil, registry: registry,
             metrics: ReceiverMetrics(factory: PrometheusMetricsFactory(registry: registry)), logger: Logger(label: "e2e"))
         return (receiver, enqueuer)
     }

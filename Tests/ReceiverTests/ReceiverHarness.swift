@@ -17,7 +17,6 @@ struct ReceiverHarness {
     let readiness: Readiness
     let registry: PrometheusCollectorRegistry
 
-    static let adminToken = "test-admin-token-4c1d"
 
     static func yaml(databaseURL: String, port: Int = 0, trustedProxies: [String] = [], maxBodyBytes: Int = 4096) -> String {
         """
@@ -51,9 +50,7 @@ struct ReceiverHarness {
         readiness = Readiness(connection: .init(conninfo: url))
         registry = PrometheusCollectorRegistry()
         receiver = Receiver(
-            configuration: configuration.receiver, enqueuer: enqueuer, readiness: readiness,
-            admin: AdminAccess(token: Self.adminToken),
-            adminConnection: SerialConnection(configuration: .init(conninfo: database.url)),
+            configuration: configuration.receiver, enqueuer: enqueuer, readiness: readiness, returns: nil,
             registry: registry, metrics: ReceiverMetrics(factory: PrometheusMetricsFactory(registry: registry)),
             logger: Logger(label: "test"))
     }

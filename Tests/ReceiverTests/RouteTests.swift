@@ -114,38 +114,6 @@ import Testing
         }
     }
 
-    @Test func adminOrderLookupNeedsTheTokenAndFindsEitherId() async throws {
-        let harness = try ReceiverHarness()
-        try harness.database.connect().query("""
-            INSERT INTO orders (out_trade_no, channel, channel_trade_no, amount_minor, currency)
-            VALUES ('ORDER-1', 'alipay', '2026112722001', 8888, 'CNY')
-            """)
-        try await harness.application().test(.router) { client in
-            try await client.execute(uri: "/orders/ORDER-1", method: .get) { #expect($0.status == .unauthorized) }
-            try await client.execute(uri: "/orders/ORDER-1", method: .get, headers: [.authorization: "Bearer wrong"]) {
-                #expect($0.status == .unauthorized)
-            }
-            let auth: HTTPFields = [.authorization: "Bearer \(ReceiverHarness.adminToken)"]
-            for id in ["ORDER-1", "2026112722001"] {
-                try await client.execute(uri: "/orders/\(id)", method: .get, headers: auth) {
-                    #expect($0.status == .ok)
-                    let json = String(buffer: $0.body)
-                    #expect(json.contains(#""out_trade_no" : "ORDER-1""#))
-                    #expect(json.contains(#""amount_minor" : 8888"#))
-                }
-            }
-            try await client.execute(uri: "/orders/NOPE", method: .get, headers: auth) { #expect($0.status == .notFound) }
-        }
-    }
-
-    @Test func adminAccessIsOffWithoutAToken() {
-        #expect(!AdminAccess(token: nil).allows(authorization: "Bearer "))
-        #expect(!AdminAccess(token: "").allows(authorization: "Bearer "))
-        #expect(!AdminAccess(tokenFile: "/nonexistent").isEnabled)
-        #expect(AdminAccess(token: "t").allows(authorization: "Bearer t"))
-        #expect(!AdminAccess(token: "t").allows(authorization: "bearer t"))
-    }
-
     @Test func metricsAreExposedInPrometheusText() async throws {
         let harness = try ReceiverHarness()
         try await harness.application().test(.router) { client in
