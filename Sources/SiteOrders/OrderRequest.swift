@@ -22,11 +22,11 @@ public struct OrderRequest: Sendable, Equatable {
     public var attach: String?
     public var payer: PayerDetails
 
-    static let fields: Set<String> = [
+    public static let fields: Set<String> = [
         "out_trade_no", "channel", "scene", "amount", "currency", "subject", "description", "expires_at",
         "expires_in_seconds", "return_url", "attach", "payer",
     ]
-    static let payerFields: Set<String> = ["openid", "client_ip", "h5_type", "user_id"]
+    public static let payerFields: Set<String> = ["openid", "client_ip", "h5_type", "user_id"]
     /// The longest lifetime every channel honours (Alipay 15 days; WeChat Pay 7 days unpaid).
     public static let maxLifetimeSeconds = 7 * 86_400
     public static let minLifetimeSeconds = 60
