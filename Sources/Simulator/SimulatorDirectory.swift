@@ -149,12 +149,16 @@ public struct SimulatorDirectory: Sendable {
         public var databaseURL: String
         /// `receiver.listen`. Default `127.0.0.1:8080`.
         public var receiverListen: String
+        /// `api.listen`, the site API; nil serves none. Default nil.
+        public var apiListen: String?
         /// Every channel's `query_timeout_ms`. Default 3000.
         public var queryTimeoutMilliseconds: Int
 
-        public init(databaseURL: String, receiverListen: String = "127.0.0.1:8080", queryTimeoutMilliseconds: Int = 3000) {
+        public init(databaseURL: String, receiverListen: String = "127.0.0.1:8080", apiListen: String? = nil,
+                    queryTimeoutMilliseconds: Int = 3000) {
             self.databaseURL = databaseURL
             self.receiverListen = receiverListen
+            self.apiListen = apiListen
             self.queryTimeoutMilliseconds = queryTimeoutMilliseconds
         }
     }
@@ -183,6 +187,10 @@ public struct SimulatorDirectory: Sendable {
               max_attempts: 12
             admin:
               token_file: \(quoted(adminTokenFile))
+            site:
+              # The channels call back here; on this machine plain http to loopback is allowed.
+              public_base_url: \(quoted("http://" + options.receiverListen))
+            \(options.apiListen.map { "api:\n  listen: \(quoted($0))\n" } ?? "")
             channels:
               - id: \(SimulatedChannels.alipayID)
                 type: alipay

@@ -41,6 +41,9 @@ struct SimChannels: AsyncParsableCommand {
     @Option(help: "receiver.listen for payhook.yaml.")
     var listen: String = "127.0.0.1:8080"
 
+    @Option(name: .customLong("api-listen"), help: "api.listen (the site API) for payhook.yaml; none for no site API.")
+    var apiListen: String = "127.0.0.1:8081"
+
     @Option(name: .customLong("error-rate"), help: "Fraction of queries answered 500.")
     var errorRate: Double = 0
 
@@ -69,7 +72,8 @@ struct SimChannels: AsyncParsableCommand {
             ?? "postgres://payhook@127.0.0.1:5432/payhook"
         let file = try directory.writeConfiguration(
             channels, baseURL: server.baseURL,
-            options: .init(databaseURL: database, receiverListen: listen))
+            options: .init(databaseURL: database, receiverListen: listen,
+                           apiListen: apiListen == "none" ? nil : apiListen))
         print("simulated channel APIs at \(server.baseURL) (alipay, wechatpay, points)")
         print("configuration: \(file)")
         print("keys:          \(directory.keysDirectory)")
