@@ -390,6 +390,8 @@ let package = Package(
                 "PayhookCore",
                 "Simulator", "Channels", "Postgres", "PostgresTestSupport", "PayhookConfig",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],

@@ -1,12 +1,12 @@
-import Hummingbird
-import Logging
+package import Hummingbird
+package import Logging
 import ServiceLifecycle
 
 /// A Hummingbird application run in a task of its own; `start` returns once the socket is
 /// bound (on port 0, with the port the system picked) and throws if it cannot bind. The
-/// simulated channels and the simulated site both serve this way.
-final class BoundServer: Sendable {
-    let port: Int
+/// simulated channels and the simulated site both serve this way (and tests' small servers).
+package final class BoundServer: Sendable {
+    package let port: Int
     private let task: Task<Void, any Error>
     private let group: ServiceGroup
 
@@ -16,8 +16,8 @@ final class BoundServer: Sendable {
         self.group = group
     }
 
-    static func start<Responder: HTTPResponder>(_ responder: Responder, host: String, port: Int, name: String,
-                                                logger: Logger) async throws -> BoundServer
+    package static func start<Responder: HTTPResponder>(_ responder: Responder, host: String, port: Int, name: String,
+                                                        logger: Logger = Logger(label: "payhook.sim")) async throws -> BoundServer
     where Responder.Context == BasicRequestContext {
         let (bound, continuation) = AsyncStream<Result<Int, any Error>>.makeStream()
         let application = Application(
@@ -42,13 +42,13 @@ final class BoundServer: Sendable {
     }
 
     /// Shuts the server down gracefully and waits until it has stopped.
-    func stop() async {
+    package func stop() async {
         await group.triggerGracefulShutdown()
         _ = await task.result
     }
 
     /// Waits until the server stops.
-    func wait() async throws {
+    package func wait() async throws {
         try await task.value
     }
 }

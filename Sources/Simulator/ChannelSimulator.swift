@@ -3,17 +3,19 @@ import Channels
 import Foundation
 import Synchronization
 
-/// The simulated channels' query APIs: an order book per channel, scriptable answers, query
-/// counts, and a cache of signed answers. Requests are read and answers signed by the
-/// channel sides of ``SimulatedChannels``, exactly as the real channels would.
+/// The simulated channels: an order book per channel, the order creation, close and query
+/// APIs answering from it, the buyer's pages (cashier, scanned QR code, phone) that pay its
+/// trades and send the signed notifies, scriptable faults for queries, calls and notifies,
+/// counts, and a cache of signed query answers. Requests are read and answers signed by
+/// the channel sides of ``SimulatedChannels``, exactly as the real channels would.
 ///
 /// Serve it over HTTP with ``ChannelSimulatorServer``, or call ``respond(method:path:query:headers:body:)`` in-process.
 public final class ChannelSimulator: Sendable {
     public let channels: SimulatedChannels
-    private let alipay: AlipayChannelSide
-    private let wechatPay: WeChatPayChannelSide
-    private let points: PointsChannelSide
-    private let state: Mutex<State>
+    let alipay: AlipayChannelSide
+    let wechatPay: WeChatPayChannelSide
+    let points: PointsChannelSide
+    let state: Mutex<State>
 
     /// WeChat Pay and points answers carry a signed timestamp checked against a 300 s skew,
     /// so a cached answer is re-signed once it is this old. Alipay answers carry none.
@@ -39,6 +41,24 @@ public final class ChannelSimulator: Sendable {
         var defaults = DefaultQueryBehaviour()
         var signatures = 0
         var stopping = false
+        /// Creation and close calls: scripts, defaults (rates, latency, hold) and counts.
+        var callScripts: [OrderKey: [CallBehaviour]] = [:]
+        var callDefaults = DefaultQueryBehaviour()
+        var channelCalls: [String: Int] = [:]
+        /// What the buyer's pages are reached by: a QR code's or code_url's token, a prepay_id, an h5 ticket.
+        var tickets: [String: OrderKey] = [:]
+        /// The QR code a precreate answered, repeated for a repeat of the same precreate.
+        var qrCodes: [OrderKey: String] = [:]
+        /// The first answer to each deduct, repeated (signed afresh) for the same body.
+        var deductAnswers: [OrderKey: [UInt8]] = [:]
+        var deductOutcomes: [String: DeductOutcome] = [:]
+        var notifyScripts: [OrderKey: [NotifyFault]] = [:]
+        var notifyDefaults = DefaultNotifyBehaviour()
+        var notifyCounts: [OrderKey: NotifyCounts] = [:]
+        var deliveries: [Int: Task<Void, Never>] = [:]
+        var nextDelivery = 0
+        /// `http://host:port` for absolute links (QR codes, h5_url) when a request names no Host.
+        var baseURL = "http://127.0.0.1"
     }
 
     public init(channels: SimulatedChannels, defaultBehaviour: DefaultQueryBehaviour = DefaultQueryBehaviour()) {
@@ -136,32 +156,43 @@ public final class ChannelSimulator: Sendable {
 
     /// Lets every held (``QueryBehaviour/timeout``) request go now; later ones are not held.
     public func releaseHeldRequests() {
-        state.withLock { $0.stopping = true }
+        let deliveries = state.withLock { state in
+            state.stopping = true
+            return state.deliveries.values
+        }
+        for delivery in deliveries { delivery.cancel() }
     }
 
     /// The answer to a request to the simulator's query APIs, or nil when no channel serves
     /// `path` (the caller answers 404). `path` is as sent, percent-encoded; `query` has no `?`.
     public func respond(method: String, path: String, query: String, headers: [HeaderField], body: [UInt8]) async -> ChannelResponse? {
         let now = Date()
+        let request = ReceivedRequest(method: method, path: path, query: query, headers: headers, body: body)
         if path == "/alipay/gateway.do" {
-            let request = ReceivedRequest(method: method, path: path, query: query, headers: headers, body: body)
-            return await answer(channel: SimulatedChannels.alipayID, read: alipay.readQueryRequest(request), now: now)
+            return await alipayGateway(request, now: now)
+        }
+        if path.hasPrefix("/alipay/_") {
+            return alipayBuyer(request, now: now)
+        }
+        if path.hasPrefix("/wechatpay/_phone") {
+            return wechatPayPhone(request, now: now)
         }
         if path.hasPrefix("/wechatpay/") {
             // The merchant signs the target without the base URL's path, as for api.mch.weixin.qq.com.
-            let request = ReceivedRequest(method: method, path: String(path.dropFirst("/wechatpay".count)), query: query,
-                                          headers: headers, body: body)
+            var request = request
+            request.path = String(path.dropFirst("/wechatpay".count))
+            if method == "POST" { return await wechatPayCall(request, now: now) }
             return await answer(channel: SimulatedChannels.wechatPayID, read: wechatPay.readQueryRequest(request, now: now), now: now)
         }
         if path.hasPrefix("/points/api/") {
             // Points requests sign the whole target, base path included.
-            let request = ReceivedRequest(method: method, path: path, query: query, headers: headers, body: body)
+            if method == "POST" { return await pointsCall(request, now: now) }
             return await answer(channel: SimulatedChannels.pointsID, read: points.readQueryRequest(request, now: now), now: now)
         }
         return nil
     }
 
-    private func answer(channel: String, read: Result<String, ChannelResponseError>, now: Date) async -> ChannelResponse {
+    func answer(channel: String, read: Result<String, ChannelResponseError>, now: Date) async -> ChannelResponse {
         let outTradeNo: String
         switch read {
         case .failure(let refusal):
@@ -181,7 +212,9 @@ public final class ChannelSimulator: Sendable {
             } else {
                 behaviour = state.defaults.draw(uniform)
             }
-            return (behaviour, state.books[channel]?[outTradeNo], state.defaults)
+            // A precreated trade nobody scanned is not Alipay's yet.
+            let book = state.books[channel]?[outTradeNo].flatMap { $0.existsAtChannel ? $0 : nil }
+            return (behaviour, book, state.defaults)
         }
         if defaults.latency > .zero { try? await Task.sleep(for: defaults.latency) }
         switch behaviour {
@@ -209,7 +242,7 @@ public final class ChannelSimulator: Sendable {
     }
 
     /// Sleeps in short steps so that stopping the server lets held requests go promptly.
-    private func hold(for duration: Duration) async {
+    func hold(for duration: Duration) async {
         let clock = ContinuousClock()
         let deadline = clock.now.advanced(by: duration)
         while clock.now < deadline, !state.withLock({ $0.stopping }) {

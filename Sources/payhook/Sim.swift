@@ -8,7 +8,7 @@ import UnixSignals
 
 struct Sim: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Stand in for the payment channels (their query APIs), the site's webhook endpoint, and a load generator.",
+        abstract: "Stand in for the payment channels (order creation, close, query, buyer pages, notifies), the site's webhook endpoint, and a load generator.",
         subcommands: [SimChannels.self, SimSite.self, SimLoad.self])
 }
 
@@ -21,8 +21,11 @@ struct SimDirectoryOption: ParsableArguments {
 struct SimChannels: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "channels",
-        abstract: "Serve simulated Alipay, WeChat Pay and points query APIs; write their keys and a ready payhook.yaml.",
+        abstract: "Serve simulated Alipay, WeChat Pay and points channels; write their keys and a ready payhook.yaml.",
         discussion: """
+            Each channel creates, closes and answers queries for orders, serves the buyer's pages \
+            (Alipay cashier and scanned QR code, WeChat Pay phone) whose Pay button sends the signed \
+            notify, and takes control calls under /_sim/ (pay, trades, notify and call faults). \
             Keys are generated once into --dir and reused by later runs; payhook.yaml is rewritten \
             on every start (it is generated). Runs until SIGTERM or SIGINT.
             """)
@@ -53,12 +56,21 @@ struct SimChannels: AsyncParsableCommand {
     @Option(name: .customLong("latency-ms"), help: "Milliseconds added to every answer.")
     var latencyMilliseconds: Int = 0
 
+    @Option(name: .customLong("notify-never-rate"), help: "Fraction of payment notifies never sent.")
+    var notifyNeverRate: Double = 0
+
+    @Option(name: .customLong("notify-twice-rate"), help: "Fraction of payment notifies sent twice.")
+    var notifyTwiceRate: Double = 0
+
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0 to 65535") }
         guard (0...1).contains(errorRate), (0...1).contains(timeoutRate), errorRate + timeoutRate <= 1 else {
             throw ValidationError("--error-rate and --timeout-rate must be fractions from 0 to 1 that add up to at most 1")
         }
         guard latencyMilliseconds >= 0 else { throw ValidationError("--latency-ms must be ≥ 0") }
+        guard (0...1).contains(notifyNeverRate), (0...1).contains(notifyTwiceRate), notifyNeverRate + notifyTwiceRate <= 1 else {
+            throw ValidationError("--notify-never-rate and --notify-twice-rate must be fractions from 0 to 1 that add up to at most 1")
+        }
     }
 
     func run() async throws {
@@ -66,6 +78,7 @@ struct SimChannels: AsyncParsableCommand {
         let channels = directory.hasKeys ? try directory.loadKeys().channels : SimulatedChannels.generate()
         let simulator = ChannelSimulator(channels: channels, defaultBehaviour: DefaultQueryBehaviour(
             errorRate: errorRate, timeoutRate: timeoutRate, latency: .milliseconds(latencyMilliseconds)))
+        simulator.defaultNotifyBehaviour = DefaultNotifyBehaviour(neverSentRate: notifyNeverRate, sentTwiceRate: notifyTwiceRate)
         let server = try await ChannelSimulatorServer.start(simulator, host: host, port: port)
         try directory.writeKeys(channels, baseURL: server.baseURL)
         let database = databaseURL ?? ProcessInfo.processInfo.environment["PAYHOOK_DATABASE_URL"]

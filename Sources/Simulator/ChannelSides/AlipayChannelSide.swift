@@ -10,14 +10,32 @@ public struct ChannelOrder: Sendable, Hashable {
     public var amountMinor: Int64
     public var currency: String
     public var paidAt: Date?
-    /// Alipay `subject`; WeChat `description` (not part of notifies); unused by points.
+    /// Alipay `subject`; WeChat `description` (not part of notifies); points `subject`.
     public var subject: String
     /// Points spent (points channel).
     public var points: Int64?
+    /// How the order was created at the simulated channel; nil for orders put in the books directly.
+    public var scene: PaymentScene?
+    /// Where the channel sends this order's notifies; nil: none are sent.
+    public var notifyURL: String?
+    /// Alipay page and wap `return_url` (the browser goes back there after paying).
+    public var returnURL: String?
+    /// Echoed in notifies: Alipay `passback_params`, WeChat Pay `attach`.
+    public var attach: String?
+    /// WeChat Pay `payer.openid`; points `user_id`.
+    public var payerID: String?
+    /// What created the order, compared on a repeated creation: Alipay's `biz_content`, WeChat
+    /// Pay's and the points partner's request body.
+    public var creationBody: [UInt8]?
+    /// False while Alipay does not know the trade yet (a precreated QR code nobody scanned):
+    /// queries and closes then answer `ACQ.TRADE_NOT_EXIST`. Default true.
+    public var existsAtChannel: Bool
 
     public init(
         outTradeNo: String, channelTradeNo: String, status: PaymentStatus, amountMinor: Int64,
-        currency: String = "CNY", paidAt: Date? = nil, subject: String = "Payhook order", points: Int64? = nil
+        currency: String = "CNY", paidAt: Date? = nil, subject: String = "Payhook order", points: Int64? = nil,
+        scene: PaymentScene? = nil, notifyURL: String? = nil, returnURL: String? = nil, attach: String? = nil,
+        payerID: String? = nil, creationBody: [UInt8]? = nil, existsAtChannel: Bool = true
     ) {
         self.outTradeNo = outTradeNo
         self.channelTradeNo = channelTradeNo
@@ -27,6 +45,13 @@ public struct ChannelOrder: Sendable, Hashable {
         self.paidAt = paidAt
         self.subject = subject
         self.points = points
+        self.scene = scene
+        self.notifyURL = notifyURL
+        self.returnURL = returnURL
+        self.attach = attach
+        self.payerID = payerID
+        self.creationBody = creationBody
+        self.existsAtChannel = existsAtChannel
     }
 }
 
@@ -98,42 +123,87 @@ public struct AlipayChannelSide: Sendable {
         ]
         if let paidAt = order.paidAt { fields.append(("gmt_payment", Timestamps.formatAlipay(paidAt))) }
         if order.currency != "CNY" { fields.append(("trans_currency", order.currency)) }
+        if let attach = order.attach { fields.append(("passback_params", attach)) }
         fields.append(contentsOf: extra)
-        var pairs = fields.map { FormEncoding.Pair(key: $0.0, value: cs.encode($0.1) ?? Array($0.1.utf8)) }
+        return FormEncoding.encode(signedForm(fields, charset: cs, signType: signType))
+    }
+
+    /// The signed query string of the browser's return to `return_url` after paying (the
+    /// "sync return"): signed like a notify, without `sign_type` in the signed text.
+    public func returnQuery(for order: ChannelOrder, timestamp: Date) -> String {
+        let method = order.scene == .wap ? "alipay.trade.wap.pay.return" : "alipay.trade.page.pay.return"
+        let fields: [(String, String)] = [
+            ("charset", "utf-8"), ("out_trade_no", order.outTradeNo), ("method", method),
+            ("total_amount", Money.format(minorUnits: order.amountMinor)), ("trade_no", order.channelTradeNo),
+            ("auth_app_id", appID), ("version", "1.0"), ("app_id", appID), ("seller_id", sellerID),
+            ("timestamp", Timestamps.formatAlipay(timestamp)),
+        ]
+        return String(decoding: FormEncoding.encode(signedForm(fields, charset: .utf8, signType: "RSA2")), as: UTF8.self)
+    }
+
+    /// Notify-style signing (`sign` and `sign_type` out of the signed text), shared by
+    /// notifies and sync returns.
+    private func signedForm(_ fields: [(String, String)], charset: AlipayCharset, signType: String) -> [FormEncoding.Pair] {
+        var pairs = fields.map { FormEncoding.Pair(key: $0.0, value: charset.encode($0.1) ?? Array($0.1.utf8)) }
         let content = AlipaySignature.signContent(pairs, excludingSignType: true)!
         let signature = signType == "RSA" ? alipayPrivateKey.signSHA1(content) : alipayPrivateKey.signSHA256(content)
         pairs.append(.init(key: "sign", value: Array(AlipaySignature.base64(signature).utf8)))
         pairs.append(.init(key: "sign_type", value: Array(signType.utf8)))
-        return FormEncoding.encode(pairs)
+        return pairs
     }
 
     /// The out_trade_no a query request asks for, after checking the request's signature
     /// (when ``appPublicKey`` is set); or the error response Alipay would give.
     public func readQueryRequest(_ request: ReceivedRequest) -> Result<String, ChannelResponseError> {
+        switch readGatewayRequest(request) {
+        case .failure(let refusal): .failure(refusal)
+        case .success(let read): queryOutTradeNo(read)
+        }
+    }
+
+    /// The out_trade_no of a gateway request that was read, if it is an `alipay.trade.query`.
+    func queryOutTradeNo(_ read: AlipayGatewayRequest) -> Result<String, ChannelResponseError> {
+        guard read.method == AlipayQuery.method else { return .failure(error("40002", "isv.invalid-method", node: read.node)) }
+        guard let no = read.biz["out_trade_no"]?.stringValue else {
+            return .failure(error("40002", "isv.missing-biz-content", node: read.node))
+        }
+        return .success(no)
+    }
+
+    /// Any gateway request (query string and form body together, as Alipay reads a GET of
+    /// `pay_url` and the auto-submitted POST form alike), its app and signature checked
+    /// (when ``appPublicKey`` is set) and its `biz_content` parsed; or Alipay's refusal.
+    func readGatewayRequest(_ request: ReceivedRequest) -> Result<AlipayGatewayRequest, ChannelResponseError> {
         var pairs: [FormEncoding.Pair] = []
-        if !request.query.isEmpty, let fromQuery = FormEncoding.parse(request.query) { pairs += fromQuery }
+        if !request.query.isEmpty {
+            guard let fromQuery = FormEncoding.parse(request.query) else { return .failure(error("40002", "isv.invalid-parameter")) }
+            pairs += fromQuery
+        }
         guard let fromBody = FormEncoding.parse(request.body) else { return .failure(error("40002", "isv.invalid-parameter")) }
         pairs += fromBody
         let fields = AlipayAdapter.Fields(pairs)
-        guard fields.ascii("method") == AlipayQuery.method else { return .failure(error("40002", "isv.invalid-method")) }
-        guard fields.ascii("app_id") == appID else { return .failure(error("40002", "isv.invalid-app-id")) }
+        guard let method = fields.ascii("method"), !method.isEmpty else {
+            return .failure(error("40001", "isv.missing-method", msg: "Missing Required Arguments"))
+        }
+        let node = AlipayGatewayRequest.node(method)
+        guard fields.ascii("app_id") == appID else { return .failure(error("40002", "isv.invalid-app-id", node: node)) }
         if let appPublicKey {
             guard let signText = fields.raw("sign"), let signature = AlipaySignature.decodeBase64(signText),
                 let content = AlipaySignature.signContent(pairs, excludingSignType: false),
                 appPublicKey.isValidSHA256Signature(signature, for: content)
-            else { return .failure(error("40002", "isv.invalid-signature")) }
+            else { return .failure(error("40002", "isv.invalid-signature", node: node)) }
         }
-        guard let biz = fields.raw("biz_content"), let json = try? JSONValue.parse(biz),
-            let no = json["out_trade_no"]?.stringValue
-        else { return .failure(error("40002", "isv.missing-biz-content")) }
-        return .success(no)
+        guard let bizBytes = fields.raw("biz_content"), let biz = try? JSONValue.parse(bizBytes), case .object = biz else {
+            return .failure(error("40002", "isv.missing-biz-content", node: node))
+        }
+        return .success(AlipayGatewayRequest(method: method, fields: fields, biz: biz, bizBytes: bizBytes))
     }
 
-    /// The signed `alipay.trade.query` answer for an order (nil: ACQ.TRADE_NOT_EXIST). The
-    /// bytes depend only on the arguments, so callers may memoize them per order state.
     /// The simulated buyer, in Alipay's 2088… form.
     public static let buyerID = "2088102177846880"
 
+    /// The signed `alipay.trade.query` answer for an order (nil: ACQ.TRADE_NOT_EXIST). The
+    /// bytes depend only on the arguments, so callers may memoize them per order state.
     public func queryResponse(for order: ChannelOrder?, outTradeNo: String) -> ChannelResponse {
         let inner: JSONValue
         if let order {
@@ -165,6 +235,21 @@ public struct AlipayChannelSide: Sendable {
         readQueryRequest(request).answer { queryResponse(for: lookup($0), outTradeNo: $0) }
     }
 
+    /// A business answer (code 10000 members, or an error), signed over the node's text.
+    func answer(node: String, _ members: [JSONValue.Member]) -> ChannelResponse {
+        signedResponse(node: node, inner: .object(members))
+    }
+
+    /// `40004 Business Failed` with the sub_code (`ACQ.TRADE_NOT_EXIST`, ...), as the channel answers it.
+    func businessFailure(node: String, subCode: String, subMsg: String, outTradeNo: String? = nil) -> ChannelResponse {
+        var members: [JSONValue.Member] = [
+            .init(key: "code", value: .string("40004")), .init(key: "msg", value: .string("Business Failed")),
+            .init(key: "sub_code", value: .string(subCode)), .init(key: "sub_msg", value: .string(subMsg)),
+        ]
+        if let outTradeNo { members.append(.init(key: "out_trade_no", value: .string(outTradeNo))) }
+        return answer(node: node, members)
+    }
+
     private func signedResponse(node: String, inner: JSONValue) -> ChannelResponse {
         let innerText = inner.serialized()
         let sign = AlipaySignature.base64(alipayPrivateKey.signSHA256(Array(innerText.utf8)))
@@ -172,13 +257,29 @@ public struct AlipayChannelSide: Sendable {
         return ChannelResponse(status: 200, headers: [HeaderField(name: "Content-Type", value: "text/html;charset=utf-8")], body: Array(text.utf8))
     }
 
-    private func error(_ code: String, _ subCode: String) -> ChannelResponseError {
+    /// A gateway-level refusal (bad signature, missing or malformed parameter) in `node`.
+    func error(_ code: String, _ subCode: String, node: String = "error_response", msg: String = "Invalid Arguments",
+               subMsg: String? = nil) -> ChannelResponseError {
         let inner = JSONValue.object([
-            .init(key: "code", value: .string(code)), .init(key: "msg", value: .string("Invalid Arguments")),
-            .init(key: "sub_code", value: .string(subCode)), .init(key: "sub_msg", value: .string(subCode)),
+            .init(key: "code", value: .string(code)), .init(key: "msg", value: .string(msg)),
+            .init(key: "sub_code", value: .string(subCode)), .init(key: "sub_msg", value: .string(subMsg ?? subCode)),
         ])
-        return ChannelResponseError(response: signedResponse(node: AlipayQuery.responseNode, inner: inner))
+        return ChannelResponseError(response: signedResponse(node: node, inner: inner))
     }
+}
+
+/// A gateway request Alipay has read and whose signature it checked.
+struct AlipayGatewayRequest {
+    var method: String
+    var fields: AlipayAdapter.Fields
+    var biz: JSONValue
+    /// `biz_content` as sent.
+    var bizBytes: [UInt8]
+
+    /// The answer's node: the method with dots as underscores, and `_response`.
+    var node: String { Self.node(method) }
+
+    static func node(_ method: String) -> String { method.replacingOccurrences(of: ".", with: "_") + "_response" }
 }
 
 /// A channel side's refusal of a request, carrying the response the channel would give.

@@ -29,13 +29,13 @@ public struct WeChatPayChannelSide: Sendable {
             .init(key: "mchid", value: .string(mchID)), .init(key: "appid", value: .string(appID)),
             .init(key: "out_trade_no", value: .string(order.outTradeNo)),
             .init(key: "transaction_id", value: .string(order.channelTradeNo)),
-            .init(key: "trade_type", value: .string("JSAPI")),
+            .init(key: "trade_type", value: .string(Self.tradeType(order.scene))),
             .init(key: "trade_state", value: .string(WeChatPaySignature.tradeState(order.status))),
             .init(key: "trade_state_desc", value: .string(order.status == .paid ? "支付成功" : "")),
-            .init(key: "bank_type", value: .string("OTHERS")), .init(key: "attach", value: .string("")),
+            .init(key: "bank_type", value: .string("OTHERS")), .init(key: "attach", value: .string(order.attach ?? "")),
         ]
         if let paidAt = order.paidAt { members.append(.init(key: "success_time", value: .string(Timestamps.formatRFC3339China(paidAt)))) }
-        members.append(.init(key: "payer", value: .object(["openid": .string("oSimulatedOpenID000000000000")])))
+        members.append(.init(key: "payer", value: .object(["openid": .string(order.payerID ?? Self.payerOpenID)])))
         members.append(.init(key: "amount", value: .object([
             "total": .number(String(order.amountMinor)), "payer_total": .number(String(order.amountMinor)),
             "currency": .string(order.currency), "payer_currency": .string(order.currency),
@@ -76,6 +76,19 @@ public struct WeChatPayChannelSide: Sendable {
         ]
     }
 
+    /// The simulated buyer's openid when the order names none (every scene but jsapi).
+    public static let payerOpenID = "oSimulatedOpenID000000000000"
+
+    /// `trade_type` as WeChat Pay states it for the scene (JSAPI for orders put in the books directly).
+    static func tradeType(_ scene: PaymentScene?) -> String {
+        switch scene {
+        case .native: "NATIVE"
+        case .app: "APP"
+        case .h5: "MWEB"
+        default: "JSAPI"
+        }
+    }
+
     /// The out_trade_no a query asks for, after checking path, `mchid`, and the
     /// `Authorization` signature (when ``merchantPublicKey`` is set); or WeChat's error answer.
     public func readQueryRequest(_ request: ReceivedRequest, now: Date) -> Result<String, ChannelResponseError> {
@@ -88,19 +101,97 @@ public struct WeChatPayChannelSide: Sendable {
         guard query.first(where: { $0.key == "mchid" })?.value == Array(mchID.utf8) else {
             return .failure(error(400, "PARAM_ERROR", "mchid", now: now))
         }
-        if let merchantPublicKey {
-            guard let header = request.headers.first(named: "Authorization"),
-                let fields = WeChatPaySignature.parseAuthorization(header),
-                fields["mchid"] == mchID, let nonce = fields["nonce_str"], let timestamp = fields["timestamp"],
-                let signatureText = fields["signature"], let signature = Data(base64Encoded: signatureText)
-            else { return .failure(error(401, "SIGN_ERROR", "Authorization", now: now)) }
-            let target = request.query.isEmpty ? request.path : request.path + "?" + request.query
-            let message = SignedMessage.request(method: request.method, target: target, timestamp: timestamp, nonce: nonce, body: request.body)
-            guard merchantPublicKey.isValidSHA256Signature(Array(signature), for: message) else {
-                return .failure(error(401, "SIGN_ERROR", "signature", now: now))
-            }
-        }
+        if let refusal = checkAuthorization(request, now: now) { return .failure(refusal) }
         return .success(outTradeNo)
+    }
+
+    /// WeChat Pay's 401 `SIGN_ERROR` when the `Authorization` header does not carry the
+    /// merchant's signature of this request (nil: signed, or ``merchantPublicKey`` unset).
+    func checkAuthorization(_ request: ReceivedRequest, now: Date) -> ChannelResponseError? {
+        guard let merchantPublicKey else { return nil }
+        guard let header = request.headers.first(named: "Authorization"),
+            let fields = WeChatPaySignature.parseAuthorization(header),
+            fields["mchid"] == mchID, let nonce = fields["nonce_str"], let timestamp = fields["timestamp"],
+            let signatureText = fields["signature"], let signature = Data(base64Encoded: signatureText)
+        else { return error(401, "SIGN_ERROR", "Authorization", now: now) }
+        let target = request.query.isEmpty ? request.path : request.path + "?" + request.query
+        let message = SignedMessage.request(method: request.method, target: target, timestamp: timestamp, nonce: nonce, body: request.body)
+        guard merchantPublicKey.isValidSHA256Signature(Array(signature), for: message) else {
+            return error(401, "SIGN_ERROR", "signature", now: now)
+        }
+        return nil
+    }
+
+    /// A prepay call (`POST /v3/pay/transactions/{native|jsapi|app|h5}`), its signature and
+    /// fields checked; or WeChat Pay's refusal (401 SIGN_ERROR, 400 PARAM_ERROR).
+    func readPrepayRequest(_ request: ReceivedRequest, scene: PaymentScene, now: Date) -> Result<WeChatPrepay, ChannelResponseError> {
+        if let refusal = checkAuthorization(request, now: now) { return .failure(refusal) }
+        guard let json = try? JSONValue.parse(request.body), case .object = json else {
+            return .failure(error(400, "PARAM_ERROR", "body is not a JSON object", now: now))
+        }
+        func field(_ name: String) -> String? { json[name]?.stringValue.flatMap { $0.isEmpty ? nil : $0 } }
+        guard let appid = field("appid"), let mchid = field("mchid") else {
+            return .failure(error(400, "PARAM_ERROR", "appid and mchid are required", now: now))
+        }
+        guard appid == appID, mchid == mchID else { return .failure(error(400, "APPID_MCHID_NOT_MATCH", "appid and mchid do not match", now: now)) }
+        guard let description = field("description") else { return .failure(error(400, "PARAM_ERROR", "description", now: now)) }
+        guard let outTradeNo = field("out_trade_no"), OrderRules.outTradeNoProblem(outTradeNo, type: .wechatpayV3) == nil else {
+            return .failure(error(400, "PARAM_ERROR", "out_trade_no", now: now))
+        }
+        guard let notifyURL = field("notify_url"), notifyURL.hasPrefix("http") else {
+            return .failure(error(400, "PARAM_ERROR", "notify_url", now: now))
+        }
+        guard let total = json["amount"]?["total"]?.int64Value, OrderRules.amountRange(type: .wechatpayV3).contains(total) else {
+            return .failure(error(400, "PARAM_ERROR", "amount.total", now: now))
+        }
+        let currency = json["amount"]?["currency"]?.stringValue ?? "CNY"
+        guard currency == "CNY" else { return .failure(error(400, "PARAM_ERROR", "amount.currency", now: now)) }
+        if let expire = field("time_expire"), Timestamps.parseRFC3339(expire) == nil {
+            return .failure(error(400, "PARAM_ERROR", "time_expire", now: now))
+        }
+        var openid: String?
+        switch scene {
+        case .jsapi:
+            guard let id = json["payer"]?["openid"]?.stringValue, !id.isEmpty else {
+                return .failure(error(400, "PARAM_ERROR", "payer.openid", now: now))
+            }
+            openid = id
+        case .h5:
+            guard json["scene_info"]?["payer_client_ip"]?.stringValue?.isEmpty == false,
+                json["scene_info"]?["h5_info"]?["type"]?.stringValue?.isEmpty == false
+            else { return .failure(error(400, "PARAM_ERROR", "scene_info", now: now)) }
+        default: break
+        }
+        return .success(WeChatPrepay(scene: scene, outTradeNo: outTradeNo, description: description, notifyURL: notifyURL,
+                                     amountMinor: total, currency: currency, attach: field("attach"), openid: openid,
+                                     body: request.body))
+    }
+
+    /// The out_trade_no of a close call (`POST /v3/pay/transactions/out-trade-no/{no}/close`,
+    /// body `{"mchid":…}`), its signature checked; or WeChat Pay's refusal.
+    func readCloseRequest(_ request: ReceivedRequest, now: Date) -> Result<String, ChannelResponseError> {
+        let prefix = "/v3/pay/transactions/out-trade-no/", suffix = "/close"
+        guard request.method == "POST", request.path.hasPrefix(prefix), request.path.hasSuffix(suffix),
+            let decoded = FormEncoding.percentDecode(Array(request.path.dropFirst(prefix.count).dropLast(suffix.count).utf8)),
+            let outTradeNo = Bytes.utf8String(decoded), !outTradeNo.isEmpty
+        else { return .failure(error(404, "NOT_FOUND", "no such resource", now: now)) }
+        if let refusal = checkAuthorization(request, now: now) { return .failure(refusal) }
+        guard let json = try? JSONValue.parse(request.body), let mchid = json["mchid"]?.stringValue else {
+            return .failure(error(400, "PARAM_ERROR", "mchid is required", now: now))
+        }
+        guard mchid == mchID else { return .failure(error(400, "MCH_NOT_EXISTS", "mchid", now: now)) }
+        return .success(outTradeNo)
+    }
+
+    /// A signed 200 answer with one string member (`code_url`, `prepay_id`, `h5_url`).
+    func prepayResponse(key: String, value: String, now: Date) -> ChannelResponse {
+        let body = Array(JSONValue.object([.init(key: key, value: .string(value))]).serialized().utf8)
+        return .signedJSON(status: 200, body: body, signedHeaders: signedHeaders(body: body, timestamp: now))
+    }
+
+    /// A close's 204 No Content, its signature headers over the empty body.
+    func closedResponse(now: Date) -> ChannelResponse {
+        ChannelResponse(status: 204, headers: signedHeaders(body: [], timestamp: now), body: [])
     }
 
     /// The signed answer for an order (nil: 404 ORDER_NOT_EXIST). The bytes depend only on
@@ -115,7 +206,21 @@ public struct WeChatPayChannelSide: Sendable {
         readQueryRequest(request, now: now).answer { queryResponse(for: lookup($0), outTradeNo: $0, now: now) }
     }
 
-    private func error(_ status: Int, _ code: String, _ message: String, now: Date) -> ChannelResponseError {
+    func error(_ status: Int, _ code: String, _ message: String, now: Date) -> ChannelResponseError {
         ChannelResponse.signedJSONError(status: status, code: code, message: message) { signedHeaders(body: $0, timestamp: now) }
     }
+}
+
+/// A prepay call WeChat Pay has read and whose signature it checked.
+struct WeChatPrepay {
+    var scene: PaymentScene
+    var outTradeNo: String
+    var description: String
+    var notifyURL: String
+    var amountMinor: Int64
+    var currency: String
+    var attach: String?
+    var openid: String?
+    /// The body as sent: a repeat with other bytes is a conflict.
+    var body: [UInt8]
 }
