@@ -61,3 +61,55 @@ payhook_free_port() {
     (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "$port"; return; }
   done
 }
+
+# Starts the simulated site, the simulated channels and `payhook run` against DATABASE_URL,
+# with keys, payhook.yaml and logs in DIR; waits until the receiver and the site API answer.
+# Sets PAYHOOK_BIN, PAYHOOK_CONFIG, PAYHOOK_LISTEN (receiver) and PAYHOOK_API (site API).
+# Usage: payhook_start_stack DIR DATABASE_URL [SITE_FAIL_RATE]
+payhook_start_stack() {
+  local dir=$1 database_url=$2 fail_rate=${3:-0} pid
+  PAYHOOK_BIN=$(cd "$PAYHOOK_ROOT" && swift build --show-bin-path)/payhook
+  PAYHOOK_DATABASE_URL="$database_url" "$PAYHOOK_BIN" migrate >/dev/null
+
+  "$PAYHOOK_BIN" sim site --dir "$dir" --port "$(payhook_free_port)" --fail-rate "$fail_rate" >"$dir/sim-site.log" 2>&1 &
+  PAYHOOK_CHILD_PIDS+=($!)
+  pid=$!
+  for _ in $(seq 300); do
+    [ -f "$dir/site.json" ] && break
+    kill -0 "$pid" 2>/dev/null || { payhook_show_logs "$dir"; echo "payhook sim site stopped" >&2; return 1; }
+    sleep 0.1
+  done
+
+  PAYHOOK_LISTEN="127.0.0.1:$(payhook_free_port)"
+  PAYHOOK_API="127.0.0.1:$(payhook_free_port)"
+  PAYHOOK_CONFIG="$dir/payhook.yaml"
+  "$PAYHOOK_BIN" sim channels --dir "$dir" --port 0 --listen "$PAYHOOK_LISTEN" --api-listen "$PAYHOOK_API" \
+    --database-url "$database_url" >"$dir/sim-channels.log" 2>&1 &
+  PAYHOOK_CHILD_PIDS+=($!)
+  pid=$!
+  for _ in $(seq 300); do
+    [ -f "$PAYHOOK_CONFIG" ] && break
+    kill -0 "$pid" 2>/dev/null || { payhook_show_logs "$dir"; echo "payhook sim channels stopped" >&2; return 1; }
+    sleep 0.1
+  done
+
+  "$PAYHOOK_BIN" run --config "$PAYHOOK_CONFIG" >"$dir/payhook-run.log" 2>&1 &
+  PAYHOOK_CHILD_PIDS+=($!)
+  PAYHOOK_RUN_PID=$!
+  for _ in $(seq 300); do
+    curl -sf "http://$PAYHOOK_LISTEN/readyz" >/dev/null && curl -s -o /dev/null "http://$PAYHOOK_API/v1/orders/x" && break
+    kill -0 "$PAYHOOK_RUN_PID" 2>/dev/null || { payhook_show_logs "$dir"; echo "payhook run stopped" >&2; return 1; }
+    sleep 0.1
+  done
+  export PAYHOOK_BIN PAYHOOK_CONFIG PAYHOOK_LISTEN PAYHOOK_API PAYHOOK_RUN_PID
+}
+
+# The last lines of each log in DIR (on failure, before the folder goes).
+payhook_show_logs() {
+  local log
+  for log in "$1"/*.log; do
+    [ -s "$log" ] || continue
+    echo "--- last lines of $(basename "$log")"
+    tail -n 20 "$log"
+  done
+}
