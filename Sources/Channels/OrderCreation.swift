@@ -229,3 +229,25 @@ extension AnyChannelAdapter {
         }
     }
 }
+
+extension ChannelOrderRequest {
+    /// Refuses a scene the channel type does not have, and an amount or currency outside its
+    /// rules. The callers check these first; the builders check again so that no signed
+    /// request ever carries an order the channel would read differently.
+    func check(for type: ChannelType) throws(QueryError) {
+        let name = switch type {
+        case .alipay: "an Alipay"
+        case .wechatpayV3: "a WeChat Pay"
+        case .points: "a points"
+        }
+        guard PaymentScene.scenes(for: type).contains(scene) else {
+            throw .permanent(.invalidRequest, "scene \(scene.rawValue) is not \(name) scene")
+        }
+        guard OrderRules.amountRange(type: type).contains(amountMinor) else {
+            throw .permanent(.invalidRequest, "amount out of range")
+        }
+        guard OrderRules.currencies(type: type).contains(currency) else {
+            throw .permanent(.invalidRequest, "currency \(currency.prefix(8)) is not taken")
+        }
+    }
+}

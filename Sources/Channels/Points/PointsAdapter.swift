@@ -150,49 +150,76 @@ public struct PointsAdapter: ChannelAdapter {
 /// The points order query: signed request, verified answer. Pure functions.
 public enum PointsQuery {
     public static func makeRequest(configuration: PointsConfiguration, outTradeNo: String, now: Date, nonce: String) -> ChannelRequest {
-        var base = configuration.apiBaseURL
-        while base.hasSuffix("/") { base.removeLast() }
-        let url = base + "/v1/orders/" + FormEncoding.encodePathSegment(outTradeNo) + "?partner_id=" + FormEncoding.encodePathSegment(configuration.partnerID)
-        var request = ChannelRequest(method: "GET", url: url, headers: [], body: [])
-        request.headers = PointsSignature.headers(
-            message: PointsSignature.requestMessage(method: "GET", target: request.target, body: []),
-            partnerID: configuration.partnerID, secret: configuration.hmacSecret, timestamp: now, nonce: nonce)
-        request.headers.append(HeaderField(name: "Accept", value: "application/json"))
-        return request
+        let path = "/v1/orders/" + FormEncoding.encodePathSegment(outTradeNo) + "?partner_id=" + FormEncoding.encodePathSegment(configuration.partnerID)
+        return PointsAPI.signedRequest(method: "GET", path: path, body: [], configuration: configuration, now: now, nonce: nonce)
     }
 
     public static func interpret(_ response: ChannelResponse, configuration: PointsConfiguration, outTradeNo: String, now: Date) throws(QueryError) -> OrderQueryResult {
-        func verified() throws(QueryError) {
-            do {
-                try PointsSignature.verify(
-                    headers: response.headers, message: PointsSignature.bodyMessage(response.body), partnerID: configuration.partnerID,
-                    secret: configuration.hmacSecret, now: now, maxSkewSeconds: configuration.maxClockSkewSeconds)
-            } catch {
-                if error.reason == .staleTimestamp { throw .transient(.badSignature, error.description) }
-                throw .permanent(.badSignature, error.description)
-            }
-        }
         let json = try? JSONValue.parse(response.body)
         let code = json?["code"]?.stringValue ?? ""
         switch response.status {
         case 200:
-            try verified()
+            try PointsAPI.verify(response, configuration: configuration, now: now)
             guard let json else { throw .permanent(.malformedResponse, "not JSON") }
-            let order: OrderEvidence
-            do { order = try PointsSignature.order(json, channel: configuration.channelID, partnerID: configuration.partnerID).0 } catch {
-                throw .permanent(.malformedResponse, error.description)
-            }
-            guard order.outTradeNo == outTradeNo else { throw .permanent(.malformedResponse, "out_trade_no differs from the request") }
+            let order = try PointsAPI.order(json, configuration: configuration, outTradeNo: outTradeNo)
             return .found(order)
         case 404 where code == "ORDER_NOT_FOUND":
-            try verified()
+            try PointsAPI.verify(response, configuration: configuration, now: now)
             return .notFound(outTradeNo: outTradeNo)
         default:
-            let detail = "HTTP \(response.status) \(code.prefix(32))"
-            if response.status >= 500 || response.status == 429 || response.status == 408 {
-                throw .transient(code.isEmpty ? .httpStatus : .channelError, detail)
-            }
-            throw .permanent(code.isEmpty ? .httpStatus : .channelError, detail)
+            throw PointsAPI.failure(response, code: code)
         }
+    }
+}
+
+/// What every call to the points partner's API shares: the signed request over the whole
+/// target, the answer's HMAC check, the order fields and the error classification. Used by
+/// the v1 query and the v2 deduct and reverse calls alike.
+enum PointsAPI {
+    /// `{api_base_url}{path}`, signed over `METHOD\ntarget\nts\nnonce\nbody\n` where the target
+    /// includes the base URL's own path. A body is sent as JSON.
+    static func signedRequest(method: String, path: String, body: [UInt8], configuration: PointsConfiguration, now: Date, nonce: String) -> ChannelRequest {
+        var base = configuration.apiBaseURL
+        while base.hasSuffix("/") { base.removeLast() }
+        var request = ChannelRequest(method: method, url: base + path, headers: [], body: body)
+        request.headers = PointsSignature.headers(
+            message: PointsSignature.requestMessage(method: method, target: request.target, body: body),
+            partnerID: configuration.partnerID, secret: configuration.hmacSecret, timestamp: now, nonce: nonce)
+        request.headers.append(HeaderField(name: "Accept", value: "application/json"))
+        if !body.isEmpty { request.headers.append(HeaderField(name: "Content-Type", value: "application/json")) }
+        return request
+    }
+
+    /// The answer's headers and HMAC over `ts\nnonce\nbody\n`. A stale timestamp is
+    /// transient (a fresh answer may pass); any other failure permanent.
+    static func verify(_ response: ChannelResponse, configuration: PointsConfiguration, now: Date) throws(QueryError) {
+        do {
+            try PointsSignature.verify(
+                headers: response.headers, message: PointsSignature.bodyMessage(response.body), partnerID: configuration.partnerID,
+                secret: configuration.hmacSecret, now: now, maxSkewSeconds: configuration.maxClockSkewSeconds)
+        } catch {
+            if error.reason == .staleTimestamp { throw .transient(.badSignature, error.description) }
+            throw .permanent(.badSignature, error.description)
+        }
+    }
+
+    /// The order fields of a verified answer, which must be about `outTradeNo`.
+    static func order(_ json: JSONValue, configuration: PointsConfiguration, outTradeNo: String) throws(QueryError) -> OrderEvidence {
+        let order: OrderEvidence
+        do { order = try PointsSignature.order(json, channel: configuration.channelID, partnerID: configuration.partnerID).0 } catch {
+            throw .permanent(.malformedResponse, error.description)
+        }
+        guard order.outTradeNo == outTradeNo else { throw .permanent(.malformedResponse, "out_trade_no differs from the request") }
+        return order
+    }
+
+    /// 5xx, 429 and 408 are transient (the outcome is unknown, never failed); any other
+    /// answer permanent, with the status and the partner's code in the detail.
+    static func failure(_ response: ChannelResponse, code: String) -> QueryError {
+        let detail = "HTTP \(response.status) \(code.prefix(32))"
+        if response.status >= 500 || response.status == 429 || response.status == 408 {
+            return .transient(code.isEmpty ? .httpStatus : .channelError, detail)
+        }
+        return .permanent(code.isEmpty ? .httpStatus : .channelError, detail)
     }
 }

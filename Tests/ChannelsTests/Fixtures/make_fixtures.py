@@ -2,11 +2,13 @@
 """Generates the channel signature fixtures ONCE, independently of Payhook's Swift code.
 
 Run from the repository root:
-    python3 Tests/ChannelsTests/Fixtures/make_fixtures.py
+    python3 Tests/ChannelsTests/Fixtures/make_fixtures.py           # everything, NEW keys
+    python3 Tests/ChannelsTests/Fixtures/make_fixtures.py --orders  # only the order-creation
+        vectors, signed with the keys already in this folder (nothing else is touched)
 Needs Python's `cryptography` (48.0.0 was used). Every key here is a throwaway test key.
 The tests do NOT run this script; they read the files it wrote.
 """
-import base64, datetime, hashlib, hmac, json, os, urllib.parse
+import base64, datetime, hashlib, hmac, json, os, sys, urllib.parse
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 from cryptography.hazmat.primitives import hashes, serialization
@@ -34,6 +36,149 @@ def spki(key):
 
 def rsa_sign(key, data, h=None):
     return base64.b64encode(key.sign(data, padding.PKCS1v15(), h or hashes.SHA256())).decode()
+
+# ---------------------------------------------------------------- Order creation (--orders)
+def make_orders():
+    """Order-creation vectors from the EXISTING keys; see Notes wire-spec (Alipay, WeChat Pay
+    v3, points v2). Fixed time TS = 1795749606 (2026-11-27 11:20:06 +08:00)."""
+    def load(name):
+        with open(os.path.join(OUT, name), "rb") as f:
+            return serialization.load_pem_private_key(f.read(), password=None)
+    app_key = load("app_private_pkcs1.pem")            # signs Alipay requests
+    alipay_key = load("alipay_private_pkcs8.pem")      # signs Alipay answers
+    merchant_key = load("wechat_merchant_private.pem") # signs WeChat requests, paySign, sign
+    platform_key = load("wechat_pubkey_id_private.pem")  # signs WeChat answers
+    with open(os.path.join(OUT, "points.secret")) as f:
+        secret = f.read().strip()
+    ts = 1795749606
+    expires = ts + 900
+    def beijing(t, fmt):
+        return datetime.datetime.fromtimestamp(t, datetime.timezone(datetime.timedelta(hours=8))).strftime(fmt)
+    alipay_time = lambda t: beijing(t, "%Y-%m-%d %H:%M:%S")
+    rfc3339 = lambda t: beijing(t, "%Y-%m-%dT%H:%M:%S+08:00")
+    compact = lambda obj: json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    def form_enc(v):
+        # java.net.URLEncoder: unreserved A-Z a-z 0-9 - . _ *, space as +, the rest %XX of UTF-8.
+        return urllib.parse.quote_plus(v.encode(), safe="*").replace("~", "%7E")
+    def dump(name, obj):
+        write(name, json.dumps(obj, ensure_ascii=False, indent=1) + "\n")
+
+    # ---- Alipay: page.pay, app.pay, precreate (requests) and precreate/close answers
+    gateway = "http://127.0.0.1:1/gateway.do"
+    no = "PH20261127ABCDEFGH23456789"
+    subject = '测试 <Payhook> & "1"'
+    def alipay_request(method, biz, return_url=None):
+        params = [("app_id", "2021000000000001"), ("method", method), ("format", "JSON"), ("charset", "utf-8"),
+                  ("sign_type", "RSA2"), ("timestamp", alipay_time(ts)), ("version", "1.0"),
+                  ("notify_url", "https://pay.example.com/notify/alipay")]
+        if return_url:
+            params.append(("return_url", return_url))
+        params.append(("biz_content", compact(biz)))
+        # Requests: every param sent but sign and empty values, sign_type INCLUDED, sorted, raw values.
+        content = "&".join(f"{k}={v}" for k, v in sorted(params) if v != "")
+        sign = rsa_sign(app_key, content.encode())
+        full = params + [("sign", sign)]
+        encoded = "&".join(f"{form_enc(k)}={form_enc(v)}" for k, v in full)
+        return {"params": [[k, v] for k, v in full], "sign_content": content, "sign": sign, "encoded": encoded}
+    passback = form_enc("a=1&b=two words")
+    page_biz = {"out_trade_no": no, "total_amount": "88.88", "subject": subject, "product_code": "FAST_INSTANT_TRADE_PAY",
+                "body": "Payhook order body", "time_expire": alipay_time(expires), "passback_params": passback}
+    page = alipay_request("alipay.trade.page.pay", page_biz, "https://pay.example.com/return/alipay")
+    page["pay_url"] = gateway + "?" + page.pop("encoded")
+    dump("alipay_page_pay_request.json", page)
+    app_biz = {"out_trade_no": no, "total_amount": "88.88", "subject": subject, "product_code": "QUICK_MSECURITY_PAY"}
+    app = alipay_request("alipay.trade.app.pay", app_biz)
+    app["order_string"] = app.pop("encoded")
+    dump("alipay_app_pay_request.json", app)
+    pre_biz = {"out_trade_no": no, "total_amount": "88.88", "subject": subject}
+    pre = alipay_request("alipay.trade.precreate", pre_biz)
+    pre["body"] = pre.pop("encoded")
+    dump("alipay_precreate_request.json", pre)
+
+    def alipay_answer(node, inner):
+        return '{"%s":%s,"sign":"%s"}' % (node, inner, rsa_sign(alipay_key, inner.encode()))
+    write("alipay_precreate_response.json", alipay_answer("alipay_trade_precreate_response",
+        '{"code":"10000","msg":"Success","out_trade_no":"%s","qr_code":"https://qr.alipay.com/bax03431ljhokirwl38f00a7"}' % no))
+    write("alipay_close_response.json", alipay_answer("alipay_trade_close_response",
+        '{"code":"10000","msg":"Success","trade_no":"2026112722001400001000099999","out_trade_no":"%s"}' % no))
+    write("alipay_close_not_exist.json", alipay_answer("alipay_trade_close_response",
+        '{"code":"40004","msg":"Business Failed","sub_code":"ACQ.TRADE_NOT_EXIST","sub_msg":"交易不存在"}'))
+    write("alipay_close_status_error.json", alipay_answer("alipay_trade_close_response",
+        '{"code":"40004","msg":"Business Failed","sub_code":"ACQ.TRADE_STATUS_ERROR","sub_msg":"交易状态不合法"}'))
+
+    # ---- WeChat Pay v3: jsapi and h5 prepay requests, the prepay answer, front-end signatures, close answers
+    mchid, appid, serial_no = "1900000001", "wx0000000000000001", "0000000000000000000000000000000000000001"
+    wno = "PH20261127WECHAT234567"
+    def prepay_body(extra):
+        body = {"appid": appid, "mchid": mchid, "description": '测试商品 "jsapi"', "out_trade_no": wno,
+                "time_expire": rfc3339(expires), "attach": "site-order-42",
+                "notify_url": "https://pay.example.com/notify/wechatpay", "amount": {"total": 8888, "currency": "CNY"}}
+        body.update(extra)
+        return compact(body)
+    def authorization(method, target, body, nonce):
+        signature = rsa_sign(merchant_key, f"{method}\n{target}\n{ts}\n{nonce}\n{body}\n".encode())
+        header = (f'WECHATPAY2-SHA256-RSA2048 mchid="{mchid}",nonce_str="{nonce}",signature="{signature}",'
+                  f'timestamp="{ts}",serial_no="{serial_no}"')
+        return {"target": target, "body": body, "nonce": nonce, "signature": signature, "authorization": header}
+    jsapi = authorization("POST", "/v3/pay/transactions/jsapi",
+                          prepay_body({"payer": {"openid": "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"}}), "PREPAYNONCE0123456789ABCDEFGHIJK")
+    h5 = authorization("POST", "/v3/pay/transactions/h5",
+                       prepay_body({"scene_info": {"payer_client_ip": "203.0.113.7", "h5_info": {"type": "Wap"}}}),
+                       "H5NONCE0123456789ABCDEFGHIJKLMN")
+    dump("wechat_prepay_requests.json", {"timestamp": ts, "jsapi": jsapi, "h5": h5})
+
+    def signed_answer(status, body, nonce):
+        return {"status": status, "headers": {
+            "Wechatpay-Timestamp": str(ts), "Wechatpay-Nonce": nonce,
+            "Wechatpay-Signature": rsa_sign(platform_key, f"{ts}\n{nonce}\n{body}\n".encode()),
+            "Wechatpay-Serial": PUBKEY_ID_FIXED, "Request-ID": "08F0A1B2C3D4E5F7"}, "body": body}
+    prepay_id = "wx27112006123456789abcdef0123456789"
+    front_nonce = "FRONTNONCE0123456789ABCDEFGHIJKL"
+    package = "prepay_id=" + prepay_id
+    dump("wechat_prepay_response.json", signed_answer(200, compact({"prepay_id": prepay_id}), "ANSWERNONCE0123456789ABCDEFGHIJ"))
+    dump("wechat_front_end.json", {
+        "timestamp": str(ts), "nonce": front_nonce, "prepay_id": prepay_id,
+        "jsapi": {"appId": appid, "timeStamp": str(ts), "nonceStr": front_nonce, "package": package, "signType": "RSA",
+                  "paySign": rsa_sign(merchant_key, f"{appid}\n{ts}\n{front_nonce}\n{package}\n".encode())},
+        "app": {"appid": appid, "partnerid": mchid, "prepayid": prepay_id, "package": "Sign=WXPay", "noncestr": front_nonce,
+                "timestamp": str(ts), "sign": rsa_sign(merchant_key, f"{appid}\n{ts}\n{front_nonce}\n{prepay_id}\n".encode())}})
+    dump("wechat_close_responses.json", {
+        "closed": signed_answer(204, "", "CLOSENONCE0123456789ABCDEFGHIJKL"),
+        "order_closed": signed_answer(400, compact({"code": "ORDER_CLOSED", "message": "订单已关闭"}), "CLOSENONCE1123456789ABCDEFGHIJKL"),
+        "order_paid": signed_answer(400, compact({"code": "ORDER_PAID", "message": "订单已支付"}), "CLOSENONCE2123456789ABCDEFGHIJKL"),
+        "not_exist": signed_answer(404, compact({"code": "ORDER_NOT_EXIST", "message": "订单不存在"}), "CLOSENONCE3123456789ABCDEFGHIJKL")})
+
+    # ---- Points partner v2: deduct and reverse requests, a PAID deduct answer
+    def hmac_hex(message):
+        return hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
+    pno = "PH20261127POINTS234567"
+    deduct_body = compact({"partner_id": "site-001", "out_trade_no": pno, "user_id": "member-7781", "amount": "88.88",
+                           "currency": "CNY", "subject": "积分抵扣 #1", "notify_url": "https://pay.example.com/notify/points",
+                           "expires_at": rfc3339(expires)})
+    deduct_nonce = "pd-0123456789abcdef"
+    reverse_body = compact({"partner_id": "site-001", "out_trade_no": pno, "reverse_no": "RV-20261127-1", "amount": "10.00"})
+    reverse_nonce = "pr-0123456789abcdef"
+    reverse_target = f"/api/v2/deducts/{pno}/reverse"
+    answer_body = compact({"partner_id": "site-001", "out_trade_no": pno, "points_trade_no": "PT2026112700000000042",
+                           "status": "PAID", "amount": "88.88", "currency": "CNY", "points": 8888, "user_id": "member-7781",
+                           "paid_at": rfc3339(ts + 1)})
+    answer_nonce = "pa-0123456789abcdef"
+    dump("points_v2.json", {
+        "timestamp": ts, "api_base_url": "https://points.partner.example/api/",
+        "deduct": {"target": "/api/v2/deducts", "body": deduct_body, "nonce": deduct_nonce,
+                   "signature": hmac_hex(f"POST\n/api/v2/deducts\n{ts}\n{deduct_nonce}\n{deduct_body}\n")},
+        "reverse": {"target": reverse_target, "body": reverse_body, "nonce": reverse_nonce,
+                    "signature": hmac_hex(f"POST\n{reverse_target}\n{ts}\n{reverse_nonce}\n{reverse_body}\n")},
+        "deduct_answer": {"status": 200, "headers": {
+            "X-Points-Partner-Id": "site-001", "X-Points-Timestamp": str(ts), "X-Points-Nonce": answer_nonce,
+            "X-Points-Signature": hmac_hex(f"{ts}\n{answer_nonce}\n{answer_body}\n"),
+            "X-Points-Signature-Type": "HMAC-SHA256"}, "body": answer_body}})
+
+PUBKEY_ID_FIXED = "PUB_KEY_ID_0114232134912410000000000000000001"
+
+if __name__ == "__main__" and "--orders" in sys.argv:
+    make_orders()
+    sys.exit(0)
 
 # ---------------------------------------------------------------- Alipay
 alipay_key = new_key()          # Alipay's own key: signs notifies and query responses
