@@ -22,8 +22,9 @@ public struct PostgresBind: Sendable {
         PostgresBind(typeOID: PostgresType.text, format: .binary, bytes: Array(value.utf8))
     }
 
+    /// Nil is a NULL typed `text`, so a statement prepared on a NULL still takes text later.
     public static func text(_ value: String?) -> PostgresBind {
-        value.map { .text($0) } ?? .null
+        value.map { .text($0) } ?? PostgresBind(typeOID: PostgresType.text, format: .binary, bytes: nil)
     }
 
     public static func int64(_ value: Int64) -> PostgresBind {
@@ -50,7 +51,7 @@ public struct PostgresBind: Sendable {
     }
 
     public static func timestamptz(_ value: Date?) -> PostgresBind {
-        value.map { .timestamptz($0) } ?? .null
+        value.map { .timestamptz($0) } ?? PostgresBind(typeOID: PostgresType.timestamptz, format: .binary, bytes: nil)
     }
 
     /// A value in PostgreSQL's text input syntax, typed by the SQL (`$1::inet`, `$2::jsonb`).
