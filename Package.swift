@@ -311,13 +311,14 @@ let package = Package(
         .testTarget(
             name: "SiteAPITests",
             dependencies: [
-                "ChannelClients", "Channels", "Orders", "PayhookCore", "Postgres", "PostgresTestSupport", "Simulator",
+                "CallbackQueue", "ChannelClients", "Channels", "Orders", "Receiver", "PayhookCore", "Postgres", "PostgresTestSupport", "Simulator",
                 "SiteAPI", "SiteOrders",
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: swiftSettings

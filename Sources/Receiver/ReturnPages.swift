@@ -23,7 +23,9 @@ public final class ReturnPages: Sendable {
     let logger: Logger
 
     public init(adapters: [AnyChannelAdapter], database: SerialConnection, storeEvery: TimeInterval = 30, logger: Logger) {
-        self.adapters = Dictionary(adapters.map { ($0.channelID, $0) }, uniquingKeysWith: { first, _ in first })
+        // The buyer's browser, not the channel, brings the return: allowed_ips do not apply.
+        self.adapters = Dictionary(adapters.map { ($0.channelID, $0.admittingEverySource()) },
+                                   uniquingKeysWith: { first, _ in first })
         self.database = database
         self.storeEvery = storeEvery
         self.logger = logger
@@ -60,7 +62,7 @@ public final class ReturnPages: Sendable {
     }
 
     /// Whether this order's return was not stored within `storeEvery` (and marks it stored now).
-    func shouldStore(channel: String, outTradeNo: String, now: Date = Date()) -> Bool {
+    package func shouldStore(channel: String, outTradeNo: String, now: Date = Date()) -> Bool {
         let key = channel + "\u{0}" + outTradeNo
         return lastStored.withLock { stored in
             if stored.count > 10_000 { stored = stored.filter { now.timeIntervalSince($0.value) < storeEvery } }
