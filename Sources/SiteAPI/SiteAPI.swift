@@ -48,15 +48,6 @@ public struct SiteAPI: Sendable {
             let id = try context.parameters.require("id")
             return Self.json(OrderView.closed(try await desk.close(id)))
         }
-        for method in [HTTPRequest.Method.get, .put, .delete, .patch] {
-            router.on("/v1/orders", method: method) { _, _ -> Response in throw OrderError.methodNotAllowed() }
-        }
-        for method in [HTTPRequest.Method.post, .put, .delete, .patch] {
-            router.on("/v1/orders/:id", method: method) { _, _ -> Response in throw OrderError.methodNotAllowed() }
-        }
-        for method in [HTTPRequest.Method.get, .put, .delete, .patch] {
-            router.on("/v1/orders/:id/close", method: method) { _, _ -> Response in throw OrderError.methodNotAllowed() }
-        }
         return router
     }
 
@@ -104,12 +95,30 @@ struct ErrorMiddleware: RouterMiddleware {
         } catch let error as OrderError {
             return answer(error)
         } catch let error as HTTPError where error.status == .notFound {
+            // A route the API has, with a method it does not: 405 naming the methods it takes.
+            if let allowed = Self.allowedMethods(path: request.uri.path) {
+                var response = answer(.methodNotAllowed())
+                response.headers[.allow] = allowed
+                return response
+            }
             return answer(.notFound())
         } catch let error as HTTPError where error.status == .contentTooLarge {
             return answer(.bodyTooLarge(0))
         } catch {
             context.logger.error("site API request failed", metadata: ["error": "\(type(of: error))"])
             return answer(OrderError(500, "internal_error", "the request failed; it is logged"))
+        }
+    }
+
+    /// The methods of the route `path` names, or nil when the API has no such route.
+    static func allowedMethods(path: String) -> String? {
+        let parts = path.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count >= 3, parts[0].isEmpty, parts[1] == "v1", parts[2] == "orders" else { return nil }
+        switch parts.count {
+        case 3: return "POST"
+        case 4 where !parts[3].isEmpty: return "GET"
+        case 5 where !parts[3].isEmpty && parts[4] == "close": return "POST"
+        default: return nil
         }
     }
 

@@ -131,8 +131,15 @@ func order(_ body: [String: Any]) -> [String: Any] { body["order"] as? [String: 
                         #expect((answer["message"] as? String)?.isEmpty == false)
                     }
                 }
-                try await client.execute(uri: "/v1/orders", method: .get, headers: APIHarness.auth) {
-                    #expect($0.status == .methodNotAllowed)
+                for (uri, method, allowed) in [("/v1/orders", HTTPRequest.Method.get, "POST"), ("/v1/orders", .delete, "POST"),
+                                               ("/v1/orders/X1", .put, "GET"), ("/v1/orders/X1", .post, "GET"),
+                                               ("/v1/orders/X1/close", .get, "POST"), ("/v1/orders/X1/close", .trace, "POST")] {
+                    try await client.execute(uri: uri, method: method, headers: APIHarness.auth) { response in
+                        #expect(response.status == .methodNotAllowed, "\(method) \(uri)")
+                        #expect(response.headers[.allow] == allowed)
+                        let answerCode = try code(response)
+                        #expect(answerCode == "method_not_allowed")
+                    }
                 }
                 try await client.execute(uri: "/v1/nothing", method: .get, headers: APIHarness.auth) { response in
                     #expect(response.status == .notFound)
