@@ -23,6 +23,28 @@ payhook_install_packages() {
   command -v swift >/dev/null || { echo "swift is not on PATH" >&2; exit 1; }
 }
 
+# What only the tests need: the Standard Webhooks reference library (it checks Payhook's
+# signatures), Debian's Chromium and chromedriver with Selenium (the browser test), and
+# schemathesis (the API against docs/openapi.yaml).
+payhook_install_test_tools() {
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo=sudo
+  if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+    echo "==> installing chromium chromium-driver"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null
+  fi
+  local package module missing=()
+  for package in standardwebhooks:standardwebhooks selenium:selenium schemathesis:schemathesis; do
+    module=${package%%:*}
+    python3 -c "import $module" 2>/dev/null || missing+=("${package##*:}")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "==> pip install ${missing[*]}"
+    python3 -m pip install -q "${missing[@]}" 2>/dev/null || python3 -m pip install -q --break-system-packages "${missing[@]}"
+  fi
+}
+
 # Starts a cluster in .run/ (or /tmp when the server's account cannot reach .run/) and
 # exports PAYHOOK_CLUSTER_DIR and PAYHOOK_ADMIN_URL; removed again on exit.
 payhook_start_cluster() {

@@ -82,7 +82,7 @@ public enum LoadCheck {
         var report = Report()
         var orderStatus: [String: String] = [:]
         let orders = try connection.query("SELECT out_trade_no, status FROM orders WHERE out_trade_no LIKE $1",
-                                          [.text("SIM-\(plan.runID)-%")])
+                                          [.text(plan.orderNumberPattern)])
         for row in orders.rows {
             orderStatus[try row.decode(0, as: String.self)] = try row.decode(1, as: String.self)
         }
@@ -147,7 +147,7 @@ public enum LoadCheck {
         try connection.query("""
             SELECT count(*) FROM webhook_deliveries AS d JOIN order_outbox AS o ON o.event_id = d.event_id
             WHERE o.out_trade_no LIKE $1 AND d.state IN ('pending', 'processing')
-            """, [.text("SIM-\(plan.runID)-%")])[0].decode(0, as: Int.self)
+            """, [.text(plan.orderNumberPattern)])[0].decode(0, as: Int.self)
     }
 
     /// Waits until the run's deliveries are all delivered (or dead), up to `timeout`.
@@ -177,7 +177,7 @@ public enum LoadCheck {
         let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: eventsURL), timeout: .seconds(10))
         let body = try await response.body.collect(upTo: 256 << 20)
         let tally = try JSONDecoder().decode(SimulatedSite.Tally.self, from: Data(Array(buffer: body)))
-        let prefix = "SIM-\(plan.runID)-"
+        let prefix = LoadPlan.orderPrefix(plan.runID)
         let received = tally.events.filter { $0.outTradeNo?.hasPrefix(prefix) == true }
         var report = WebhookReport(events: received.count, repeats: received.reduce(0) { $0 + $1.deliveries - 1 })
         var committed = Set<String>()

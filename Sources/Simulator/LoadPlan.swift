@@ -27,8 +27,15 @@ public struct LoadPlan: Sendable {
         public var notify: SimulatedNotify
     }
 
-    /// A short random id shared by this run's order numbers (`SIM-RUN-0000001`) and markers.
+    /// A short random id shared by this run's order numbers (`SIM_RUN_0000001`) and markers.
     public let runID: String
+
+    /// This run's order numbers start so; letters, digits and `_` fit every channel's rules,
+    /// so the orders can be made through the site API.
+    public static func orderPrefix(_ runID: String) -> String { "SIM_\(runID)_" }
+
+    /// A `LIKE` pattern for this run's order numbers (`_` escaped: in LIKE it matches any character).
+    public var orderNumberPattern: String { Self.orderPrefix(runID).replacingOccurrences(of: "_", with: "\\_") + "%" }
     public var orders: [Order]
     /// In sending order; a duplicate's second copy follows a few sends after the first.
     public var sends: [Send]
@@ -57,7 +64,7 @@ public struct LoadPlan: Sendable {
             let number = String(index).leftPadded(to: 7)
             let tradePrefix = channel == SimulatedChannels.alipayID ? "2099" : channel == SimulatedChannels.wechatPayID ? "4299" : "PT99"
             let book = ChannelOrder(
-                outTradeNo: "SIM-\(runID)-\(number)", channelTradeNo: "\(tradePrefix)\(runID)\(number)",
+                outTradeNo: Self.orderPrefix(runID) + number, channelTradeNo: "\(tradePrefix)\(runID)\(number)",
                 status: kind.paysOrder ? .paid : .pending,
                 // 0.01 to 999.99 yuan, varied but reproducible.
                 amountMinor: Int64(1 + (index * 7919) % 99_999),

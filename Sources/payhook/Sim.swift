@@ -4,6 +4,7 @@ import PayhookConfig
 import Receiver
 import Postgres
 import Simulator
+import SiteAPI
 import UnixSignals
 
 struct Sim: AsyncParsableCommand {
@@ -186,6 +187,9 @@ struct SimLoad: AsyncParsableCommand {
     @Option(name: .customLong("wait-seconds"), help: "How long to wait for the queue to finish the run's callbacks.")
     var waitSeconds: Int = 60
 
+    @Flag(name: .customLong("through-api"), help: "Create the orders through the site API (api.listen of DIR/payhook.yaml), as a site does, instead of inserting them.")
+    var throughAPI = false
+
     @Option(name: .customLong("sends-file"), help: "Write one CSV line per send (sequence, order, kind, channel, wall-clock send time, HTTP status) here.")
     var sendsFile: String?
 
@@ -213,7 +217,17 @@ struct SimLoad: AsyncParsableCommand {
         printError("run \(plan.runID): signed \(plan.sends.count) notifies for \(plan.orders.count) orders in \(seconds(ContinuousClock.now - signingStart))")
 
         let connection = try Connection(database)
-        try LoadCheck.insertOrders(plan, on: connection)
+        if throughAPI {
+            guard let configuration, let api = configuration.api else {
+                throw ValidationError("--through-api needs api.listen in \(directory.configurationFile)")
+            }
+            let token = try String(contentsOfFile: configuration.admin.tokenFile, encoding: .utf8)
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+            try await plan.createOrders(apiURL: "http://\(api.host):\(api.port)", token: token,
+                                        simulatorURL: simURL ?? simulatorBaseURL)
+        } else {
+            try LoadCheck.insertOrders(plan, on: connection)
+        }
         try await plan.register(withSimulatorAt: simURL ?? simulatorBaseURL)
         printError("orders created and registered with the simulator at \(simURL ?? simulatorBaseURL)")
 

@@ -57,7 +57,7 @@ import Testing
 
         // Paid exactly once each; the resent copies recorded as duplicates; nothing flagged.
         let connection = try harness.database.connect()
-        let run = "SIM-\(plan.runID)-%"
+        let run = plan.orderNumberPattern
         func count(_ sql: String) throws -> Int { try connection.query(sql, [.text(run)])[0].decode(0, as: Int.self) }
         let paying = (kinds[.valid] ?? 0) + (kinds[.duplicate] ?? 0)
         #expect(try count("SELECT count(*) FROM order_events WHERE kind = 'transition' AND out_trade_no LIKE $1") == paying)

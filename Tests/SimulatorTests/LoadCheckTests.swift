@@ -31,7 +31,7 @@ import Testing
         let plan = await LoadPlan.make(factory: factory, mix: LoadMix(weights: [.valid: 4, .forged: 2, .oversize: 2]), count: 8)
         try LoadCheck.insertOrders(plan, on: connection)
         let created = try connection.query("SELECT count(*) FROM orders WHERE status = 'created' AND out_trade_no LIKE $1",
-                                           [.text("SIM-\(plan.runID)-%")])
+                                           [.text(plan.orderNumberPattern)])
         #expect(try created[0].decode(0, as: Int64.self) == 8)
 
         let statuses: [Int?] = plan.sends.map { plan.orders[$0.orderIndex].kind == .oversize ? 413 : 200 }
