@@ -237,14 +237,14 @@ extension PayhookConfiguration {
         try section.rejectUnknownKeys()
 
         section = try ConfigReader(top.raw("api"), path: "api")
+        var api = SiteAPI.Configuration()
+        api.maxBodyBytes = try section.integer("max_body_bytes", default: api.maxBodyBytes, range: 256...1_048_576)
         if let listen = try section.string("listen") {
             guard let (host, port) = Self.hostPort(listen) else {
                 throw ConfigError(key: "api.listen", problem: "must be host:port, such as 127.0.0.1:8081")
             }
-            var api = SiteAPI.Configuration()
             api.host = host
             api.port = port
-            api.maxBodyBytes = try section.integer("max_body_bytes", default: api.maxBodyBytes, range: 256...1_048_576)
             self.api = api
         }
         try section.rejectUnknownKeys()
@@ -258,7 +258,7 @@ extension PayhookConfiguration {
             site = SiteURLs(publicBaseURL: base)
         }
         try section.rejectUnknownKeys()
-        if api != nil, site == nil {
+        if self.api != nil, site == nil {
             throw ConfigError(key: "site.public_base_url", problem: "is required with api.listen (the channels' notify_url is built from it)")
         }
 

@@ -60,6 +60,45 @@ import Webhooks
         #expect(usage.status == 2)
     }
 
+    /// `orders create` and `orders close` run the site API's code: the order is made at the
+    /// (simulated) channel, a bad request is refused with its code, the close reaches the channel.
+    @Test func ordersCreateAndCloseGoThroughTheChannels() async throws {
+        let harness = try await PipelineHarness()
+        defer { Task { await harness.tearDown() } }
+        let config = ["--config", harness.directory.configurationFile]
+        let create = try ChildProcess.payhook(["orders", "create", "--channel", "wechatpay", "--scene", "native",
+                                               "--amount", "12.50", "--subject", "CLI tea", "--out-trade-no", "CLI_100001"] + config)
+        #expect(create.status == 0, "\(create.output)")
+        #expect(create.output.contains(#""code_url":"weixin://"#))
+        #expect(harness.simulator.order(channel: "wechatpay", outTradeNo: "CLI_100001")?.amountMinor == 1250)
+        let refused = try ChildProcess.payhook(["orders", "create", "--channel", "wechatpay", "--scene", "page",
+                                                "--amount", "1.00", "--subject", "x"] + config)
+        #expect(refused.status == 1)
+        #expect(refused.output.contains("unsupported_scene"))
+        let close = try ChildProcess.payhook(["orders", "close", "CLI_100001"] + config)
+        #expect(close.status == 0, "\(close.output)")
+        #expect(close.output.contains(#""status":"closed""#))
+        #expect(harness.simulator.order(channel: "wechatpay", outTradeNo: "CLI_100001")?.status == .closed)
+        let status: String = try harness.database.connect().query(
+            "SELECT status FROM orders WHERE out_trade_no = 'CLI_100001'")[0].decode(0)
+        #expect(status == "closed")
+    }
+
+    /// The site API refuses to start without its bearer token: exit 2 naming the key.
+    @Test func theSiteAPIWithoutATokenIsExitTwoNamingTheKey() throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("payhook-\(UUID().uuidString).yaml").path
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        try """
+            database: {url: "postgres://nobody@127.0.0.1:1/none"}
+            api: {listen: "127.0.0.1:0"}
+            site: {public_base_url: "https://pay.example.com"}
+            admin: {token_file: /nonexistent/admin.token}
+            """.write(toFile: file, atomically: true, encoding: .utf8)
+        let serve = try ChildProcess.payhook(["serve", "--config", file])
+        #expect(serve.status == 2)
+        #expect(serve.output.contains("admin.token_file"), "\(serve.output)")
+    }
+
     /// A webhook endpoint whose secret file is missing stops `payhook work` at start with
     /// exit 2 naming the key, before it touches the database.
     @Test func aMissingWebhookSecretIsExitTwoNamingTheKey() throws {

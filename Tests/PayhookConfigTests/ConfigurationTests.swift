@@ -168,6 +168,15 @@ import Testing
         ("database: {url: x}\nwebhook_delivery: {retry_schedule_seconds: [5, -1]}", "webhook_delivery.retry_schedule_seconds[1]",
          "must be seconds between 0 and 604800"),
         ("database: {url: x}\nwebhook_delivery: {threds: 2}", "webhook_delivery.threds", "is not a known setting"),
+        ("database: {url: x}\napi: {listen: \"127.0.0.1:8081\"}", "site.public_base_url",
+         "is required with api.listen (the channels' notify_url is built from it)"),
+        ("database: {url: x}\nsite: {public_base_url: \"http://pay.example.com\"}", "site.public_base_url",
+         "must be https:// (plain http only to a loopback address)"),
+        ("database: {url: x}\nsite: {public_base_url: \"https://pay.example.com/?a=1\"}", "site.public_base_url",
+         "must have no query or fragment"),
+        ("database: {url: x}\napi: {listen: nowhere}", "api.listen", "must be host:port, such as 127.0.0.1:8081"),
+        ("database: {url: x}\napi: {max_body_bytes: 10}", "api.max_body_bytes", "must be a whole number from 256 to 1048576"),
+        ("database: {url: x}\nsite: {base: y}", "site.base", "is not a known setting"),
     ])
     func errorsNameTheKey(yaml: String, key: String, problem: String) {
         #expect(throws: ConfigError(key: key, problem: problem)) {
