@@ -111,15 +111,21 @@ public enum OrderStore {
 
     private static func snapshots(_ result: PostgresResult) throws(PostgresError) -> [OrderSnapshot] {
         try result.rows.map { row throws(PostgresError) in
-            let statusText: String = try row.decode(5)
-            // The CHECK allows only known statuses; anything else is a schema the code does not know.
-            guard let status = OrderStatus(rawValue: statusText) else {
-                throw PostgresError(code: .decoding, context: "orders.status is not one of created, paid, closed")
-            }
-            return OrderSnapshot(
+            OrderSnapshot(
                 outTradeNo: try row.decode(0), channel: try row.decode(1), channelTradeNo: try row.decode(2),
-                amountMinor: try row.decode(3), currency: try row.decode(4), status: status, paidAt: try row.decode(6),
+                amountMinor: try row.decode(3), currency: try row.decode(4), status: try .decoded(row.decode(5)),
+                paidAt: try row.decode(6),
                 payer: try row.decode(7))
         }
+    }
+}
+
+extension OrderStatus {
+    /// `orders.status` as read. Its CHECK allows only these; anything else is a schema the code does not know.
+    static func decoded(_ text: String) throws(PostgresError) -> OrderStatus {
+        guard let status = OrderStatus(rawValue: text) else {
+            throw PostgresError(code: .decoding, context: "orders.status is not one of created, paid, closed")
+        }
+        return status
     }
 }

@@ -170,14 +170,10 @@ public enum SiteOrderStore {
 
     private static func stored(_ result: PostgresResult) throws(PostgresError) -> [StoredOrder] {
         try result.rows.map { row throws(PostgresError) in
-            let statusText: String = try row.decode(6)
-            guard let status = OrderStatus(rawValue: statusText) else {
-                throw PostgresError(code: .decoding, context: "orders.status is not one of created, paid, closed")
-            }
-            return StoredOrder(
+            StoredOrder(
                 outTradeNo: try row.decode(0), channel: try row.decode(1), scene: try row.decode(2),
                 channelTradeNo: try row.decode(3), amountMinor: try row.decode(4), currency: try row.decode(5),
-                status: status, subject: try row.decode(7), description: try row.decode(8), expiresAt: try row.decode(9),
+                status: try .decoded(row.decode(6)), subject: try row.decode(7), description: try row.decode(8), expiresAt: try row.decode(9),
                 returnURL: try row.decode(10), attach: try row.decode(11), payerJSON: try row.decode(12),
                 payer: try row.decode(13), createdAt: try row.decode(14), paidAt: try row.decode(15),
                 updatedAt: try row.decode(16), requestDigest: try row.decode(17))

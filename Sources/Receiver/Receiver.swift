@@ -176,20 +176,6 @@ func text(_ body: String, status: HTTPResponse.Status = .ok) -> Response {
              body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
 }
 
-func escapeHTML(_ text: String) -> String {
-    var escaped = ""
-    for character in text {
-        switch character {
-        case "&": escaped += "&amp;"
-        case "<": escaped += "&lt;"
-        case ">": escaped += "&gt;"
-        case "\"": escaped += "&quot;"
-        case "'": escaped += "&#39;"
-        default: escaped.append(character)
-        }
-    }
-    return escaped
-}
 
 extension HTTPField.Name {
     static let xForwardedFor = HTTPField.Name("X-Forwarded-For")!

@@ -77,7 +77,7 @@ public final class ReturnPages: Sendable {
     }
 
     static func page(_ state: State, outTradeNo: String?, returnURL: String?) -> Response {
-        let order = outTradeNo.map { " <b id=\"order\">\(escapeHTML($0))</b>" } ?? ""
+        let order = outTradeNo.map { " <b id=\"order\">\(HTMLText.escape($0))</b>" } ?? ""
         let (status, title, text): (HTTPResponse.Status, String, String) = switch state {
         case .paid: (.ok, "Paid", "Your payment for order\(order) is confirmed.")
         case .confirming: (.ok, "Being confirmed",
@@ -88,7 +88,7 @@ public final class ReturnPages: Sendable {
         case .unavailable: (.serviceUnavailable, "Try again", "The payment status cannot be read right now. Reload this page in a moment.")
         }
         let refresh = state == .confirming ? "<meta http-equiv=\"refresh\" content=\"3\">" : ""
-        let link = returnURL.map { "<p><a id=\"continue\" href=\"\(escapeHTML($0))\">Back to the shop</a></p>" } ?? ""
+        let link = returnURL.map { "<p><a id=\"continue\" href=\"\(HTMLText.escape($0))\">Back to the shop</a></p>" } ?? ""
         let html = """
             <!doctype html><html><head><meta charset="utf-8">\(refresh)<title>\(title)</title></head>
             <body><h1 id="status">\(title)</h1><p>\(text)</p>\(link)</body></html>

@@ -9,25 +9,25 @@ enum BuyerPages {
     static func cashier(title: String, order: ChannelOrder, payAction: String, cancelAction: String?,
                         extra: [(String, String)] = []) -> ChannelResponse {
         let hidden = ([("out_trade_no", order.outTradeNo)] + extra)
-            .map { #"<input type="hidden" name="\#(escape($0.0))" value="\#(escape($0.1))">"# }
+            .map { #"<input type="hidden" name="\#(HTMLText.escape($0.0))" value="\#(HTMLText.escape($0.1))">"# }
             .joined()
         var body = """
-            <h1>\(escape(title))</h1>
-            <p>Order <code id="out_trade_no">\(escape(order.outTradeNo))</code></p>
-            <p id="subject">\(escape(order.subject))</p>
-            <p>Amount <strong id="amount">\(escape(order.currency)) \(Money.format(minorUnits: order.amountMinor))</strong></p>
-            <form method="post" action="\(escape(payAction))">\(hidden)<button id="pay">Pay</button></form>
+            <h1>\(HTMLText.escape(title))</h1>
+            <p>Order <code id="out_trade_no">\(HTMLText.escape(order.outTradeNo))</code></p>
+            <p id="subject">\(HTMLText.escape(order.subject))</p>
+            <p>Amount <strong id="amount">\(HTMLText.escape(order.currency)) \(Money.format(minorUnits: order.amountMinor))</strong></p>
+            <form method="post" action="\(HTMLText.escape(payAction))">\(hidden)<button id="pay">Pay</button></form>
             """
         if let cancelAction {
-            body += #"<form method="post" action="\#(escape(cancelAction))">\#(hidden)<button id="cancel">Cancel</button></form>"#
+            body += #"<form method="post" action="\#(HTMLText.escape(cancelAction))">\#(hidden)<button id="cancel">Cancel</button></form>"#
         }
         return page(title: title, body: body)
     }
 
     /// A page that only says something, with an optional link onwards.
     static func message(title: String, text: String, link: (label: String, url: String)? = nil, status: Int = 200) -> ChannelResponse {
-        var body = "<h1>\(escape(title))</h1><p id=\"message\">\(escape(text))</p>"
-        if let link { body += #"<p><a id="back" href="\#(escape(link.url))">\#(escape(link.label))</a></p>"# }
+        var body = "<h1>\(HTMLText.escape(title))</h1><p id=\"message\">\(HTMLText.escape(text))</p>"
+        if let link { body += #"<p><a id="back" href="\#(HTMLText.escape(link.url))">\#(HTMLText.escape(link.label))</a></p>"# }
         return page(title: title, body: body, status: status)
     }
 
@@ -41,7 +41,7 @@ enum BuyerPages {
     private static func page(title: String, body: String, status: Int = 200) -> ChannelResponse {
         let html = """
             <!DOCTYPE html>
-            <html><head><meta charset="utf-8"><title>\(escape(title))</title></head>
+            <html><head><meta charset="utf-8"><title>\(HTMLText.escape(title))</title></head>
             <body>\(body)</body></html>
 
             """
@@ -49,19 +49,4 @@ enum BuyerPages {
                                body: Array(html.utf8))
     }
 
-    static func escape(_ text: String) -> String {
-        var out = ""
-        out.reserveCapacity(text.utf8.count)
-        for character in text {
-            switch character {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            case "'": out += "&#39;"
-            default: out.append(character)
-            }
-        }
-        return out
-    }
 }

@@ -127,29 +127,12 @@ public enum AlipayOrderCreation {
     static func formHTML(_ pairs: [FormEncoding.Pair], gatewayURL: String) -> String {
         let protocolPairs = pairs.filter { $0.key != "biz_content" }
         let action = url(gatewayURL, query: protocolPairs)
-        var html = "<form name=\"punchout_form\" method=\"post\" action=\"\(htmlEscaped(action))\">\n"
+        var html = "<form name=\"punchout_form\" method=\"post\" action=\"\(HTMLText.escape(action))\">\n"
         for pair in pairs where pair.key == "biz_content" {
-            html += "<input type=\"hidden\" name=\"biz_content\" value=\"\(htmlEscaped(String(decoding: pair.value, as: UTF8.self)))\">\n"
+            html += "<input type=\"hidden\" name=\"biz_content\" value=\"\(HTMLText.escape(String(decoding: pair.value, as: UTF8.self)))\">\n"
         }
         html += "<input type=\"submit\" value=\"立即支付\" style=\"display:none\" >\n</form>\n"
         html += "<script>document.forms[0].submit();</script>"
         return html
-    }
-
-    /// Text safe inside a double- or single-quoted HTML attribute and in element content.
-    static func htmlEscaped(_ text: String) -> String {
-        var out = ""
-        out.reserveCapacity(text.utf8.count)
-        for character in text.unicodeScalars {
-            switch character {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            case "'": out += "&#39;"
-            default: out.unicodeScalars.append(character)
-            }
-        }
-        return out
     }
 }
