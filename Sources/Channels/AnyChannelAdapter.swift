@@ -103,24 +103,3 @@ public enum AnyChannelAdapter: ChannelAdapter {
         }
     }
 }
-
-extension AnyChannelAdapter {
-    /// The same adapter admitting every source address: for the browser's return, which
-    /// comes from the buyer, not from the channel's servers.
-    public func admittingEverySource() -> AnyChannelAdapter {
-        switch self {
-        case .alipay(let a):
-            var c = a.configuration
-            c.allowedIPs = []
-            return .alipay(AlipayAdapter(configuration: c))
-        case .wechatPay(let a):
-            var c = a.configuration
-            c.allowedIPs = []
-            return .wechatPay(WeChatPayAdapter(configuration: c))
-        case .points(let a):
-            var c = a.configuration
-            c.allowedIPs = []
-            return .points(PointsAdapter(configuration: c))
-        }
-    }
-}

@@ -69,7 +69,9 @@ extension ChannelAdapter {
         allowedIPs.isEmpty || allowedIPs.containsAddress(ip)
     }
 
+    /// `allowed_ips` hold the channel's servers; a browser return comes from the buyer, so
+    /// only notifies are checked against them.
     func checkSource(_ raw: RawCallback) throws(Rejection) {
-        guard isAllowedSource(raw.clientAddress) else { throw Rejection(.ipNotAllowed, "source address not in allowed_ips") }
+        guard raw.kind == .return || isAllowedSource(raw.clientAddress) else { throw Rejection(.ipNotAllowed, "source address not in allowed_ips") }
     }
 }

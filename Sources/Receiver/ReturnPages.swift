@@ -23,9 +23,7 @@ public final class ReturnPages: Sendable {
     let logger: Logger
 
     public init(adapters: [AnyChannelAdapter], database: SerialConnection, storeEvery: TimeInterval = 30, logger: Logger) {
-        // The buyer's browser, not the channel, brings the return: allowed_ips do not apply.
-        self.adapters = Dictionary(adapters.map { ($0.channelID, $0.admittingEverySource()) },
-                                   uniquingKeysWith: { first, _ in first })
+        self.adapters = Dictionary(adapters.map { ($0.channelID, $0) }, uniquingKeysWith: { first, _ in first })
         self.database = database
         self.storeEvery = storeEvery
         self.logger = logger

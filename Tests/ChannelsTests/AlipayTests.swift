@@ -144,6 +144,14 @@ import Testing
         let query = String(decoding: side.notifyBody(for: order, notifyID: "n", notifyTime: Date()), as: UTF8.self)
         let n = try adapter.verify(RawCallback(kind: .return, method: "GET", path: "/return/alipay", query: query, sourceIP: "127.0.0.1"))
         #expect(n.outTradeNo == "O-2" && n.amountMinor == 1 && n.status == .paid)
+        // The buyer's browser brings a return from anywhere: allowed_ips hold the channel's servers only.
+        let fromTheBuyer = try adapter.verify(RawCallback(kind: .return, method: "GET", path: "/return/alipay", query: query,
+                                                          sourceIP: "198.51.100.77"))
+        #expect(fromTheBuyer.outTradeNo == "O-2")
+        expectRejection(.ipNotAllowed) { () throws(Rejection) in
+            try adapter.verify(RawCallback(kind: .notify, method: "POST", path: "/notify/alipay",
+                                           body: Array(query.utf8), sourceIP: "198.51.100.77"))
+        }
     }
 
     @Test func roundTripThroughChannelSide() throws {

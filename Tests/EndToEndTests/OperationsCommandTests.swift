@@ -26,19 +26,19 @@ import Webhooks
         }
         let config = ["--config", harness.directory.configurationFile]
 
-        let status = try ChildProcess.payhook(["status"] + config)
+        let status = try await ChildProcess.payhookAsync(["status"] + config)
         #expect(status.status == 0)
         #expect(status.output.contains("points"))
         #expect(status.output.contains("dead:              1"))
 
-        let list = try ChildProcess.payhook(["dlq", "list"] + config)
+        let list = try await ChildProcess.payhookAsync(["dlq", "list"] + config)
         #expect(list.status == 0)
         #expect(list.output.contains("query_unavailable"))
         #expect(list.output.contains("OPS-1"))
         let id = try harness.database.connect().query(
             "SELECT callback_id FROM callback_jobs WHERE state = 'dead'")[0].decode(0, as: Int64.self)
 
-        let replay = try ChildProcess.payhook(["dlq", "replay", String(id), "999999"] + config)
+        let replay = try await ChildProcess.payhookAsync(["dlq", "replay", String(id), "999999"] + config)
         #expect(replay.status == 1)  // 999999 is not dead
         #expect(replay.output.contains("replayed 1 of 2"))
         #expect(replay.output.contains("not dead, left alone: 999999"))
@@ -47,36 +47,35 @@ import Webhooks
             "SELECT count(*) FROM callback_attempts WHERE callback_id = $1 AND outcome = 'replayed'", [.int64(id)])
         #expect(try replayed[0].decode(0, as: Int.self) == 1)
 
-        let show = try ChildProcess.payhook(["orders", "show", "CT-OPS-2"] + config)  // by the channel's number
+        let show = try await ChildProcess.payhookAsync(["orders", "show", "CT-OPS-2"] + config)  // by the channel's number
         #expect(show.status == 0)
         #expect(show.output.contains("order           OPS-2"))
         #expect(show.output.contains("status          paid"))
         #expect(show.output.contains("transition"))
         #expect(show.output.contains("duplicate"))
 
-        let missing = try ChildProcess.payhook(["orders", "show", "NO-SUCH"] + config)
+        let missing = try await ChildProcess.payhookAsync(["orders", "show", "NO-SUCH"] + config)
         #expect(missing.status == 1)
-        let usage = try ChildProcess.payhook(["dlq", "replay"] + config)
+        let usage = try await ChildProcess.payhookAsync(["dlq", "replay"] + config)
         #expect(usage.status == 2)
     }
 
     /// `orders create` and `orders close` run the site API's code: the order is made at the
     /// (simulated) channel, a bad request is refused with its code, the close reaches the channel.
     @Test func ordersCreateAndCloseGoThroughTheChannels() async throws {
-        // A generous channel timeout: this suite runs beside the others, on two busy cores.
-        let harness = try await PipelineHarness(queryTimeoutMilliseconds: 15_000)
+        let harness = try await PipelineHarness()
         defer { Task { await harness.tearDown() } }
         let config = ["--config", harness.directory.configurationFile]
-        let create = try ChildProcess.payhook(["orders", "create", "--channel", "wechatpay", "--scene", "native",
+        let create = try await ChildProcess.payhookAsync(["orders", "create", "--channel", "wechatpay", "--scene", "native",
                                                "--amount", "12.50", "--subject", "CLI tea", "--out-trade-no", "CLI_100001"] + config)
         #expect(create.status == 0, "\(create.output)")
         #expect(create.output.contains(#""code_url":"weixin://"#))
         #expect(harness.simulator.order(channel: "wechatpay", outTradeNo: "CLI_100001")?.amountMinor == 1250)
-        let refused = try ChildProcess.payhook(["orders", "create", "--channel", "wechatpay", "--scene", "page",
+        let refused = try await ChildProcess.payhookAsync(["orders", "create", "--channel", "wechatpay", "--scene", "page",
                                                 "--amount", "1.00", "--subject", "x"] + config)
         #expect(refused.status == 1)
         #expect(refused.output.contains("unsupported_scene"))
-        let close = try ChildProcess.payhook(["orders", "close", "CLI_100001"] + config)
+        let close = try await ChildProcess.payhookAsync(["orders", "close", "CLI_100001"] + config)
         #expect(close.status == 0, "\(close.output)")
         #expect(close.output.contains(#""status":"closed""#))
         #expect(harness.simulator.order(channel: "wechatpay", outTradeNo: "CLI_100001")?.status == .closed)
@@ -142,34 +141,34 @@ import Webhooks
         }
         let eventID = try #require(try OrderOutbox.list(outTradeNo: "EV-1", on: connection).first).eventID
 
-        let list = try ChildProcess.payhook(["events", "list", "--order", "EV-1"] + config)
+        let list = try await ChildProcess.payhookAsync(["events", "list", "--order", "EV-1"] + config)
         #expect(list.status == 0)
         #expect(list.output.contains(eventID) && list.output.contains("order.paid") && list.output.contains("pending"))
         try connection.query("UPDATE webhook_deliveries SET state = 'dead', attempts = 8")
-        let dead = try ChildProcess.payhook(["events", "list", "--state", "dead"] + config)
+        let dead = try await ChildProcess.payhookAsync(["events", "list", "--state", "dead"] + config)
         #expect(dead.output.contains(eventID))
 
-        let replay = try ChildProcess.payhook(["events", "replay", eventID] + config)
+        let replay = try await ChildProcess.payhookAsync(["events", "replay", eventID] + config)
         #expect(replay.status == 0 && replay.output.contains("queued 1 deliveries of 1 events"))
         let state = try connection.query("SELECT state, attempts FROM webhook_deliveries")[0]
         #expect(try state.decode(0, as: String.self) == "pending" && state.decode(1, as: Int32.self) == 0, "the same id, a fresh budget")
-        let none = try ChildProcess.payhook(["events", "replay", "evt_nosuchevent"] + config)
+        let none = try await ChildProcess.payhookAsync(["events", "replay", "evt_nosuchevent"] + config)
         #expect(none.status == 1)
-        let since = try ChildProcess.payhook(["events", "replay", "--endpoint", "site", "--since", "2020-01-01T00:00:00Z"] + config)
+        let since = try await ChildProcess.payhookAsync(["events", "replay", "--endpoint", "site", "--since", "2020-01-01T00:00:00Z"] + config)
         #expect(since.status == 0 && since.output.contains("queued 1 deliveries to site"))
-        let usage = try ChildProcess.payhook(["events", "replay", "--endpoint", "site"] + config)
+        let usage = try await ChildProcess.payhookAsync(["events", "replay", "--endpoint", "site"] + config)
         #expect(usage.status == 2, "--endpoint needs --since")
 
-        let test = try ChildProcess.payhook(["webhooks", "test", "site"] + config)
+        let test = try await ChildProcess.payhookAsync(["webhooks", "test", "site"] + config)
         #expect(test.status == 0 && test.output.contains("HTTP 204"), "\(test.output)")
         #expect(site.tally.events.contains { $0.type == "webhook.test" }, "the site verified the signed test event")
 
         try connection.query("UPDATE webhook_endpoints SET disabled_at = now(), disabled_reason = 'gone'")
-        let status = try ChildProcess.payhook(["status"] + config)
+        let status = try await ChildProcess.payhookAsync(["status"] + config)
         #expect(status.output.contains("disabled (gone)"))
-        let enable = try ChildProcess.payhook(["webhooks", "enable", "site"] + config)
+        let enable = try await ChildProcess.payhookAsync(["webhooks", "enable", "site"] + config)
         #expect(enable.status == 0 && enable.output.contains("enabled site"))
         #expect(try DeliveryStore.disabledEndpoints(on: connection).isEmpty)
-        #expect(try ChildProcess.payhook(["webhooks", "enable", "other"] + config).status == 1)
+        #expect(try await ChildProcess.payhookAsync(["webhooks", "enable", "other"] + config).status == 1)
     }
 }

@@ -45,6 +45,18 @@ public final class ChildProcess: Sendable {
         return ((status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f), output)
     }
 
+    /// The same, waiting on a thread of its own: a test that serves HTTP in-process (the
+    /// simulator, the simulated site) must not block a thread of the cooperative pool, which
+    /// on two cores has two, while the child calls those servers.
+    public static func payhookAsync(_ arguments: [String],
+                                    environment: [String: String] = [:]) async throws -> (status: Int32, output: String) {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread {
+                continuation.resume(with: Result { try payhook(arguments, environment: environment) })
+            }
+        }
+    }
+
     /// The built `payhook` executable, beside the test bundle.
     public static var payhookExecutable: String {
         URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
