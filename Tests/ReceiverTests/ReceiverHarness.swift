@@ -1,4 +1,5 @@
 import CallbackQueue
+import Channels
 import Foundation
 import Hummingbird
 import Logging
@@ -18,8 +19,23 @@ struct ReceiverHarness {
     let registry: PrometheusCollectorRegistry
 
 
+    /// Throwaway key files for the configured channels: `payhook serve` loads them (it
+    /// verifies browser returns and signs orders for the site API), so they must read.
+    static let keyFiles: (privateKey: String, publicKey: String, secret: String) = {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("payhook-receiver-keys-\(UUID().uuidString)")
+        try! FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let key = RSAPrivateKey.generate()
+        let files = (directory.appendingPathComponent("private.pem").path, directory.appendingPathComponent("public.pem").path,
+                     directory.appendingPathComponent("secret").path)
+        try! key.pkcs8PEMRepresentation.write(toFile: files.0, atomically: true, encoding: .utf8)
+        try! key.publicKey.pemRepresentation.write(toFile: files.1, atomically: true, encoding: .utf8)
+        try! String(repeating: "k", count: 32).write(toFile: files.2, atomically: true, encoding: .utf8)
+        return files
+    }()
+
     static func yaml(databaseURL: String, port: Int = 0, trustedProxies: [String] = [], maxBodyBytes: Int = 4096) -> String {
-        """
+        let (privateKey, publicKey, secret) = keyFiles
+        return """
         database: {url: "\(databaseURL)"}
         receiver:
           listen: 127.0.0.1:\(port)
@@ -28,10 +44,11 @@ struct ReceiverHarness {
           commit_timeout_ms: 1000
           read_timeout_seconds: 2
         channels:
-          - {id: alipay, type: alipay, app_id: "2021", alipay_public_key_file: k, app_private_key_file: k, gateway_url: "http://127.0.0.1:1"}
-          - {id: wechatpay, type: wechatpay_v3, mchid: "1900", appid: wx, apiv3_key_file: k, merchant_private_key_file: k,
-             merchant_serial_no: "01", api_base_url: "http://127.0.0.1:1", platform_public_key_files: {PUB_KEY_ID_1: k}}
-          - {id: points, type: points, partner_id: site, hmac_secret_file: k, api_base_url: "http://127.0.0.1:1"}
+          - {id: alipay, type: alipay, app_id: "2021", alipay_public_key_file: \(publicKey), app_private_key_file: \(privateKey),
+             gateway_url: "http://127.0.0.1:1"}
+          - {id: wechatpay, type: wechatpay_v3, mchid: "1900", appid: wx, apiv3_key_file: \(secret), merchant_private_key_file: \(privateKey),
+             merchant_serial_no: "01", api_base_url: "http://127.0.0.1:1", platform_public_key_files: {PUB_KEY_ID_1: \(publicKey)}}
+          - {id: points, type: points, partner_id: site, hmac_secret_file: \(secret), api_base_url: "http://127.0.0.1:1"}
         """
     }
 
