@@ -380,6 +380,7 @@ struct PhaseResult {
     }
 }
 
+setvbuf(stdout, nil, _IOLBF, 0)  // a line at a time, also into the script's log
 let options = Options.parse(Array(CommandLine.arguments.dropFirst()))
 let scenes = options.scenes.map { name -> Scene in
     guard let scene = Scene.named(name) else { fail("unknown scene \(name)") }
