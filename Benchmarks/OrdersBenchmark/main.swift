@@ -80,6 +80,11 @@ struct Options {
     }
 }
 
+/// One line to stdout, unbuffered, so the script's log shows each phase as it ends.
+func say(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}
+
 func fail(_ message: String) -> Never {
     FileHandle.standardError.write(Data("OrdersBenchmark: \(message)\n".utf8))
     exit(2)
@@ -380,7 +385,6 @@ struct PhaseResult {
     }
 }
 
-setvbuf(stdout, nil, _IOLBF, 0)  // a line at a time, also into the script's log
 let options = Options.parse(Array(CommandLine.arguments.dropFirst()))
 let scenes = options.scenes.map { name -> Scene in
     guard let scene = Scene.named(name) else { fail("unknown scene \(name)") }
@@ -393,9 +397,9 @@ guard let token = try? String(contentsOfFile: options.tokenFile, encoding: .utf8
 let alphabet = Array("ABCDEFGHJKLMNPQRSTUVWXYZ")
 let runTag = "OB" + String((0..<5).map { _ in alphabet.randomElement()! })
 
-print("signing: RSA-2048 (libcrypto), \(options.signThreads) threads, \(options.signSeconds) s")
+say("signing: RSA-2048 (libcrypto), \(options.signThreads) threads, \(options.signSeconds) s")
 let signBefore = signingRate(threads: options.signThreads, seconds: options.signSeconds)
-print(String(format: "signing before the scenes: %.0f/s", signBefore))
+say(String(format: "signing before the scenes: %.0f/s", signBefore))
 
 let group = MultiThreadedEventLoopGroup(numberOfThreads: options.clientThreads)
 var configuration = HTTPClient.Configuration()
@@ -409,7 +413,7 @@ for (index, scene) in scenes.enumerated() {
     let tag = "\(runTag)\(index)"
     if options.warmup > 0 {
         let (warm, _) = await closedLoop(target, scene, connections: options.connections, seconds: options.warmup, tag: tag + "W")
-        if warm.failures > 0 { print("\(scene.name) warm-up: \(warm.failures) failures, e.g. \(warm.failureSamples.first ?? "")") }
+        if warm.failures > 0 { say("\(scene.name) warm-up: \(warm.failures) failures, e.g. \(warm.failureSamples.first ?? "")") }
     }
     var start = CPUSample(options.watch)
     let (saturated, saturatedSeconds) = await closedLoop(target, scene, connections: options.connections,
@@ -424,11 +428,11 @@ for (index, scene) in scenes.enumerated() {
                                seconds: fixedSeconds, start: start, end: CPUSample(options.watch)))
     for result in results.suffix(2) {
         let cpu = zip(options.watch, result.cpu.processes).map { String(format: "%@ %.0f%%", $0.name, $1) }
-        print(String(format: "%@ %@: %d ok, %d failed, %.0f/s; p50 %.1f ms, p99 %.1f ms, max %.1f ms; CPU %@, generator %.0f%%, machine %.0f%% (others %.0f%%)",
+        say(String(format: "%@ %@: %d ok, %d failed, %.0f/s; p50 %.1f ms, p99 %.1f ms, max %.1f ms; CPU %@, generator %.0f%%, machine %.0f%% (others %.0f%%)",
                      scene.name, result.phase + (result.offered.map { String(format: " (%.0f/s offered)", $0) } ?? ""),
                      result.stats.ok, result.stats.failures, result.rate, result.p50, result.p99, result.max,
                      cpu.joined(separator: ", "), result.cpu.generator, result.cpu.machine, result.cpu.others))
-        for sample in result.stats.failureSamples { print("  failure: \(sample)") }
+        for sample in result.stats.failureSamples { say("  failure: \(sample)") }
     }
     try await Task.sleep(for: .seconds(1))
 }
@@ -437,7 +441,7 @@ try await group.shutdownGracefully()
 
 let signAfter = signingRate(threads: options.signThreads, seconds: options.signSeconds)
 let signing = (signBefore + signAfter) / 2
-print(String(format: "signing after the scenes: %.0f/s; mean %.0f/s (%.0f/s a thread)",
+say(String(format: "signing after the scenes: %.0f/s; mean %.0f/s (%.0f/s a thread)",
              signAfter, signing, signing / Double(options.signThreads)))
 
 // One TSV line per phase, for the script's table across rounds.
