@@ -260,6 +260,19 @@ let package = Package(
             path: "Benchmarks/DrainBenchmark",
             swiftSettings: swiftSettings
         ),
+        // Orders through the site API per scene beside the raw RSA-2048 signing rate (Benchmarks/orders).
+        .executableTarget(
+            name: "OrdersBenchmark",
+            dependencies: [
+                "Channels",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "Benchmarks/OrdersBenchmark",
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "BaselineServer",
             dependencies: [.product(name: "Hummingbird", package: "hummingbird")],
