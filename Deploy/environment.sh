@@ -72,7 +72,8 @@ payhook_stop_all() {
   local pid
   for pid in "${PAYHOOK_CHILD_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${PAYHOOK_CHILD_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  [ -n "${PAYHOOK_CLUSTER_DIR:-}" ] && "$PAYHOOK_ROOT/Deploy/pg-cluster" remove "$PAYHOOK_CLUSTER_DIR"
+  # An if, not `[ ] &&`: with no cluster the function must still succeed (it runs in EXIT traps under set -e).
+  if [ -n "${PAYHOOK_CLUSTER_DIR:-}" ]; then "$PAYHOOK_ROOT/Deploy/pg-cluster" remove "$PAYHOOK_CLUSTER_DIR"; fi
 }
 
 # A loopback port nothing listens on now (another process could still take it before us).
