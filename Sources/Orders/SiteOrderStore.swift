@@ -98,14 +98,30 @@ public enum SiteOrderStore {
         expires_at, return_url, attach, payer_details::text, payer, created_at, paid_at, updated_at, request_digest
         """
 
-    /// Writes the order and its `created` event in one statement, or reads the order that
-    /// already holds the number and says whether it is this same request.
+    /// Writes the order and its `created` event, or reads the order that already holds the
+    /// number and says whether it is this same request.
     public static func create(_ order: NewOrder, on connection: Connection) throws(PostgresError) -> CreateOutcome {
-        let inserted = try connection.query(prepared: "payhook_site_orders_insert", """
-            WITH inserted AS (
+        try create([order], on: connection)[0]
+    }
+
+    /// Writes many orders and their `created` events in one statement (one commit for all:
+    /// the site API batches concurrent requests so), then reads the orders whose numbers were
+    /// taken and compares digests. One outcome per order, in order; a number twice in the
+    /// batch is written once, and the second is a repeat or a conflict of the first.
+    public static func create(_ orders: [NewOrder], on connection: Connection) throws(PostgresError) -> [CreateOutcome] {
+        guard !orders.isEmpty else { return [] }
+        let inserted = try stored(connection.query(prepared: "payhook_site_orders_insert", """
+            WITH input AS (
+                SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[],
+                                     $8::timestamptz[], $9::text[], $10::text[], $11::text[], $12::bytea[]) WITH ORDINALITY
+                    AS i(out_trade_no, channel, scene, amount_minor, currency, subject, description, expires_at,
+                         return_url, attach, payer_details, request_digest, position)
+            ), inserted AS (
                 INSERT INTO orders (out_trade_no, channel, scene, amount_minor, currency, subject, description, expires_at,
                                     return_url, attach, payer_details, request_digest)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12)
+                SELECT out_trade_no, channel, scene, amount_minor, currency, subject, description, expires_at,
+                       return_url, attach, payer_details::jsonb, request_digest
+                FROM input ORDER BY position
                 ON CONFLICT (out_trade_no) DO NOTHING
                 RETURNING \(columns)
             ), event AS (
@@ -114,16 +130,30 @@ public enum SiteOrderStore {
             )
             SELECT * FROM inserted
             """, [
-                .text(order.outTradeNo), .text(order.channel), .text(order.scene), .int64(order.amountMinor),
-                .text(order.currency), .text(order.subject), .text(order.description), .timestamptz(order.expiresAt),
-                .text(order.returnURL), .text(order.attach), .text(order.payerJSON), .bytea(order.requestDigest),
-            ])
-        if let row = try stored(inserted).first { return .created(row) }
-        guard let existing = try find(order.outTradeNo, on: connection) else {
-            // Deleted between the two statements: nothing the site can rely on; let it retry.
-            throw PostgresError(code: .decoding, context: "order vanished after a conflicting insert")
+                .textArray(orders.map(\.outTradeNo)), .textArray(orders.map(\.channel)), .textArray(orders.map(\.scene)),
+                .int64Array(orders.map(\.amountMinor)), .textArray(orders.map(\.currency)), .textArray(orders.map(\.subject)),
+                .textArray(orders.map(\.description)), .timestamptzArray(orders.map(\.expiresAt)),
+                .textArray(orders.map(\.returnURL)), .textArray(orders.map(\.attach)), .textArray(orders.map(\.payerJSON)),
+                .byteaArray(orders.map(\.requestDigest)),
+            ]))
+        var written = Dictionary(inserted.map { ($0.outTradeNo, $0) }, uniquingKeysWith: { first, _ in first })
+        let taken = Set(orders.map(\.outTradeNo)).subtracting(written.keys)
+        var existing: [String: StoredOrder] = [:]
+        if !taken.isEmpty {
+            for order in try stored(connection.query(prepared: "payhook_site_orders_find_many", """
+                SELECT \(columns) FROM orders WHERE out_trade_no = ANY($1::text[])
+                """, [.textArray(taken.sorted())])) {
+                existing[order.outTradeNo] = order
+            }
         }
-        return existing.requestDigest == order.requestDigest ? .repeated(existing) : .conflict(existing)
+        return try orders.map { order throws(PostgresError) -> CreateOutcome in
+            if let row = written.removeValue(forKey: order.outTradeNo) { return .created(row) }
+            guard let held = existing[order.outTradeNo] ?? inserted.first(where: { $0.outTradeNo == order.outTradeNo }) else {
+                // Deleted between the two statements: nothing the site can rely on; let it retry.
+                throw PostgresError(code: .decoding, context: "order vanished after a conflicting insert")
+            }
+            return held.requestDigest == order.requestDigest ? .repeated(held) : .conflict(held)
+        }
     }
 
     /// The order by `out_trade_no` or channel trade number.

@@ -36,12 +36,14 @@ public struct OrderDesk: Sendable {
     public let clients: [String: ChannelClient]
     public let urls: SiteURLs
     let database: any OrderDatabase
+    let inserts: OrderInserts
     let logger: Logger
 
     public init(clients: [ChannelClient], urls: SiteURLs, database: any OrderDatabase, logger: Logger) {
         self.clients = Dictionary(clients.map { ($0.channelID, $0) }, uniquingKeysWith: { first, _ in first })
         self.urls = urls
         self.database = database
+        inserts = OrderInserts(database: database)
         self.logger = logger
     }
 
@@ -81,7 +83,11 @@ public struct OrderDesk: Sendable {
             amountMinor: request.amountMinor, currency: request.currency, subject: request.subject,
             description: request.description, expiresAt: expiresAt, returnURL: request.returnURL,
             attach: request.attach, payerJSON: request.payerJSON, requestDigest: request.digest)
-        let outcome = try await db { try SiteOrderStore.create(new, on: $0) }
+        let outcome: SiteOrderStore.CreateOutcome
+        do { outcome = try await inserts.create(new) } catch {
+            logger.error("order database call failed", metadata: ["error": "\(error)"])
+            throw .databaseUnavailable()
+        }
         let order: SiteOrderStore.StoredOrder
         let kind: Created.Kind
         switch outcome {

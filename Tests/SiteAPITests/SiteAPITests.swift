@@ -206,6 +206,38 @@ func order(_ body: [String: Any]) -> [String: Any] { body["order"] as? [String: 
         }
     }
 
+    @Test func concurrentOrdersAreWrittenTogetherAndEachGetsItsOwnOutcome() async throws {
+        try await APIHarness.with { harness in
+            // 60 distinct orders, each sent twice at once, and a conflicting body for one of them.
+            let bodies = (0..<60).flatMap { index -> [String] in
+                let body = #"{"out_trade_no":"BATCH_\#(index)","channel":"alipay","scene":"app","amount":"\#(index + 1).00","subject":"x"}"#
+                return [body, body]
+            } + [#"{"out_trade_no":"BATCH_7","channel":"alipay","scene":"app","amount":"99.00","subject":"x"}"#]
+            let results = await withTaskGroup(of: (String, Result<OrderDesk.Created.Kind, OrderError>).self) { group in
+                for body in bodies {
+                    group.addTask {
+                        do { return (body, .success(try await harness.desk.create(body: Array(body.utf8)).kind)) }
+                        catch let error as OrderError { return (body, .failure(error)) }
+                        catch { return (body, .failure(OrderError(500, "unexpected", "\(error)"))) }
+                    }
+                }
+                return await group.reduce(into: []) { $0.append($1) }
+            }
+            let created = results.filter { if case .success(.new) = $0.1 { true } else { false } }.count
+            let repeated = results.filter { if case .success(.repeated) = $0.1 { true } else { false } }.count
+            let conflicts = results.filter { if case .failure(let error) = $0.1 { error.code == "order_conflict" } else { false } }
+            // BATCH_7's first writer decides which of its three bodies conflict; the others are one each.
+            #expect(created == 60)
+            #expect(repeated + conflicts.count == 61)
+            #expect(conflicts.count == 1 || conflicts.count == 2)
+            #expect(try harness.count("SELECT count(*) FROM orders") == 60)
+            #expect(try harness.count("SELECT count(*) FROM order_events WHERE to_status = 'created'") == 60)
+            let expectedSum = (1...60).filter { $0 != 8 }.reduce(Int64(0)) { $0 + Int64($1) * 100 }
+            let sum = try harness.count("SELECT sum(amount_minor)::bigint FROM orders WHERE out_trade_no <> 'BATCH_7'")
+            #expect(sum == expectedSum)
+        }
+    }
+
     @Test func payhookMakesANumberWhenTheSiteGivesNone() async throws {
         try await APIHarness.with { harness in
             let created = try await harness.desk.create(body: Array(#"{"channel":"alipay","scene":"app","amount":"0.01","subject":"x"}"#.utf8))
