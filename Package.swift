@@ -282,7 +282,7 @@ let package = Package(
         // Starts throwaway PostgreSQL clusters and databases for the tests.
         .target(
             name: "PostgresTestSupport",
-            dependencies: ["Postgres", "Workers"],
+            dependencies: ["CallbackQueue", "Postgres", "Workers"],
             path: "Tests/PostgresTestSupport",
             swiftSettings: swiftSettings
         ),

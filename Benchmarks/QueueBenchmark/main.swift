@@ -154,7 +154,7 @@ func claimFinishRate(workers: Int, batch: Int) -> Double {
             if claimed.isEmpty { break }
             let started = Date()
             try store.finish(claimed.map {
-                QueueStore.Finish(callbackID: $0.id, attempt: $0.attempt, startedAt: started, outcome: .done)
+                QueueStore.Finish($0, startedAt: started, outcome: .done)
             }, on: connection)
             done += claimed.count
         }

@@ -4,6 +4,8 @@ public import PayhookCore
 /// A callback a worker holds a lease on.
 public struct ClaimedCallback: Sendable {
     public let id: Int64
+    /// When it was received: the partition key, with `id` the row's key.
+    public let receivedAt: Date
     /// This attempt's number (1-based); the fence for finishing it.
     public let attempt: Int32
     public let leaseExpiresAt: Date
@@ -12,8 +14,10 @@ public struct ClaimedCallback: Sendable {
     /// The stored callback, or why the row could not be read back.
     public let stored: Result<RawCallback, CorruptRow>
 
-    public init(id: Int64, attempt: Int32, leaseExpiresAt: Date, channel: String, stored: Result<RawCallback, CorruptRow>) {
+    public init(id: Int64, receivedAt: Date, attempt: Int32, leaseExpiresAt: Date, channel: String,
+                stored: Result<RawCallback, CorruptRow>) {
         self.id = id
+        self.receivedAt = receivedAt
         self.attempt = attempt
         self.leaseExpiresAt = leaseExpiresAt
         self.channel = channel

@@ -18,7 +18,7 @@ public enum DeadLetters {
         try connection.query("""
             SELECT j.callback_id, j.channel, p.received_at, j.attempts, j.reason, j.last_error, j.out_trade_no,
                    j.updated_at
-            FROM callback_jobs j JOIN callback_payloads p ON p.id = j.callback_id
+            FROM callback_jobs j JOIN callback_payloads p ON p.id = j.callback_id AND p.received_at = j.received_at
             WHERE j.state = 'dead' AND ($2::text IS NULL OR j.channel = $2)
             ORDER BY j.callback_id
             LIMIT $1
@@ -40,10 +40,11 @@ public enum DeadLetters {
                 UPDATE callback_jobs
                 SET state = 'pending', attempts = 0, next_attempt_at = now(), reason = NULL, updated_at = now()
                 WHERE callback_id = ANY($1::bigint[]) AND state = 'dead'
-                RETURNING callback_id, reason
+                RETURNING callback_id, received_at, reason
             ), logged AS (
-                INSERT INTO callback_attempts (callback_id, attempt, worker, started_at, outcome, reason, error)
-                SELECT callback_id, 0, $2, now(), 'replayed', reason, 'replayed by an operator'
+                INSERT INTO callback_attempts (callback_id, callback_received_at, attempt, worker, started_at, outcome,
+                                               reason, error)
+                SELECT callback_id, received_at, 0, $2, now(), 'replayed', reason, 'replayed by an operator'
                 FROM replayed
             )
             SELECT callback_id FROM replayed ORDER BY callback_id

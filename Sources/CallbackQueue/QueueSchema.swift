@@ -1,12 +1,14 @@
 public import Postgres
 
-/// The queue's schema: `callback_payloads`, `callback_jobs`, `callback_attempts` and the
-/// `callbacks` view. Applied with every other component's by `SchemaMigrations`.
+/// The queue's schema: `callback_payloads`, `callback_jobs`, `callback_attempts` (partitioned
+/// by received time since `0008`), the `callbacks` and `queue_partitions` views. Applied with
+/// every other component's by `SchemaMigrations`.
 public enum QueueSchema {
     public static let migrations: [SchemaMigration] = [
         SchemaMigration(id: "0001_callback_queue", sql: callbackQueue),
         SchemaMigration(id: "0003_workers", sql: replayedOutcome),
         SchemaMigration(id: "0004_header_arrays", sql: headerArrays),
+        SchemaMigration(id: "0008_queue_partitions", sql: partitions),
     ]
 
     // The raw callback is written once into callback_payloads and never updated; the

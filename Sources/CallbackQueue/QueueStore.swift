@@ -70,8 +70,8 @@ public struct QueueStore: Sendable {
             } catch {
                 stored = .failure(error)
             }
-            return ClaimedCallback(id: try row.decode(0), attempt: try row.decode(1), leaseExpiresAt: try row.decode(2),
-                                   channel: channel, stored: stored)
+            return ClaimedCallback(id: try row.decode(0), receivedAt: try row.decode(5), attempt: try row.decode(1),
+                                   leaseExpiresAt: try row.decode(2), channel: channel, stored: stored)
         }
     }
 
@@ -92,6 +92,8 @@ public struct QueueStore: Sendable {
     /// One finished attempt.
     public struct Finish: Sendable {
         public var callbackID: Int64
+        /// The partition key, as claimed.
+        public var receivedAt: Date
         public var attempt: Int32
         public var startedAt: Date
         public var outcome: AttemptOutcome
@@ -99,9 +101,16 @@ public struct QueueStore: Sendable {
         public var outTradeNo: String?
         public var channelTradeNo: String?
 
-        public init(callbackID: Int64, attempt: Int32, startedAt: Date, outcome: AttemptOutcome,
+        public init(_ claimed: ClaimedCallback, startedAt: Date, outcome: AttemptOutcome,
+                    outTradeNo: String? = nil, channelTradeNo: String? = nil) {
+            self.init(callbackID: claimed.id, receivedAt: claimed.receivedAt, attempt: claimed.attempt,
+                      startedAt: startedAt, outcome: outcome, outTradeNo: outTradeNo, channelTradeNo: channelTradeNo)
+        }
+
+        public init(callbackID: Int64, receivedAt: Date, attempt: Int32, startedAt: Date, outcome: AttemptOutcome,
                     outTradeNo: String? = nil, channelTradeNo: String? = nil) {
             self.callbackID = callbackID
+            self.receivedAt = receivedAt
             self.attempt = attempt
             self.startedAt = startedAt
             self.outcome = outcome
@@ -130,6 +139,7 @@ public struct QueueStore: Sendable {
             .textArray(finishes.map(\.channelTradeNo)),
             .timestamptzArray(finishes.map(\.startedAt)),
             .text(workerID),
+            .timestamptzArray(finishes.map(\.receivedAt)),
         ])
         let finished = Set(try result.rows.map { row throws(PostgresError) in try row.decode(0, as: Int64.self) })
         return Set(finishes.map(\.callbackID)).subtracting(finished)
@@ -142,7 +152,7 @@ public struct QueueStore: Sendable {
     public func holdLeases(_ claims: [ClaimedCallback], on connection: Connection) throws(PostgresError) -> Set<Int64> {
         guard !claims.isEmpty else { return [] }
         let result = try connection.query(prepared: "payhook_hold_leases", Self.holdSQL, [
-            .int64Array(claims.map(\.id)), .text(workerID),
+            .int64Array(claims.map(\.id)), .text(workerID), .timestamptzArray(claims.map(\.receivedAt)),
         ])
         var attempts: [Int64: Int32] = [:]
         for row in result.rows { attempts[try row.decode(0)] = try row.decode(1) }
@@ -150,9 +160,11 @@ public struct QueueStore: Sendable {
     }
 
     static let holdSQL = """
-        SELECT callback_id, attempts FROM callback_jobs
-        WHERE callback_id = ANY($1::bigint[]) AND locked_by = $2
-        FOR UPDATE
+        SELECT job.callback_id, job.attempts
+        FROM unnest($1::bigint[], $3::timestamptz[]) AS held(callback_id, received_at)
+        JOIN callback_jobs AS job ON job.callback_id = held.callback_id AND job.received_at = held.received_at
+        WHERE job.locked_by = $2
+        FOR UPDATE OF job
         """
 
     static let insertSQL = """
@@ -172,50 +184,51 @@ public struct QueueStore: Sendable {
             FROM input ORDER BY position
             RETURNING id, channel, received_at
         ), job AS (
-            INSERT INTO callback_jobs (callback_id, channel, next_attempt_at)
-            SELECT id, channel, received_at FROM payload
+            INSERT INTO callback_jobs (callback_id, received_at, channel, next_attempt_at)
+            SELECT id, received_at, channel, received_at FROM payload
         )
         SELECT payload.id FROM payload, (SELECT pg_notify('\(notifyChannel)', '')) AS notified
         """
 
     static let claimSQL = """
         WITH expired AS (
-            SELECT callback_id FROM callback_jobs
+            SELECT callback_id, received_at FROM callback_jobs
             WHERE state = 'processing' AND locked_until < now()
             ORDER BY locked_until
             LIMIT $1
             FOR UPDATE SKIP LOCKED
         ), due AS (
-            SELECT callback_id FROM callback_jobs
+            SELECT callback_id, received_at FROM callback_jobs
             WHERE state = 'pending' AND next_attempt_at <= now()
             ORDER BY next_attempt_at
             LIMIT $1
             FOR UPDATE SKIP LOCKED
         ), picked AS (
-            (SELECT callback_id FROM expired UNION ALL SELECT callback_id FROM due) LIMIT $1
+            (SELECT callback_id, received_at FROM expired UNION ALL SELECT callback_id, received_at FROM due) LIMIT $1
         ), claimed AS (
             UPDATE callback_jobs AS job
             SET state = 'processing', locked_by = $2,
                 locked_until = now() + $3 * interval '1 millisecond',
                 attempts = job.attempts + 1, updated_at = now()
             FROM picked
-            WHERE job.callback_id = picked.callback_id
-            RETURNING job.callback_id, job.attempts, job.locked_until
+            WHERE job.callback_id = picked.callback_id AND job.received_at = picked.received_at
+            RETURNING job.callback_id, job.received_at, job.attempts, job.locked_until
         )
         SELECT claimed.callback_id, claimed.attempts, claimed.locked_until, payload.channel, payload.kind,
                payload.received_at, payload.source_ip, payload.peer_ip, payload.method, payload.path,
                payload.query, payload.header_names, payload.header_values, payload.body
         FROM claimed
-        JOIN callback_payloads AS payload ON payload.id = claimed.callback_id
+        JOIN callback_payloads AS payload ON payload.id = claimed.callback_id AND payload.received_at = claimed.received_at
         ORDER BY claimed.callback_id
         """
 
     static let finishSQL = """
         WITH input AS (
             SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::bigint[], $6::int[],
-                                 $7::text[], $8::text[], $9::text[], $10::text[], $11::timestamptz[])
+                                 $7::text[], $8::text[], $9::text[], $10::text[], $11::timestamptz[],
+                                 $13::timestamptz[])
                 AS input(callback_id, attempt, next_state, outcome, delay_ms, given_back, reason, error,
-                         out_trade_no, channel_trade_no, started_at)
+                         out_trade_no, channel_trade_no, started_at, received_at)
         ), finished AS (
             UPDATE callback_jobs AS job
             SET state = input.next_state,
@@ -232,12 +245,13 @@ public struct QueueStore: Sendable {
             FROM input
             -- locked_by is set exactly while processing (a CHECK), so this is the fence; not
             -- naming the state keeps the plan on the primary key.
-            WHERE job.callback_id = input.callback_id
+            WHERE job.callback_id = input.callback_id AND job.received_at = input.received_at
               AND job.locked_by = $12 AND job.attempts = input.attempt
             RETURNING job.callback_id
         ), logged AS (
-            INSERT INTO callback_attempts (callback_id, attempt, worker, started_at, outcome, reason, error)
-            SELECT input.callback_id, input.attempt, $12, input.started_at,
+            INSERT INTO callback_attempts (callback_id, callback_received_at, attempt, worker, started_at, outcome,
+                                           reason, error)
+            SELECT input.callback_id, input.received_at, input.attempt, $12, input.started_at,
                    CASE WHEN finished.callback_id IS NULL THEN 'lease_lost' ELSE input.outcome END,
                    input.reason, input.error
             FROM input LEFT JOIN finished ON finished.callback_id = input.callback_id
@@ -263,12 +277,16 @@ extension QueueStore {
                 .byteaArray([[]]), .textArray(["Host"]), .byteaArray([Array("x".utf8)]),
             ])),
             ("claim", try plan(Self.claimSQL, [.int64(64), .text(workerID), .int64(30_000)])),
+            ("hold", try plan(Self.holdSQL, [
+                .int64Array(sample), .text(workerID), .timestamptzArray(sample.map { _ in Date() }),
+            ])),
             ("finish", try plan(Self.finishSQL, [
                 .int64Array(sample), .int32Array(sample.map { _ in 1 }), .textArray(sample.map { _ in "done" }),
                 .textArray(sample.map { _ in "done" }), .int64Array(sample.map { _ in nil }),
                 .int32Array(sample.map { _ in 0 }), .textArray(sample.map { _ in nil }),
                 .textArray(sample.map { _ in nil }), .textArray(sample.map { _ in nil }),
                 .textArray(sample.map { _ in nil }), .timestamptzArray(sample.map { _ in Date() }), .text(workerID),
+                .timestamptzArray(sample.map { _ in Date() }),
             ])),
         ]
     }

@@ -88,6 +88,7 @@ extension PayhookConfiguration {
         ("worker", "threads"), ("worker", "batch_size"), ("worker", "lease_seconds"), ("worker", "poll_interval_ms"),
         ("worker", "unknown_order_attempts"), ("worker", "metrics_listen"),
         ("reconcile", "enabled"), ("reconcile", "after_seconds"), ("reconcile", "every_seconds"),
+        ("queue", "partition_interval_seconds"), ("retention", "keep_days"), ("retention", "run_every_seconds"),
         ("retry", "base_seconds"), ("retry", "factor"), ("retry", "max_delay_seconds"), ("retry", "max_attempts"),
         ("admin", "token_file"), ("api", "listen"), ("site", "public_base_url"),
     ].map { ("PAYHOOK_\($0.0.uppercased())_\($0.1.uppercased())", $0.0, $0.1) }
@@ -182,6 +183,27 @@ extension PayhookConfiguration {
             "sweep_interval_seconds", default: Int(sweeper.interval.components.seconds), range: 1...86_400))
         worker.sweeper = sweeping ? sweeper : nil
         try section.rejectUnknownKeys()
+
+        section = try ConfigReader(top.raw("queue"), path: "queue")
+        var partitions = worker.partitions ?? PartitionSettings()
+        partitions.intervalSeconds = Int64(try section.integer(
+            "partition_interval_seconds", default: Int(partitions.intervalSeconds), range: 60...2_592_000))
+        partitions.ahead = try section.integer("partitions_ahead", default: partitions.ahead, range: 1...366)
+        try section.rejectUnknownKeys()
+
+        section = try ConfigReader(top.raw("retention"), path: "retention")
+        if try section.bool("enabled", default: true) {
+            // Days may be fractional (a test's minutes); whole seconds are kept.
+            let days = try section.number("keep_days", default: Double(partitions.keepSeconds ?? 0) / 86_400,
+                                          range: 0.0001...36_500)
+            partitions.keepSeconds = Int64((days * 86_400).rounded())
+        } else {
+            partitions.keepSeconds = nil
+        }
+        partitions.every = .seconds(try section.integer(
+            "run_every_seconds", default: Int(partitions.every.components.seconds), range: 1...86_400))
+        try section.rejectUnknownKeys()
+        worker.partitions = partitions
 
         section = try ConfigReader(top.raw("retry"), path: "retry")
         worker.retry.baseSeconds = try section.number("base_seconds", default: worker.retry.baseSeconds, range: 0...86_400)

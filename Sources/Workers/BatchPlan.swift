@@ -244,7 +244,7 @@ struct BatchPlan {
         }
         return jobs.enumerated().map { index, job in
             // A job the fence refused keeps no outcome; finish's own fence logs it as lease_lost.
-            QueueStore.Finish(callbackID: job.claimed.id, attempt: job.claimed.attempt, startedAt: startedAt,
+            QueueStore.Finish(job.claimed, startedAt: startedAt,
                               outcome: outcomes[index] ?? .released, outTradeNo: job.outTradeNo,
                               channelTradeNo: job.channelTradeNo)
         }

@@ -22,6 +22,9 @@ public struct WorkerConfiguration: Sendable {
     /// The stale-order sweeper; nil runs none (for installs that reconcile elsewhere).
     /// Default `Sweeper()`.
     public var sweeper: Sweeper? = Sweeper()
+    /// The queue's partitions and retention, kept by the pool's maintainer thread; nil runs
+    /// none. Default `PartitionSettings()`.
+    public var partitions: PartitionSettings? = PartitionSettings()
     /// Prefix of `locked_by`; the thread number is appended. Default `host:pid`.
     public var workerName = WorkerConfiguration.defaultWorkerName()
 

@@ -59,6 +59,25 @@ public final class WorkerMetrics: Sendable {
         gauge("payhook_queue_oldest_due_seconds", []).record(depth.oldestDueSeconds ?? 0)
     }
 
+    func maintained(_ report: QueueMaintenance.Report) {
+        counter("payhook_queue_partitions_created_total", []).increment(by: report.created.count)
+        counter("payhook_queue_partitions_dropped_total", []).increment(by: report.dropped.count)
+        counter("payhook_retention_dead_carried_total", []).increment(by: Int(report.deadCarried))
+        if report.error != nil { counter("payhook_queue_maintenance_errors_total", []).increment() }
+        gauge("payhook_retention_held_partitions", []).record(report.held.count)
+    }
+
+    func storage(_ storage: QueueStorage) {
+        for table in storage.tableBytes {
+            gauge("payhook_queue_table_bytes", [("table", table.table)]).record(table.totalBytes)
+            gauge("payhook_queue_index_bytes", [("table", table.table)]).record(table.indexBytes)
+        }
+        gauge("payhook_queue_partitions", []).record(storage.partitions.filter { !$0.isDefault }.count)
+        if let run = storage.lastRun {
+            gauge("payhook_retention_last_run_timestamp_seconds", []).record(run.ranAtSeconds)
+        }
+    }
+
     private func counter(_ label: String, _ dimensions: [(String, String)]) -> Counter {
         Self.cached(counters, label, dimensions) { Counter(label: label, dimensions: dimensions, factory: factory) }
     }

@@ -44,6 +44,9 @@ public final class WorkerPool: Sendable {
         if let sweeper = configuration.sweeper {
             spawn("payhook-sweeper") { self.runSweeper(sweeper) }
         }
+        if let partitions = configuration.partitions {
+            spawn("payhook-maintainer") { self.runMaintainer(QueueMaintenance(settings: partitions)) }
+        }
         spawn("payhook-gauges") { self.runGauges() }
         logger.info("workers started", metadata: [
             "worker": "\(configuration.workerName)", "threads": "\(configuration.threads)",
@@ -141,9 +144,36 @@ public final class WorkerPool: Sendable {
         }
     }
 
+    /// Partitions ahead and retention; every pool runs one, the advisory lock lets one act.
+    private func runMaintainer(_ maintenance: QueueMaintenance) {
+        withConnection(role: "maintainer") { connection throws(PostgresError) in
+            if let report = try maintenance.run(on: connection) {
+                metrics.maintained(report)
+                if report.changedAnything {
+                    logger.info("queue partitions maintained", metadata: [
+                        "created": "\(report.created.joined(separator: ","))",
+                        "dropped": "\(report.dropped.joined(separator: ","))",
+                        "dead_carried": "\(report.deadCarried)", "default_pruned": "\(report.defaultPruned)",
+                    ])
+                }
+                if !report.held.isEmpty {
+                    logger.notice("retention held back by unfinished callbacks", metadata: [
+                        "partitions": "\(report.held.map(\.suffix).joined(separator: ","))",
+                        "callbacks": "\(report.held.reduce(0) { $0 + $1.unfinished })",
+                    ])
+                }
+                if let error = report.error {
+                    logger.warning("queue maintenance incomplete; next run retries", metadata: ["error": "\(error)"])
+                }
+            }
+            pause(maintenance.settings.every)
+        }
+    }
+
     private func runGauges() {
         withConnection(role: "gauges") { connection throws(PostgresError) in
             metrics.queue(try QueueStatus.depth(on: connection))
+            metrics.storage(try QueueStorage.read(countingStates: false, on: connection))
             pause(.seconds(5))
         }
     }

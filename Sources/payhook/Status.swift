@@ -5,6 +5,7 @@ import Orders
 import PayhookConfig
 import Postgres
 import Webhooks
+import Workers
 
 struct Status: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -27,6 +28,7 @@ struct Status: ParsableCommand {
         print("dead:              \(status.dead)")
         print("flagged conflicts: \(try OrderLookup.flaggedConflicts(on: connection))")
         print("done per second:   \(String(format: "%.1f", status.donePerSecondLastMinute)) (last minute)")
+        printStorage(try QueueStorage.read(countingStates: true, on: connection), settings: configuration.worker.partitions)
         let delivery = try DeliveryStatus.read(on: connection)
         print("webhook endpoints:")
         if delivery.endpoints.isEmpty { print("  (none)") }
@@ -40,5 +42,58 @@ struct Status: ParsableCommand {
                 + "in flight \(endpoint.processing), dead \(endpoint.dead), "
                 + "oldest undelivered \(oldest)")
         }
+    }
+
+    /// Each partition with its range, size and the callbacks that keep it; then retention.
+    private func printStorage(_ storage: QueueStorage, settings: PartitionSettings?) {
+        let total = storage.tableBytes.reduce(Int64(0)) { $0 + $1.totalBytes }
+        let indexes = storage.tableBytes.reduce(Int64(0)) { $0 + $1.indexBytes }
+        print("queue tables:      \(Self.bytes(total)) (indexes \(Self.bytes(indexes)))"
+            + storage.tableBytes.map { "; \($0.table) \(Self.bytes($0.totalBytes))" }.joined())
+        print("queue partitions (received time, UTC):")
+        let cutoff = settings?.keepSeconds.map { Date().addingTimeInterval(-Double($0)) }
+        for partition in storage.partitions {
+            let range = partition.lower.map { "\(Self.time($0)) .. \(partition.upper.map(Self.time) ?? "")" }
+                ?? "default (strays, carried dead)"
+            var line = "  \(range.padding(toLength: 42, withPad: " ", startingAt: 0)) ~\(partition.estimatedCallbacks) callbacks, "
+                + "\(Self.bytes(partition.totalBytes))"
+            let states = [("pending", partition.pending), ("processing", partition.processing), ("dead", partition.dead)]
+                .filter { $0.1 > 0 }.map { "\($0.1) \($0.0)" }
+            if !states.isEmpty { line += "; " + states.joined(separator: ", ") }
+            if let cutoff, let upper = partition.upper, upper <= cutoff {
+                let unfinished = partition.pending + partition.processing
+                line += unfinished > 0 ? "; past retention, held by \(unfinished) unfinished" : "; past retention, next run drops it"
+            }
+            print(line)
+        }
+        if let keep = settings?.keepSeconds {
+            print("retention:         keep \(String(format: "%g", Double(keep) / 86_400)) days of finished callbacks")
+        } else {
+            print("retention:         off (retention.enabled: false)")
+        }
+        if let run = storage.lastRun {
+            var line = "last maintenance:  \(Self.time(run.ranAt)) UTC (\(String(format: "%.0f", Date().timeIntervalSince(run.ranAt))) s ago): "
+                + "\(run.partitionsCreated) made, \(run.partitionsDropped) dropped, \(run.deadCarried) dead carried, "
+                + "\(run.defaultPruned) pruned from default"
+            if run.heldPartitions > 0 { line += "; held back: \(run.heldPartitions) partitions by \(run.heldCallbacks) unfinished" }
+            if let error = run.error { line += "; incomplete: \(error)" }
+            print(line)
+        } else {
+            print("last maintenance:  never (no worker has run yet)")
+        }
+    }
+
+    static func bytes(_ count: Int64) -> String {
+        count >= 1 << 30 ? String(format: "%.1f GiB", Double(count) / Double(1 << 30))
+            : count >= 1 << 20 ? String(format: "%.1f MiB", Double(count) / Double(1 << 20))
+            : String(format: "%.0f KiB", Double(count) / 1024)
+    }
+
+    static func time(_ date: Date) -> String {
+        var seconds = time_t(date.timeIntervalSince1970)
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        return String(format: "%04d-%02d-%02d %02d:%02d:%02d", parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday,
+                      parts.tm_hour, parts.tm_min, parts.tm_sec)
     }
 }

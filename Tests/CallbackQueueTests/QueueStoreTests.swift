@@ -48,12 +48,16 @@ import Testing
         }
         try setup.query("ANALYZE callback_jobs")
         let plans = try QueueStore(workerID: "explain").explainHotPath(on: setup)
+        // The partition holding the rows is read through its indexes; the planner may scan an
+        // empty partition (ahead, or the default) directly, at no cost.
         for (statement, plan) in plans {
-            #expect(!plan.contains("Seq Scan on callback_jobs"), "\(statement):\n\(plan)")
-            #expect(!plan.contains("Seq Scan on callback_payloads"), "\(statement):\n\(plan)")
+            let scans = plan.split(separator: "\n").filter { $0.contains("Seq Scan on callback_") }
+            #expect(scans.allSatisfy { $0.contains("cost=0.00..0.00") }, "\(statement):\n\(plan)")
         }
         let finishPlan = try #require(plans.first { $0.statement == "finish" }?.plan)
-        #expect(finishPlan.contains("Index Scan using callback_jobs_pkey"), "finish must touch rows by primary key")
+        #expect(finishPlan.contains(/Index Scan using callback_jobs_p\d+t\d+_pkey/), "finish must touch rows by primary key")
+        let claimPlan = try #require(plans.first { $0.statement == "claim" }?.plan)
+        #expect(claimPlan.contains(/Index Scan using callback_jobs_p\d+t\d+_next_attempt_at_idx/), "claim reads due rows by index")
 
         let claimedByWorker = try await withThrowingTaskGroup(of: [Int64].self) { group in
             for worker in 0..<8 {
@@ -65,7 +69,7 @@ import Testing
                         let batch = try store.claim(limit: 64, on: connection)
                         if batch.isEmpty { break }
                         let refused = try store.finish(batch.map {
-                            QueueStore.Finish(callbackID: $0.id, attempt: $0.attempt, startedAt: Date(), outcome: .done)
+                            QueueStore.Finish($0, startedAt: Date(), outcome: .done)
                         }, on: connection)
                         #expect(refused.isEmpty)
                         mine += batch.map(\.id)
@@ -104,14 +108,13 @@ import Testing
         #expect(second.map(\.id) == [id])
         #expect(second[0].attempt == 2)
 
-        let refused = try slow.finish([QueueStore.Finish(callbackID: id, attempt: first[0].attempt,
-                                                         startedAt: Date(), outcome: .done)], on: connection)
+        let refused = try slow.finish([QueueStore.Finish(first[0], startedAt: Date(), outcome: .done)], on: connection)
         #expect(refused == [id])
         let row = try connection.query("SELECT state, locked_by FROM callback_jobs WHERE callback_id = $1", [.int64(id)])[0]
         #expect(try row.decode(0, as: String.self) == "processing")
         #expect(try row.decode(1, as: String.self) == "fast")
 
-        #expect(try fast.finish([QueueStore.Finish(callbackID: id, attempt: 2, startedAt: Date(), outcome: .done)],
+        #expect(try fast.finish([QueueStore.Finish(second[0], startedAt: Date(), outcome: .done)],
                                 on: connection).isEmpty)
         let outcomes = try connection.query(
             "SELECT worker, outcome FROM callback_attempts WHERE callback_id = $1 ORDER BY id", [.int64(id)]
@@ -143,7 +146,7 @@ import Testing
             .dead(reason: .queryUnavailable, error: "budget spent"),
         ]
         try store.finish(zip(claimed, outcomes).map {
-            QueueStore.Finish(callbackID: $0.id, attempt: $0.attempt, startedAt: Date(), outcome: $1,
+            QueueStore.Finish($0, startedAt: Date(), outcome: $1,
                               outTradeNo: "T\($0.id)")
         }, on: connection)
 
@@ -178,9 +181,9 @@ import Testing
         let store = QueueStore(workerID: "w")
         let claimed = try store.claim(limit: 2, on: connection)
         try store.finish([
-            QueueStore.Finish(callbackID: claimed[0].id, attempt: claimed[0].attempt, startedAt: Date(),
+            QueueStore.Finish(claimed[0], startedAt: Date(),
                               outcome: .dead(reason: .queryUnavailable, error: "timeout"), outTradeNo: "T1"),
-            QueueStore.Finish(callbackID: claimed[1].id, attempt: claimed[1].attempt, startedAt: Date(), outcome: .done),
+            QueueStore.Finish(claimed[1], startedAt: Date(), outcome: .done),
         ], on: connection)
 
         let dead = try DeadLetters.list(on: connection)

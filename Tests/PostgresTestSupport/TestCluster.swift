@@ -1,3 +1,4 @@
+import CallbackQueue
 import Foundation
 public import Postgres
 import Workers
@@ -74,7 +75,9 @@ public struct TestDatabase: Sendable {
     let adminURL: String
 
     /// A fresh database on the shared test cluster, or on the cluster `adminURL` names.
-    public static func create(migrated: Bool = true, adminURL: String? = nil) throws -> TestDatabase {
+    /// Migrated, it has today's daily partitions and two ahead unless `partitioned` is false
+    /// (then only the default partitions, for tests that cut their own).
+    public static func create(migrated: Bool = true, partitioned: Bool = true, adminURL: String? = nil) throws -> TestDatabase {
         let adminURL = try adminURL ?? SharedCluster.adminURL()
         let name = "payhook_test_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(12).lowercased()
         let admin = try Connection(adminURL)
@@ -85,6 +88,8 @@ public struct TestDatabase: Sendable {
         if migrated {
             let connection = try database.connect()
             try PayhookSchema.migrate(on: connection)
+            // As `payhook migrate` does: rows land in today's partition, not the default one.
+            if partitioned { _ = try QueueMaintenance(settings: PartitionSettings()).ensurePartitions(on: connection) }
         }
         return database
     }

@@ -14,7 +14,7 @@ import Testing
     let now = Date(timeIntervalSince1970: 1_800_000_000)
 
     func claimed(_ id: Int64, channel: String = "alipay", attempt: Int32 = 1) -> ClaimedCallback {
-        ClaimedCallback(id: id, attempt: attempt, leaseExpiresAt: now, channel: channel,
+        ClaimedCallback(id: id, receivedAt: now, attempt: attempt, leaseExpiresAt: now, channel: channel,
                         stored: .success(RawCallback(channel: channel, body: Array("b\(id)".utf8))))
     }
 

@@ -44,7 +44,7 @@ import Testing
         try SchemaMigrations.apply([old0003], on: connection)
         try connection.query("INSERT INTO orders (out_trade_no, channel, amount_minor, reconciled_at) VALUES ('o', 'alipay', 1, now())")
         #expect(try PayhookSchema.migrate(on: connection)
-                == ["0003_orders_reconciled_at", "0004_header_arrays", "0005_order_outbox", "0006_webhooks", "0007_site_orders"])
+                == ["0003_orders_reconciled_at", "0004_header_arrays", "0005_order_outbox", "0006_webhooks", "0007_site_orders", "0008_queue_partitions"])
         #expect(try connection.query("SELECT count(*) FROM orders WHERE reconciled_at IS NOT NULL")[0].decode(0, as: Int.self) == 1)
     }
 
