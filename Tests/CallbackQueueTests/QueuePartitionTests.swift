@@ -173,7 +173,7 @@ import Testing
         let tally = Locked(Tally())
         let database = database
         try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask {
+            group.addTask { try await onOwnThread {
                 let connection = try database.connect()
                 while !stop.value {
                     do {
@@ -183,11 +183,11 @@ import Testing
                     } catch {
                         tally.withLock { $0.errors.append("maintainer: \(error)") }
                     }
-                    try await Task.sleep(for: .milliseconds(100))
+                    Thread.sleep(forTimeInterval: 0.1)
                 }
-            }
+            } }
             for producer in 0..<4 {
-                group.addTask {
+                group.addTask { try await onOwnThread {
                     let connection = try database.connect()
                     var index = producer * 1_000_000
                     while producing.value {
@@ -198,18 +198,18 @@ import Testing
                         } catch {
                             tally.withLock { $0.errors.append("producer: \(error)") }
                         }
-                        try await Task.sleep(for: .milliseconds(5))
+                        Thread.sleep(forTimeInterval: 0.005)
                     }
-                }
+                } }
             }
             for worker in 0..<4 {
-                group.addTask {
+                group.addTask { try await onOwnThread {
                     let connection = try database.connect()
                     let store = QueueStore(workerID: "w\(worker)")
                     while !stop.value {
                         do {
                             let claimed = try store.claim(limit: 32, on: connection)
-                            if claimed.isEmpty { try await Task.sleep(for: .milliseconds(5)); continue }
+                            if claimed.isEmpty { Thread.sleep(forTimeInterval: 0.005); continue }
                             let refused = try store.finish(
                                 claimed.map { QueueStore.Finish($0, startedAt: Date(), outcome: .done) }, on: connection)
                             tally.withLock { $0.finished += claimed.map(\.id).filter { !refused.contains($0) } }
@@ -217,7 +217,7 @@ import Testing
                             tally.withLock { $0.errors.append("worker: \(error)") }
                         }
                     }
-                }
+                } }
             }
             try await Task.sleep(for: .seconds(8))
             producing.withLock { $0 = false }

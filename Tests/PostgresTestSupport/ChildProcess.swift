@@ -50,17 +50,21 @@ public final class ChildProcess: Sendable {
     /// on two cores has two, while the child calls those servers.
     public static func payhookAsync(_ arguments: [String],
                                     environment: [String: String] = [:]) async throws -> (status: Int32, output: String) {
-        try await withCheckedThrowingContinuation { continuation in
-            Thread.detachNewThread {
-                continuation.resume(with: Result { try payhook(arguments, environment: environment) })
-            }
-        }
+        try await onOwnThread { try payhook(arguments, environment: environment) }
     }
 
     /// The built `payhook` executable, beside the test bundle.
     public static var payhookExecutable: String {
         URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
             .deletingLastPathComponent().appendingPathComponent("payhook").path
+    }
+}
+
+/// Runs blocking work (libpq calls that may wait on locks, a child process) on a thread of
+/// its own and awaits it, so the cooperative pool (two threads on two cores) stays free.
+public func onOwnThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread { continuation.resume(with: Result { try body() }) }
     }
 }
 
