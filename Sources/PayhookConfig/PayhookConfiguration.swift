@@ -85,6 +85,8 @@ extension PayhookConfiguration {
         ("database", "url"),
         ("receiver", "listen"), ("receiver", "max_body_bytes"), ("receiver", "commit_timeout_ms"),
         ("receiver", "enqueue_writers"), ("receiver", "enqueue_batch_size"), ("receiver", "read_timeout_seconds"),
+        ("receiver", "enforce_allowed_ips"), ("receiver", "outside_allowlist_per_second"),
+        ("receiver", "outside_allowlist_burst"), ("receiver", "channel_max_per_second"),
         ("worker", "threads"), ("worker", "batch_size"), ("worker", "lease_seconds"), ("worker", "poll_interval_ms"),
         ("worker", "unknown_order_attempts"), ("worker", "metrics_listen"),
         ("reconcile", "enabled"), ("reconcile", "after_seconds"), ("reconcile", "every_seconds"),
@@ -150,6 +152,13 @@ extension PayhookConfiguration {
         enqueuer.maxBatchSize = try section.integer("enqueue_batch_size", default: enqueuer.maxBatchSize, range: 1...1000)
         receiver.readTimeout = .seconds(try section.integer(
             "read_timeout_seconds", default: Int(receiver.readTimeout.components.seconds), range: 1...300))
+        receiver.enforceAllowedIPs = try section.bool("enforce_allowed_ips", default: receiver.enforceAllowedIPs)
+        receiver.ingestLimits.outsideAllowlistPerSecond = try section.number(
+            "outside_allowlist_per_second", default: receiver.ingestLimits.outsideAllowlistPerSecond, range: 0...1_000_000)
+        receiver.ingestLimits.outsideAllowlistBurst = try section.integer(
+            "outside_allowlist_burst", default: receiver.ingestLimits.outsideAllowlistBurst, range: 1...1_000_000)
+        receiver.ingestLimits.channelPerSecond = try section.number(
+            "channel_max_per_second", default: receiver.ingestLimits.channelPerSecond, range: 0...10_000_000)
         try section.rejectUnknownKeys()
 
         section = try ConfigReader(top.raw("worker"), path: "worker")
@@ -298,6 +307,13 @@ extension PayhookConfiguration {
                 }
                 channels.append(channel)
                 receiver.channels[channel.id] = channel.type
+                receiver.allowedIPs[channel.id] = try channel.allowedIPs.enumerated().map { entry throws(ConfigError) in
+                    guard let cidr = CIDR.parse(entry.element) else {
+                        throw ConfigError(key: "channels[\(index)].allowed_ips[\(entry.offset)]",
+                                          problem: "'\(entry.element)' is not an IPv4 or IPv6 CIDR")
+                    }
+                    return cidr
+                }
             }
         default: throw ConfigError(key: "channels", problem: "must be a list")
         }

@@ -5,6 +5,7 @@ public import Hummingbird
 import HTTPTypes
 public import Logging
 import NIOCore
+import NIOHTTP1
 import Orders
 import PayhookCore
 import Postgres
@@ -29,6 +30,12 @@ public struct Receiver: Sendable {
         let type: ChannelType
         /// The success answer: its body buffer is shared, never copied.
         let successResponse: Response
+        let allowedIPs: [CIDR]
+        /// The channel's ingest budgets; nil when none can refuse anything.
+        let gate: ChannelGate?
+        /// 429 and 403 in the channel's failure format, built once: a flood costs little.
+        let tooManyRequests: Response
+        let forbidden: Response
     }
 
     public init(configuration: Configuration, enqueuer: Enqueuer, readiness: Readiness, returns: ReturnPages?,
@@ -40,9 +47,18 @@ public struct Receiver: Sendable {
         self.registry = registry
         self.metrics = metrics
         self.logger = logger
-        routes = configuration.channels.mapValues { type in
-            ChannelRoute(type: type, successResponse: response(ChannelResponse.acknowledgement(for: type)))
-        }
+        let limits = configuration.ingestLimits
+        routes = Dictionary(uniqueKeysWithValues: configuration.channels.map { id, type in
+            let allowedIPs = configuration.allowedIPs[id] ?? []
+            let limitsAddresses = !allowedIPs.isEmpty && limits.outsideAllowlistPerSecond > 0
+            var tooMany = response(ChannelResponse.failure(for: type, status: 429, message: "too many requests"))
+            tooMany.headers[.retryAfter] = "1"
+            return (id, ChannelRoute(
+                type: type, successResponse: response(ChannelResponse.acknowledgement(for: type)), allowedIPs: allowedIPs,
+                gate: limitsAddresses || limits.channelPerSecond > 0 ? ChannelGate(limits: limits) : nil,
+                tooManyRequests: tooMany,
+                forbidden: response(ChannelResponse.failure(for: type, status: 403, message: "source address not allowed"))))
+        })
     }
 
     public func buildRouter() -> Router<ReceiverContext> {
@@ -89,7 +105,8 @@ public struct Receiver: Sendable {
     public func buildApplication() -> some ApplicationProtocol {
         Application(
             router: buildRouter(),
-            server: .verbatimHeadersHTTP1(configuration: .init(idleTimeout: TimeAmount(configuration.readTimeout))),
+            server: .verbatimHeadersHTTP1(configuration: .init(idleTimeout: TimeAmount(configuration.readTimeout)),
+                                          readTimeout: TimeAmount(configuration.readTimeout), metrics: metrics),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port),
                                  serverName: nil),
             logger: logger)
@@ -101,23 +118,37 @@ public struct Receiver: Sendable {
             metrics.request(channel: "unknown", status: 404)
             return text("unknown channel\n", status: .notFound)
         }
-        let limit = configuration.maxBodyBytes
-        // The first Content-Length field, without the joined-values string HTTPFields' subscript builds.
-        let contentLength = request.headers.first { $0.name == .contentLength }?.value
-        if let declared = contentLength.flatMap({ Int($0) }), declared > limit {
-            return tooLarge(channelID)
-        }
-        let body: ByteBuffer
-        do {
-            // A stalled client is cut off by the server's idle timeout (read_timeout_seconds).
-            body = try await request.body.collect(upTo: limit)
-        } catch let error as HTTPError where error.status == .contentTooLarge {
-            return tooLarge(channelID)
-        }
         let peer = context.remoteAddress?.ipAddress
         let source = peer.map {
             ClientAddress.resolve(peer: $0, forwardedFor: request.headers[values: .xForwardedFor],
                                   trustedProxies: configuration.trustedProxies)
+        }
+        if let refusal = refusal(route, channelID: channelID, source: source, kind: kind) { return refusal }
+        let limit = configuration.maxBodyBytes
+        // The first Content-Length field, without the joined-values string HTTPFields' subscript builds.
+        let contentLength = request.headers.first { $0.name == .contentLength }?.value
+        let declared = contentLength.flatMap { Int($0) }
+        if let declared, declared > limit {
+            return tooLarge(channelID)
+        }
+        let body: ByteBuffer
+        do {
+            // A request not whole within read_timeout_seconds has its connection cut
+            // (RequestDeadlineHandler): the read fails here and nothing is stored.
+            body = try await request.body.collect(upTo: limit)
+        } catch let error as HTTPError where error.status == .contentTooLarge {
+            return tooLarge(channelID)
+        } catch is HTTPParserError {
+            metrics.request(channel: channelID, status: 400)
+            return text("malformed request\n", status: .badRequest)
+        } catch {
+            metrics.request(channel: channelID, status: 408)
+            return text("request incomplete\n", status: .requestTimeout)
+        }
+        if let declared, declared != body.readableBytes {
+            // The decoder never ends a body short of its Content-Length; never store one that is.
+            metrics.request(channel: channelID, status: 400)
+            return text("body shorter than Content-Length\n", status: .badRequest)
         }
         let callback = RawCallback(
             channel: channelID, kind: kind, method: request.method.rawValue, path: request.uri.path,
@@ -153,6 +184,28 @@ public struct Receiver: Sendable {
         if let host = request.head.authority { captured.append(.init(name: "Host", value: host)) }
         for field in request.headers { captured.append(.init(name: field.name.rawName, value: field.value)) }
         return captured
+    }
+
+    /// The answer when the channel does not take this request (before its body is read),
+    /// nil when it does. Browser returns come from buyers, so only notifies are held to
+    /// `allowed_ips`; both are held to the budgets.
+    private func refusal(_ route: ChannelRoute, channelID: String, source: String?, kind: RawCallback.Kind) -> Response? {
+        let outside = !route.allowedIPs.isEmpty && !(source.map { route.allowedIPs.containsAddress($0) } ?? false)
+        if outside && kind == .notify && configuration.enforceAllowedIPs {
+            metrics.refused(channel: channelID, reason: "outside_allowlist")
+            metrics.request(channel: channelID, status: 403)
+            return route.forbidden
+        }
+        guard let gate = route.gate else { return nil }
+        let reason: String
+        switch gate.admit(address: source ?? "", outside: outside) {
+        case .admit: return nil
+        case .addressLimited: reason = "address_rate"
+        case .channelLimited: reason = "channel_rate"
+        }
+        metrics.refused(channel: channelID, reason: reason)
+        metrics.request(channel: channelID, status: 429)
+        return kind == .notify ? route.tooManyRequests : text("too many requests\n", status: .tooManyRequests)
     }
 
     private func tooLarge(_ channelID: String) -> Response {

@@ -2,6 +2,7 @@ import HummingbirdCore
 import HTTPTypes
 import Logging
 import NIOCore
+import NIOHTTP1
 import PayhookCore
 import Synchronization
 
@@ -288,15 +289,25 @@ struct VerbatimHeadersHTTP1Channel: ServerChildChannel {
     }
 
     let http1: HTTP1Channel
+    /// The whole request (head and body) must arrive within this (`RequestDeadlineHandler`).
+    let readTimeout: TimeAmount
+    let metrics: ReceiverMetrics?
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         let heads = RawHeadQueue()
+        let deadline = RequestDeadlineHandler(timeout: readTimeout, metrics: metrics)
         do {
             try channel.pipeline.syncOperations.addHandler(RawHeadTap(heads: heads))
+            try channel.pipeline.syncOperations.addHandler(RequestStartTap(deadline: deadline))
         } catch {
             return channel.eventLoop.makeFailedFuture(error)
         }
-        return http1.setup(channel: channel, logger: logger).map { Value(asyncChannel: $0, heads: heads) }
+        return http1.setup(channel: channel, logger: logger).assumeIsolated().flatMapThrowing { value in
+            let operations = channel.pipeline.syncOperations
+            let decoder = try operations.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
+            try operations.addHandler(deadline, position: .after(decoder))
+            return Value(asyncChannel: value, heads: heads)
+        }.nonisolated()
     }
 
     func handle(value: Value, logger: Logger) async {
@@ -312,10 +323,13 @@ struct VerbatimHeadersHTTP1Channel: ServerChildChannel {
 }
 
 extension HTTPServerBuilder {
-    /// HTTP/1 with header values kept as their bytes (see `VerbatimHeadersHTTP1Channel`).
-    static func verbatimHeadersHTTP1(configuration: HTTP1Channel.Configuration) -> HTTPServerBuilder {
+    /// HTTP/1 with header values kept as their bytes (see `VerbatimHeadersHTTP1Channel`),
+    /// each request whole within `readTimeout`.
+    static func verbatimHeadersHTTP1(configuration: HTTP1Channel.Configuration, readTimeout: TimeAmount,
+                                     metrics: ReceiverMetrics?) -> HTTPServerBuilder {
         HTTPServerBuilder { responder in
-            VerbatimHeadersHTTP1Channel(http1: HTTP1Channel(responder: responder, configuration: configuration))
+            VerbatimHeadersHTTP1Channel(http1: HTTP1Channel(responder: responder, configuration: configuration),
+                                        readTimeout: readTimeout, metrics: metrics)
         }
     }
 }

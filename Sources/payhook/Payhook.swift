@@ -15,7 +15,9 @@ struct Payhook: AsyncParsableCommand {
 
     /// Exit 2 for bad usage or configuration, 1 for any other failure, as the contract says.
     static func main() async {
-        LoggingSystem.bootstrap(DeferredMetadataLogHandler.init)
+        // Warnings and errors at most once a second from each place, with a count: a refused
+        // request's line would otherwise be thousands a second while the database is away.
+        LoggingSystem.bootstrap { RateLimitedLogHandler(wrapping: DeferredMetadataLogHandler(label: $0)) }
         do {
             var command = try parseAsRoot()
             if var asyncCommand = command as? any AsyncParsableCommand {

@@ -36,6 +36,31 @@ import Testing
         #expect(configuration.worker.sweeper?.maxAgeSeconds == 72 * 3600)
         #expect(configuration.enqueuer.writers == 1 && configuration.enqueuer.commitTimeout == .seconds(2))
         #expect(configuration.receiver.readTimeout == Receiver.Configuration().readTimeout)
+        // The example states the ingest limits' defaults.
+        #expect(configuration.receiver.ingestLimits == Receiver.IngestLimits())
+        #expect(configuration.receiver.enforceAllowedIPs == false)
+        #expect(configuration.receiver.allowedIPs["wechatpay"] == [CIDR.parse("127.0.0.1/32")!])
+    }
+
+    @Test func ingestLimitsAndTheirDefaults() throws {
+        let defaults = try PayhookConfiguration.parse(yaml: "database: {url: x}").receiver
+        #expect(defaults.ingestLimits.outsideAllowlistPerSecond == 5 && defaults.ingestLimits.outsideAllowlistBurst == 20)
+        #expect(defaults.ingestLimits.channelPerSecond == 0, "the channel cap is off")
+        #expect(defaults.enforceAllowedIPs == false)
+        let set = try PayhookConfiguration.parse(yaml: """
+            database: {url: x}
+            receiver: {outside_allowlist_per_second: 0.5, outside_allowlist_burst: 3, channel_max_per_second: 2000,
+                       enforce_allowed_ips: true}
+            channels: [{id: p, type: points, partner_id: p, hmac_secret_file: f, api_base_url: u, allowed_ips: [10.0.0.0/8]}]
+            """).receiver
+        #expect(set.ingestLimits.outsideAllowlistPerSecond == 0.5 && set.ingestLimits.outsideAllowlistBurst == 3)
+        #expect(set.ingestLimits.channelPerSecond == 2000)
+        #expect(set.enforceAllowedIPs)
+        #expect(set.allowedIPs == ["p": [CIDR.parse("10.0.0.0/8")!]])
+        let environment = try PayhookConfiguration.parse(yaml: "database: {url: x}", environment: [
+            "PAYHOOK_RECEIVER_ENFORCE_ALLOWED_IPS": "true", "PAYHOOK_RECEIVER_CHANNEL_MAX_PER_SECOND": "50",
+        ]).receiver
+        #expect(environment.enforceAllowedIPs && environment.ingestLimits.channelPerSecond == 50)
     }
 
     @Test func workerAndReconcileSettings() throws {
@@ -142,6 +167,14 @@ import Testing
         ("database: {url: x}\nworker: {thread: 3}", "worker.thread", "is not a known setting"),
         ("database: {url: x}\nretry: {factor: abc}", "retry.factor", "must be a number from 1.0 to 100.0"),
         ("database: {url: x}\nreceiver: {listen: localhost}", "receiver.listen", "must be host:port, such as 127.0.0.1:8080"),
+        ("database: {url: x}\nreceiver: {enforce_allowed_ip: true}", "receiver.enforce_allowed_ip", "is not a known setting"),
+        ("database: {url: x}\nreceiver: {enforce_allowed_ips: sometimes}", "receiver.enforce_allowed_ips", "must be true or false"),
+        ("database: {url: x}\nreceiver: {outside_allowlist_per_second: -1}", "receiver.outside_allowlist_per_second",
+         "must be a number from 0.0 to 1000000.0"),
+        ("database: {url: x}\nreceiver: {outside_allowlist_burst: 0}", "receiver.outside_allowlist_burst",
+         "must be a whole number from 1 to 1000000"),
+        ("database: {url: x}\nchannels: [{id: p, type: points, partner_id: p, hmac_secret_file: f, api_base_url: u, allowed_ips: [nowhere]}]",
+         "channels[0].allowed_ips[0]", "'nowhere' is not an IPv4 or IPv6 CIDR"),
         ("database: {url: x}\nchannels: [{id: a, type: paypal}]", "channels[0].type", "must be one of alipay, wechatpay_v3, points"),
         ("database: {url: x}\nchannels: [{id: a, type: points, partner_id: p, hmac_secret_file: f}]", "channels[0].api_base_url", "is required"),
         ("database: {url: x}\nchannels: [{id: a, type: points, partner_id: p, hmac_secret_file: f, api_base_url: u}, {id: a, type: points, partner_id: p, hmac_secret_file: f, api_base_url: u}]", "channels[1].id", "duplicates another channel's id"),

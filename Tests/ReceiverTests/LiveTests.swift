@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import CallbackQueue
 import Workers
 import Foundation
+import Glibc
 import HTTPTypes
 import Hummingbird
 import NIOHTTP1
@@ -242,8 +243,18 @@ import Testing
 final class RawClient {
     let descriptor: Int32
 
-    init(port: Int) throws {
+    /// Connects from `source` (a loopback address such as 127.0.0.2) when given.
+    init(port: Int, from source: String? = nil) throws {
         descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        if let source {
+            var local = sockaddr_in()
+            local.sin_family = sa_family_t(AF_INET)
+            local.sin_addr.s_addr = inet_addr(source)
+            let bound = withUnsafePointer(to: &local) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            guard bound == 0 else { throw TestSupportError("bind to \(source) failed") }
+        }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)
@@ -256,12 +267,23 @@ final class RawClient {
 
     deinit { close(descriptor) }
 
-    func send(_ text: String) {
+    @discardableResult
+    func send(_ text: String) -> Bool {
         send(Array(text.utf8))
     }
 
-    func send(_ bytes: [UInt8]) {
-        _ = bytes.withUnsafeBufferPointer { write(descriptor, $0.baseAddress, $0.count) }
+    /// Sends all of `bytes` (blocking); false once the server has closed. Never raises SIGPIPE.
+    @discardableResult
+    func send(_ bytes: [UInt8]) -> Bool {
+        var sent = 0
+        while sent < bytes.count {
+            let count = bytes.withUnsafeBufferPointer {
+                Glibc.send(descriptor, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL))
+            }
+            if count <= 0 { return false }
+            sent += count
+        }
+        return true
     }
 
     /// Reads until the end of a response head (or 10 s pass).

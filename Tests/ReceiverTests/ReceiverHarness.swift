@@ -33,8 +33,12 @@ struct ReceiverHarness {
         return files
     }()
 
-    static func yaml(databaseURL: String, port: Int = 0, trustedProxies: [String] = [], maxBodyBytes: Int = 4096) -> String {
+    /// `allowedIPs` go to every channel; `receiverSettings` are more `receiver:` lines.
+    static func yaml(databaseURL: String, port: Int = 0, trustedProxies: [String] = [], maxBodyBytes: Int = 4096,
+                     allowedIPs: [String] = [], receiverSettings: [String] = []) -> String {
         let (privateKey, publicKey, secret) = keyFiles
+        let allowlist = "[\(allowedIPs.map { "\"\($0)\"" }.joined(separator: ", "))]"
+        let more = receiverSettings.map { "\n  \($0)" }.joined()
         return """
         database: {url: "\(databaseURL)"}
         receiver:
@@ -42,34 +46,39 @@ struct ReceiverHarness {
           max_body_bytes: \(maxBodyBytes)
           trusted_proxies: [\(trustedProxies.map { "\"\($0)\"" }.joined(separator: ", "))]
           commit_timeout_ms: 1000
-          read_timeout_seconds: 2
+          read_timeout_seconds: 2\(more)
         channels:
           - {id: alipay, type: alipay, app_id: "2021", alipay_public_key_file: \(publicKey), app_private_key_file: \(privateKey),
-             gateway_url: "http://127.0.0.1:1"}
+             gateway_url: "http://127.0.0.1:1", allowed_ips: \(allowlist)}
           - {id: wechatpay, type: wechatpay_v3, mchid: "1900", appid: wx, apiv3_key_file: \(secret), merchant_private_key_file: \(privateKey),
-             merchant_serial_no: "01", api_base_url: "http://127.0.0.1:1", platform_public_key_files: {PUB_KEY_ID_1: \(publicKey)}}
-          - {id: points, type: points, partner_id: site, hmac_secret_file: \(secret), api_base_url: "http://127.0.0.1:1"}
+             merchant_serial_no: "01", api_base_url: "http://127.0.0.1:1", platform_public_key_files: {PUB_KEY_ID_1: \(publicKey)},
+             allowed_ips: \(allowlist)}
+          - {id: points, type: points, partner_id: site, hmac_secret_file: \(secret), api_base_url: "http://127.0.0.1:1",
+             allowed_ips: \(allowlist)}
         """
     }
 
+    /// `logger` is the receiver's and the enqueuer's.
     init(database: TestDatabase? = nil, databaseURL: String? = nil, trustedProxies: [String] = [],
-         maxBodyBytes: Int = 4096) throws {
+         maxBodyBytes: Int = 4096, allowedIPs: [String] = [], receiverSettings: [String] = [],
+         logger: Logger = Logger(label: "test")) throws {
         let database = try database ?? TestDatabase.create()
         self.database = database
         let url = databaseURL ?? database.url
         let configuration = try PayhookConfiguration.parse(
-            yaml: Self.yaml(databaseURL: url, trustedProxies: trustedProxies, maxBodyBytes: maxBodyBytes))
+            yaml: Self.yaml(databaseURL: url, trustedProxies: trustedProxies, maxBodyBytes: maxBodyBytes,
+                            allowedIPs: allowedIPs, receiverSettings: receiverSettings))
         var settings = Enqueuer.Configuration(connection: .init(conninfo: url))
         settings.commitTimeout = .seconds(1)
         settings.connection.connectTimeoutSeconds = 1
-        enqueuer = Enqueuer(configuration: settings, logger: Logger(label: "test"))
+        enqueuer = Enqueuer(configuration: settings, logger: logger)
         enqueuer.start()
         readiness = Readiness(connection: .init(conninfo: url))
         registry = PrometheusCollectorRegistry()
         receiver = Receiver(
             configuration: configuration.receiver, enqueuer: enqueuer, readiness: readiness, returns: nil,
             registry: registry, metrics: ReceiverMetrics(factory: PrometheusMetricsFactory(registry: registry)),
-            logger: Logger(label: "test"))
+            logger: logger)
     }
 
     /// The application as `payhook serve` runs it (idle timeout included), on port 0.
