@@ -191,3 +191,34 @@ for (statement, plan) in try QueueStore(workerID: "explain").explainHotPath(on: 
     say("-- \(statement)")
     say(plan.split(separator: "\n").map { "   " + $0 }.joined(separator: "\n"))
 }
+say()
+// What the hot path writes per callback: WAL and table bytes over `walRows` callbacks
+// inserted in batches of 64 (as group commit makes them), then claimed and finished in
+// batches of 64, after a checkpoint (so each page's first change costs its full image,
+// as it does once per checkpoint in steady state).
+let walRows = 64_000
+try resetQueue()
+let walConnection = try Connection(configuration: configuration)
+func walPosition(_ walConnection: Connection) throws -> Int64 {
+    try walConnection.query("SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint")[0].decode(0)
+}
+func queueBytes(_ walConnection: Connection) throws -> Int64 {
+    try walConnection.query("SELECT sum(total_bytes)::bigint FROM queue_partitions")[0].decode(0)
+}
+let sample = callback(1)
+let walStart = try walPosition(walConnection)
+let bytesStart = try queueBytes(walConnection)
+for _ in 0..<(walRows / 64) { _ = try QueueStore.insert([RawCallback](repeating: sample, count: 64), on: walConnection) }
+let walInserted = try walPosition(walConnection)
+let store = QueueStore(workerID: "wal")
+while true {
+    let claimed = try store.claim(limit: 64, on: walConnection)
+    if claimed.isEmpty { break }
+    try store.finish(claimed.map { QueueStore.Finish($0, startedAt: Date(), outcome: .done) }, on: walConnection)
+}
+let walFinished = try walPosition(walConnection)
+let bytesEnd = try queueBytes(walConnection)
+say("Bytes per callback over \(walRows) (~1.5 KB notifies, batches of 64, after a checkpoint):")
+say(String(format: "  WAL: enqueue %.0f, claim + finish %.0f, total %.0f; on disk (tables and indexes) %.0f",
+           Double(walInserted - walStart) / Double(walRows), Double(walFinished - walInserted) / Double(walRows),
+           Double(walFinished - walStart) / Double(walRows), Double(bytesEnd - bytesStart) / Double(walRows)))

@@ -10,17 +10,17 @@ import Testing
 @Suite struct LoadCheckTests {
     func store(_ plan: LoadPlan, sequence: Int, state: String, reason: String?, on connection: Connection) throws {
         let send = plan.sends[sequence]
-        let id = try connection.query(
+        try connection.query(
             """
-            INSERT INTO callback_payloads
-                (channel, kind, received_at, method, path, query, header_names, header_values, body)
-            VALUES ($1, 'notify', now(), 'POST', $2, $3, '{}', '{}', $4) RETURNING id
+            WITH p AS (
+                INSERT INTO callback_payloads
+                    (channel, kind, received_at, method, path, query, header_names, header_values, body)
+                VALUES ($1, 'notify', now(), 'POST', $2, $3, '{}', '{}', $4) RETURNING id, received_at)
+            INSERT INTO callback_jobs (callback_id, received_at, channel, state, reason, out_trade_no)
+            SELECT id, received_at, $1, $5, $6, $7 FROM p
             """,
             [.text(send.notify.channel), .text("/notify/\(send.notify.channel)"), .text(plan.marker(sequence)),
-             .bytea(send.notify.body)])[0].decode(0, as: Int64.self)
-        try connection.query(
-            "INSERT INTO callback_jobs (callback_id, channel, state, reason, out_trade_no) VALUES ($1, $2, $3, $4, $5)",
-            [.int64(id), .text(send.notify.channel), .text(state), .text(reason), .text(plan.orders[send.orderIndex].outTradeNo)])
+             .bytea(send.notify.body), .text(state), .text(reason), .text(plan.orders[send.orderIndex].outTradeNo)])
     }
 
     @Test func reportsEachKindOfMismatch() async throws {
