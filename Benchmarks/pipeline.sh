@@ -78,8 +78,8 @@ payhook_postgres_ticks() {
 # Loads a `payhook sim load --sends-file` CSV into the table bench_sends (replaced).
 # Usage: payhook_bench_load_sends DATABASE_URL FILE
 payhook_bench_load_sends() {
-  psql -q "$1" -c "DROP TABLE IF EXISTS bench_sends; CREATE TABLE bench_sends (sequence int, out_trade_no text, kind text, channel text, sent_at double precision, status int, latency_us bigint)"
-  psql -q "$1" -c "\\copy bench_sends FROM '$2' CSV HEADER"
+  psql -q -v ON_ERROR_STOP=1 "$1" -c "SET client_min_messages = warning; DROP TABLE IF EXISTS bench_sends; CREATE TABLE bench_sends (sequence int, out_trade_no text, kind text, channel text, sent_at double precision, status int, latency_us bigint)"
+  psql -q -v ON_ERROR_STOP=1 "$1" -c "\\copy bench_sends FROM '$2' CSV HEADER"
 }
 
 # Installs wrk with apt when missing.
