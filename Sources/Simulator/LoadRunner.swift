@@ -45,24 +45,29 @@ public struct LoadRunner: Sendable {
         public var statuses: [Int?]
         /// When each send began, wall clock (so it can be set beside PostgreSQL's `now()`); nil: not sent.
         public var sentAt: [Date?]
+        /// Per send, by sequence, microseconds from sending to the whole answer; nil: no answer.
+        public var answerMicroseconds: [Int64?]
         /// Per answered send, microseconds from sending to the whole answer.
         public var latencies: LatencySummary
         public var duration: Duration
         public var progress: Progress
 
-        /// One CSV line per send, header first: `sequence,out_trade_no,kind,channel,sent_at,status`,
-        /// `sent_at` in seconds since 1970 with microseconds, `status` empty without an answer.
-        /// The end-to-end benchmark joins it with `order_events` to measure send-to-paid.
+        /// One CSV line per send, header first: `sequence,out_trade_no,kind,channel,sent_at,status,latency_us`,
+        /// `sent_at` in seconds since 1970 with microseconds, `status` and `latency_us` (microseconds
+        /// from sending to the whole answer) empty without an answer. The end-to-end and soak
+        /// benchmarks join it with `order_events` to measure send-to-paid, and take per-minute
+        /// acknowledgement percentiles from `latency_us`.
         public func sendsCSV(_ plan: LoadPlan) -> String {
-            var out = "sequence,out_trade_no,kind,channel,sent_at,status\n"
-            out.reserveCapacity(64 * plan.sends.count)
+            var out = "sequence,out_trade_no,kind,channel,sent_at,status,latency_us\n"
+            out.reserveCapacity(72 * plan.sends.count)
             for send in plan.sends {
                 let order = plan.orders[send.orderIndex]
                 let sent = send.sequence < sentAt.count ? sentAt[send.sequence] : nil
                 let status = send.sequence < statuses.count ? statuses[send.sequence] : nil
+                let latency = send.sequence < answerMicroseconds.count ? answerMicroseconds[send.sequence] : nil
                 out += "\(send.sequence),\(order.outTradeNo),\(order.kind),\(order.channel),"
                 out += sent.map { String(format: "%.6f", $0.timeIntervalSince1970) } ?? ""
-                out += "," + (status.map(String.init) ?? "") + "\n"
+                out += "," + (status.map(String.init) ?? "") + "," + (latency.map(String.init) ?? "") + "\n"
             }
             return out
         }
@@ -79,6 +84,7 @@ public struct LoadRunner: Sendable {
         var next = 0
         var statuses: [Int?]
         var sentAt: [Date?]
+        var answerMicroseconds: [Int64?]
         var latencies: [Int64] = []
         var progress = Progress()
     }
@@ -111,7 +117,8 @@ public struct LoadRunner: Sendable {
         }
 
         let shared = SharedLoadState(Shared(statuses: [Int?](repeating: nil, count: requests.count),
-                                                sentAt: [Date?](repeating: nil, count: requests.count)))
+                                            sentAt: [Date?](repeating: nil, count: requests.count),
+                                            answerMicroseconds: [Int64?](repeating: nil, count: requests.count)))
         let clock = ContinuousClock()
         let start = clock.now
         let interval: Duration? = options.rate.map { .nanoseconds(Int64(1_000_000_000 / max($0, 0.001))) }
@@ -159,8 +166,10 @@ public struct LoadRunner: Sendable {
                             default: state.progress.refused += 1
                             }
                             if status != nil {
-                                state.latencies.append(latency.components.seconds * 1_000_000
-                                                       + latency.components.attoseconds / 1_000_000_000_000)
+                                let microseconds = latency.components.seconds * 1_000_000
+                                    + latency.components.attoseconds / 1_000_000_000_000
+                                state.answerMicroseconds[index] = microseconds
+                                state.latencies.append(microseconds)
                             }
                         }
                     }
@@ -172,7 +181,8 @@ public struct LoadRunner: Sendable {
         try await client.shutdown()
         var final = shared.withLock { $0 }
         final.progress.elapsed = duration
-        return Result(statuses: final.statuses, sentAt: final.sentAt, latencies: LatencySummary(microseconds: final.latencies),
+        return Result(statuses: final.statuses, sentAt: final.sentAt, answerMicroseconds: final.answerMicroseconds,
+                      latencies: LatencySummary(microseconds: final.latencies),
                       duration: duration, progress: final.progress)
     }
 }

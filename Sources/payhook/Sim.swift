@@ -190,7 +190,7 @@ struct SimLoad: AsyncParsableCommand {
     @Flag(name: .customLong("through-api"), help: "Create the orders through the site API (api.listen of DIR/payhook.yaml), as a site does, instead of inserting them.")
     var throughAPI = false
 
-    @Option(name: .customLong("sends-file"), help: "Write one CSV line per send (sequence, order, kind, channel, wall-clock send time, HTTP status) here.")
+    @Option(name: .customLong("sends-file"), help: "Write one CSV line per send (sequence, order, kind, channel, wall-clock send time, HTTP status, microseconds to the answer) here.")
     var sendsFile: String?
 
     func validate() throws {

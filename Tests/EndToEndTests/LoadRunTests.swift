@@ -54,6 +54,15 @@ import Testing
         #expect(report.callbackOutcomes == expectedOutcomes)
         #expect(result.statusCounts == expectedAnswers)
         #expect(result.sentAt.allSatisfy { $0 != nil })
+        // The sends file carries each answer's latency, the same numbers the summary is made of
+        // (the soak benchmark takes per-minute percentiles from that column).
+        let lines = result.sendsCSV(plan).split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false) }
+        #expect(lines.first == ["sequence", "out_trade_no", "kind", "channel", "sent_at", "status", "latency_us"])
+        let latencies = lines.dropFirst().compactMap { $0.count == 7 ? Int64($0[6]) : nil }
+        #expect(latencies.count == plan.sends.count)
+        #expect(latencies.allSatisfy { $0 > 0 })
+        #expect(latencies.max() == result.latencies.maximum)
+        #expect(LatencySummary(microseconds: latencies).p99 == result.latencies.p99)
 
         // Paid exactly once each; the resent copies recorded as duplicates; nothing flagged.
         let connection = try harness.database.connect()
