@@ -1,6 +1,6 @@
 import AsyncHTTPClient
 import NIOCore
-import Foundation
+public import Foundation
 public import Postgres
 import Channels
 
@@ -63,6 +63,10 @@ public enum LoadCheck {
         /// Callback counts by `state` or `state/reason`.
         public var callbackOutcomes: [String: Int] = [:]
         public var mismatches: [Mismatch] = []
+        /// Acknowledged callbacks not found because retention dropped their partition: sent
+        /// before the oldest partition still kept. Their orders are still checked (retention
+        /// never deletes orders).
+        public var droppedByRetention = 0
 
         /// Mismatch counts per category.
         public var mismatchCounts: [String: Int] {
@@ -77,9 +81,16 @@ public enum LoadCheck {
     public static let unfinished = "callback not finished"
     public static let unexpectedStatus = "unexpected HTTP status"
 
-    /// Compares the database with the plan and the statuses the receiver answered.
-    public static func check(_ plan: LoadPlan, statuses: [Int?], on connection: Connection) throws -> Report {
+    /// Compares the database with the plan and the statuses the receiver answered; `sentAt`
+    /// (each send's wall-clock start) tells a callback that retention dropped from a lost one.
+    public static func check(_ plan: LoadPlan, statuses: [Int?], sentAt: [Date?] = [],
+                             on connection: Connection) throws -> Report {
         var report = Report()
+        // Only retention removes partitions: a send before the oldest one kept (a second of
+        // slack for the way in) was received into a partition retention dropped.
+        let kept: Date? = try connection.query("""
+            SELECT min(lower_bound) FROM queue_partitions WHERE parent = 'callback_jobs' AND NOT is_default
+            """)[0].decode(0)
         var orderStatus: [String: String] = [:]
         let orders = try connection.query("SELECT out_trade_no, status FROM orders WHERE out_trade_no LIKE $1",
                                           [.text(plan.orderNumberPattern)])
@@ -124,6 +135,11 @@ public enum LoadCheck {
             }
             guard let status, (200..<300).contains(status) else { continue }
             guard let callback else {
+                if let kept, send.sequence < sentAt.count, let sent = sentAt[send.sequence],
+                   sent < kept.addingTimeInterval(-1) {
+                    report.droppedByRetention += 1
+                    continue
+                }
                 report.mismatches.append(Mismatch(category: acknowledgedButMissing, outTradeNo: order.outTradeNo, detail: "send \(send.sequence) (\(order.kind))"))
                 continue
             }

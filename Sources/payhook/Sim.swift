@@ -248,7 +248,7 @@ struct SimLoad: AsyncParsableCommand {
             printError("\rwaiting for the queue: \(unfinished) of the run's callbacks unfinished   ", newline: false)
         }
         printError("")
-        var report = try LoadCheck.check(plan, statuses: result.statuses, on: connection)
+        var report = try LoadCheck.check(plan, statuses: result.statuses, sentAt: result.sentAt, on: connection)
         printReport(report, drained: drained)
         if let siteURL = directory.siteURL, configuration?.webhooks.contains(where: { $0.id == "site" }) == true {
             let delivered = try await LoadCheck.waitForDeliveries(plan, on: connection, timeout: .seconds(waitSeconds)) {
@@ -287,6 +287,9 @@ struct SimLoad: AsyncParsableCommand {
         print("callbacks by state/reason:")
         for (outcome, count) in report.callbackOutcomes.sorted(by: { $0.key < $1.key }) {
             print("  \(outcome.padding(toLength: 28, withPad: " ", startingAt: 0)) \(count)")
+        }
+        if report.droppedByRetention > 0 {
+            print("  \("finished, dropped by retention".padding(toLength: 28, withPad: " ", startingAt: 0)) \(report.droppedByRetention)")
         }
         if report.mismatches.isEmpty {
             print("mismatches:    none")

@@ -56,6 +56,17 @@ import Testing
             LoadCheck.acknowledgedButMissing: 1, LoadCheck.unfinished: 1,
         ])
         #expect(report.callbackOutcomes == ["done": 3, "rejected/bad_signature": 1, "pending": 1])
+        // Sent before the oldest partition kept, the missing callback went with a partition
+        // retention dropped; sent since, it is lost.
+        var sentAt = [Date?](repeating: Date(), count: plan.sends.count)
+        sentAt[valid.last!] = Date(timeIntervalSinceNow: -3 * 86_400)
+        let retained = try LoadCheck.check(plan, statuses: statuses, sentAt: sentAt, on: connection)
+        #expect(retained.droppedByRetention == 1)
+        #expect(retained.mismatchCounts[LoadCheck.acknowledgedButMissing] == nil)
+        #expect(retained.mismatchCounts[LoadCheck.validNotPaid] == 1, "its order is still checked")
+        sentAt[valid.last!] = Date()
+        #expect(try LoadCheck.check(plan, statuses: statuses, sentAt: sentAt, on: connection)
+                .mismatchCounts[LoadCheck.acknowledgedButMissing] == 1)
         #expect(report.orderStatuses[.valid] == ["paid": 3, "created": 1])
         #expect(report.orderStatuses[.oversize] == ["created": 2])
 
