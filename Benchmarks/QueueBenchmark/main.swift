@@ -15,6 +15,8 @@ struct Options {
     var prefillRows = 1_000_000
     var producers = [1, 16, 64]
     var workers = [1, 2, 4]
+    /// The same tables unpartitioned, to measure what partitioning costs (same statements).
+    var flat = false
 
     init() {
         var arguments = CommandLine.arguments.dropFirst().makeIterator()
@@ -25,8 +27,9 @@ struct Options {
             case "--url": url = arguments.next() ?? url
             case "--producers": producers = (arguments.next() ?? "").split(separator: ",").compactMap { Int($0) }
             case "--workers": workers = (arguments.next() ?? "").split(separator: ",").compactMap { Int($0) }
+            case "--flat": flat = true
             default:
-                say("usage: QueueBenchmark [--seconds S] [--prefill ROWS] [--producers 1,16,64] [--workers 1,2,4] [--url URL]")
+                say("usage: QueueBenchmark [--seconds S] [--prefill ROWS] [--producers 1,16,64] [--workers 1,2,4] [--flat] [--url URL]")
                 exit(2)
             }
         }
@@ -44,6 +47,30 @@ guard !options.url.isEmpty else {
     exit(2)
 }
 let configuration = Connection.Configuration(conninfo: options.url)
+
+// `--flat`: each queue table replaced by one plain table with the same columns, keys and
+// indexes, so the hot statements run unchanged on an unpartitioned queue.
+if options.flat {
+    let connection = try Connection(configuration: configuration)
+    try connection.execute(script: """
+        DROP VIEW callbacks, queue_partitions;
+        CREATE TABLE callback_payloads_flat (LIKE callback_payloads INCLUDING ALL);
+        CREATE TABLE callback_jobs_flat (LIKE callback_jobs INCLUDING ALL)
+            WITH (fillfactor = 70, autovacuum_vacuum_scale_factor = 0.02, autovacuum_vacuum_threshold = 1000,
+                  autovacuum_analyze_scale_factor = 0.02, autovacuum_vacuum_cost_delay = 0);
+        CREATE TABLE callback_attempts_flat (LIKE callback_attempts INCLUDING ALL);
+        DROP TABLE callback_payloads, callback_jobs, callback_attempts;
+        ALTER TABLE callback_payloads_flat RENAME TO callback_payloads;
+        ALTER TABLE callback_jobs_flat RENAME TO callback_jobs;
+        ALTER TABLE callback_attempts_flat RENAME TO callback_attempts;
+        CREATE VIEW queue_partitions AS
+            SELECT c.relname::text AS parent, c.relname::text AS partition, NULL::timestamptz AS lower_bound,
+                   NULL::timestamptz AS upper_bound, true AS is_default, pg_total_relation_size(c.oid) AS total_bytes,
+                   pg_indexes_size(c.oid) AS index_bytes, c.reltuples::bigint AS estimated_rows
+            FROM pg_class c WHERE c.oid IN ('callback_payloads'::regclass, 'callback_jobs'::regclass,
+                                            'callback_attempts'::regclass);
+        """)
+}
 
 func callback(_ index: Int) -> RawCallback {
     // An Alipay-sized notify: ~1.5 KB stored per row with headers.
@@ -164,7 +191,9 @@ func claimFinishRate(workers: Int, batch: Int) -> Double {
 
 func format(_ rate: Double) -> String { String(format: "%9.0f rows/s", rate) }
 
-say("Payhook queue benchmark: \(options.seconds) s a measurement, \(ProcessInfo.processInfo.activeProcessorCount) cores")
+let layout = options.flat ? "unpartitioned tables (--flat)"
+    : "partitioned: \(try Connection(configuration: configuration).query("SELECT count(*) FROM queue_partitions WHERE parent = 'callback_jobs'")[0].decode(0, as: Int.self)) partitions of callback_jobs"
+say("Payhook queue benchmark: \(options.seconds) s a measurement, \(ProcessInfo.processInfo.activeProcessorCount) cores, \(layout)")
 say()
 say("Enqueue, ~1.5 KB rows, synchronous_commit on:")
 say("  producers   group commit        one row per commit   ratio")

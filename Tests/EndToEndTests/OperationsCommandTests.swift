@@ -30,6 +30,14 @@ import Webhooks
         #expect(status.status == 0)
         #expect(status.output.contains("points"))
         #expect(status.output.contains("dead:              1"))
+        // The partitions, the one holding today's callbacks with its dead one, and the
+        // workers' maintainer's last run.
+        #expect(status.output.contains("queue partitions (received time, UTC):"))
+        #expect(status.output.contains(/\d{4}-\d\d-\d\d 00:00:00 \.\. \d{4}-\d\d-\d\d 00:00:00 +~\d+ callbacks, [\d.]+ \w+; 1 dead/),
+                "\(status.output)")
+        #expect(status.output.contains("retention:         keep 7 days of finished callbacks"))
+        #expect(status.output.contains(/last maintenance:  \d{4}-\d\d-\d\d [\d:]+ UTC \(\d+ s ago\)/), "\(status.output)")
+        #expect(status.output.contains(/queue tables: +[\d.]+ \w+ \(indexes/))
 
         let list = try await ChildProcess.payhookAsync(["dlq", "list"] + config)
         #expect(list.status == 0)
