@@ -77,6 +77,9 @@ public struct QueueMaintenance: Sendable {
     /// How long a partition change waits for the tables' locks before it gives up until the
     /// next run, so a long transaction elsewhere never queues the hot path behind it.
     static let lockTimeout = "500ms"
+    /// At most this many unfinished callbacks are carried out of a partition being dropped
+    /// (copied under the parents' lock, so the pause grows with them); more hold it back.
+    public static let carryLimit: Int64 = 10_000
 
     public init(settings: PartitionSettings) {
         self.settings = settings
@@ -88,7 +91,8 @@ public struct QueueMaintenance: Sendable {
         public let range: PartitionPlan.Range
     }
 
-    /// A partition past retention that stays because callbacks in it are not finished.
+    /// A partition past retention that stays: more callbacks in it are unfinished than a
+    /// drop carries (`carryLimit`); the workers have a backlog to catch up on first.
     public struct Held: Sendable, Equatable {
         public let suffix: String
         public let unfinished: Int64
@@ -102,7 +106,8 @@ public struct QueueMaintenance: Sendable {
     public struct Report: Sendable, Equatable {
         public var created: [String] = []
         public var dropped: [String] = []
-        public var deadCarried: Int64 = 0
+        /// Unfinished and dead callbacks carried into the default partition.
+        public var carried: Int64 = 0
         public var defaultPruned: Int64 = 0
         public var held: [Held] = []
         /// The first step that failed (a lock not had in time, a database error), if any.
@@ -117,7 +122,8 @@ public struct QueueMaintenance: Sendable {
         try underLock(on: connection) { () throws(PostgresError) in
             var report = Report()
             try ensurePartitions(on: connection, into: &report)
-            if report.error == nil, let keep = settings.keepSeconds {
+            // Retention does not depend on the partitions ahead: it runs even if those failed.
+            if let keep = settings.keepSeconds {
                 try applyRetention(keepSeconds: keep, on: connection, into: &report)
             }
             try record(report, on: connection)
@@ -189,18 +195,18 @@ public struct QueueMaintenance: Sendable {
         let expired = PartitionPlan.expired(partitions.map(\.range), now: now, keepSeconds: keepSeconds)
         let unfinished = try Self.unfinished(before: now - keepSeconds, on: connection)
         for partition in partitions where expired.contains(partition.range) {
-            if let count = unfinished[partition.suffix], count > 0 {
+            if let count = unfinished[partition.suffix], count > Self.carryLimit {
                 report.held.append(Held(suffix: partition.suffix, unfinished: count))
                 continue
             }
             do {
-                report.deadCarried += try lockLimited(on: connection) { () throws(PostgresError) in
+                report.carried += try lockLimited(on: connection) { () throws(PostgresError) in
                     try connection.query("SELECT payhook_queue_drop_partition($1)", [.text(partition.suffix)])[0]
                         .decode(0, as: Int64.self)
                 }
                 report.dropped.append(partition.suffix)
             } catch {
-                // Held after all (a replay since the count), or its lock not had in time.
+                // Its locks not had in time: the next run tries again.
                 if !connection.isConnected { throw error }
                 report.error = report.error ?? "dropping partition \(partition.suffix): \(error)"
             }
@@ -246,16 +252,16 @@ public struct QueueMaintenance: Sendable {
 
     private func record(_ report: Report, on connection: Connection) throws(PostgresError) {
         try connection.query("""
-            INSERT INTO queue_maintenance (ran_at, partitions_created, partitions_dropped, dead_carried, default_pruned,
+            INSERT INTO queue_maintenance (ran_at, partitions_created, partitions_dropped, callbacks_carried, default_pruned,
                                            held_partitions, held_callbacks, error)
             VALUES (now(), $1, $2, $3, $4, $5, $6, $7)
             ON CONFLICT (singleton) DO UPDATE SET
                 ran_at = excluded.ran_at, partitions_created = excluded.partitions_created,
-                partitions_dropped = excluded.partitions_dropped, dead_carried = excluded.dead_carried,
+                partitions_dropped = excluded.partitions_dropped, callbacks_carried = excluded.callbacks_carried,
                 default_pruned = excluded.default_pruned, held_partitions = excluded.held_partitions,
                 held_callbacks = excluded.held_callbacks, error = excluded.error
             """, [
-                .int64(Int64(report.created.count)), .int64(Int64(report.dropped.count)), .int64(report.deadCarried),
+                .int64(Int64(report.created.count)), .int64(Int64(report.dropped.count)), .int64(report.carried),
                 .int64(report.defaultPruned), .int64(Int64(report.held.count)),
                 .int64(report.held.reduce(0) { $0 + $1.unfinished }), .text(report.error),
             ])

@@ -11,8 +11,8 @@ extension QueueSchema {
     //
     // A `_default` partition per table catches what no range holds: rows that arrive before
     // the maintainer made their partition (an insert never fails for want of one; the next
-    // partition made over their range takes them out of it) and the dead callbacks that
-    // retention carries out of a partition it drops.
+    // partition made over their range takes them out of it) and the unfinished and dead
+    // callbacks that retention carries out of a partition it drops.
     static let partitions = """
         LOCK TABLE callback_payloads, callback_jobs, callback_attempts IN ACCESS EXCLUSIVE MODE;
         DROP VIEW callbacks;
@@ -97,8 +97,9 @@ extension QueueSchema {
         -- Makes the partitions of [lower_bound, upper_bound) for all three tables, moving in the
         -- rows the default partitions hold for that range. Writes to the queue wait the few
         -- milliseconds this takes: an insert routed to the default partition while a range is
-        -- attached would fail its partition check. All three parents are locked at once, in
-        -- the order the hot statements take them. False when the range is there already.
+        -- attached would fail its partition check. Only the three parents are locked (ONLY),
+        -- at once; autovacuum on the partitions never stands in the way. False when the range
+        -- is there already.
         CREATE FUNCTION payhook_queue_add_partition(lower_bound timestamptz, upper_bound timestamptz) RETURNS boolean
         LANGUAGE plpgsql AS $$
         DECLARE
@@ -108,7 +109,7 @@ extension QueueSchema {
             IF to_regclass('callback_jobs' || suffix) IS NOT NULL THEN
                 RETURN false;
             END IF;
-            LOCK TABLE callback_payloads, callback_jobs, callback_attempts IN SHARE ROW EXCLUSIVE MODE;
+            LOCK TABLE ONLY callback_payloads, ONLY callback_jobs, ONLY callback_attempts IN SHARE ROW EXCLUSIVE MODE;
             FOREACH parent IN ARRAY ARRAY['callback_payloads', 'callback_jobs', 'callback_attempts'] LOOP
                 EXECUTE format('CREATE TABLE %I (LIKE %I INCLUDING DEFAULTS INCLUDING CONSTRAINTS) WITH (%s)',
                                parent || suffix, parent, payhook_queue_storage(parent));
@@ -124,35 +125,31 @@ extension QueueSchema {
         $$;
 
         -- Drops the partitions named by suffix (`_p20261202t000000`) from all three tables.
-        -- Their dead callbacks, payload, job and attempts, are carried into the default
-        -- partitions first, so they stay for an operator to replay. A partition that still
-        -- holds a pending or processing callback is refused (the caller checks before; this
-        -- holds even against a replay in between) and nothing changes. Returns the dead
-        -- callbacks carried.
+        -- Every callback in them that is not finished (pending, processing, dead), payload,
+        -- job and attempts, is first carried into the default partitions, whole and with its
+        -- lease: the parents are locked, so no statement sees it between the two, and a worker
+        -- holding its lease finds it by the same key afterwards. Only the parents are locked
+        -- (ONLY): autovacuum, which works on the partitions, never stands in the way. Returns
+        -- the callbacks carried.
         CREATE FUNCTION payhook_queue_drop_partition(suffix text) RETURNS bigint
         LANGUAGE plpgsql AS $$
         DECLARE
             parent text;
-            unfinished bigint;
             carried bigint;
+            kept text := 'state NOT IN (''done'', ''rejected'')';
         BEGIN
-            LOCK TABLE callback_payloads, callback_jobs, callback_attempts IN ACCESS EXCLUSIVE MODE;
+            LOCK TABLE ONLY callback_payloads, ONLY callback_jobs, ONLY callback_attempts IN ACCESS EXCLUSIVE MODE;
             FOREACH parent IN ARRAY ARRAY['callback_jobs', 'callback_payloads', 'callback_attempts'] LOOP
                 EXECUTE format('ALTER TABLE %I DETACH PARTITION %I', parent, parent || suffix);
             END LOOP;
-            EXECUTE format('SELECT count(*) FROM %I WHERE state IN (''pending'', ''processing'')',
-                           'callback_jobs' || suffix) INTO unfinished;
-            IF unfinished > 0 THEN
-                RAISE EXCEPTION 'partition % holds % unfinished callbacks', suffix, unfinished;
-            END IF;
             EXECUTE format('INSERT INTO callback_payloads OVERRIDING SYSTEM VALUE SELECT p.* FROM %I p '
-                           'WHERE p.id IN (SELECT callback_id FROM %I WHERE state = ''dead'')',
-                           'callback_payloads' || suffix, 'callback_jobs' || suffix);
+                           'WHERE p.id IN (SELECT callback_id FROM %I WHERE %s)',
+                           'callback_payloads' || suffix, 'callback_jobs' || suffix, kept);
             GET DIAGNOSTICS carried = ROW_COUNT;
-            EXECUTE format('INSERT INTO callback_jobs SELECT * FROM %I WHERE state = ''dead''', 'callback_jobs' || suffix);
+            EXECUTE format('INSERT INTO callback_jobs SELECT * FROM %I WHERE %s', 'callback_jobs' || suffix, kept);
             EXECUTE format('INSERT INTO callback_attempts OVERRIDING SYSTEM VALUE SELECT a.* FROM %I a '
-                           'WHERE a.callback_id IN (SELECT callback_id FROM %I WHERE state = ''dead'')',
-                           'callback_attempts' || suffix, 'callback_jobs' || suffix);
+                           'WHERE a.callback_id IN (SELECT callback_id FROM %I WHERE %s)',
+                           'callback_attempts' || suffix, 'callback_jobs' || suffix, kept);
             EXECUTE format('DROP TABLE %I, %I, %I', 'callback_payloads' || suffix, 'callback_jobs' || suffix,
                            'callback_attempts' || suffix);
             RETURN carried;
@@ -245,7 +242,7 @@ extension QueueSchema {
             ran_at timestamptz NOT NULL,
             partitions_created integer NOT NULL,
             partitions_dropped integer NOT NULL,
-            dead_carried bigint NOT NULL,
+            callbacks_carried bigint NOT NULL,
             default_pruned bigint NOT NULL,
             held_partitions integer NOT NULL,
             held_callbacks bigint NOT NULL,

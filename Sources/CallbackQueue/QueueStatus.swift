@@ -87,7 +87,7 @@ public struct QueueStorage: Sendable {
         public let ranAt: Date
         public let partitionsCreated: Int64
         public let partitionsDropped: Int64
-        public let deadCarried: Int64
+        public let callbacksCarried: Int64
         public let defaultPruned: Int64
         public let heldPartitions: Int64
         public let heldCallbacks: Int64
@@ -138,12 +138,12 @@ public struct QueueStorage: Sendable {
              indexBytes: try row.decode(2, as: Int64.self))
         }
         let run = try connection.query("""
-            SELECT ran_at, partitions_created, partitions_dropped, dead_carried, default_pruned, held_partitions,
+            SELECT ran_at, partitions_created, partitions_dropped, callbacks_carried, default_pruned, held_partitions,
                    held_callbacks, error
             FROM queue_maintenance
             """).rows.first.map { row throws(PostgresError) in
             LastRun(ranAt: try row.decode(0), partitionsCreated: Int64(try row.decode(1, as: Int32.self)),
-                    partitionsDropped: Int64(try row.decode(2, as: Int32.self)), deadCarried: try row.decode(3),
+                    partitionsDropped: Int64(try row.decode(2, as: Int32.self)), callbacksCarried: try row.decode(3),
                     defaultPruned: try row.decode(4), heldPartitions: Int64(try row.decode(5, as: Int32.self)),
                     heldCallbacks: try row.decode(6), error: try row.decode(7))
         }

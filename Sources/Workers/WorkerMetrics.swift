@@ -62,7 +62,7 @@ public final class WorkerMetrics: Sendable {
     func maintained(_ report: QueueMaintenance.Report) {
         counter("payhook_queue_partitions_created_total", []).increment(by: report.created.count)
         counter("payhook_queue_partitions_dropped_total", []).increment(by: report.dropped.count)
-        counter("payhook_retention_dead_carried_total", []).increment(by: Int(report.deadCarried))
+        counter("payhook_retention_carried_total", []).increment(by: Int(report.carried))
         if report.error != nil { counter("payhook_queue_maintenance_errors_total", []).increment() }
         gauge("payhook_retention_held_partitions", []).record(report.held.count)
     }

@@ -153,11 +153,11 @@ public final class WorkerPool: Sendable {
                     logger.info("queue partitions maintained", metadata: [
                         "created": "\(report.created.joined(separator: ","))",
                         "dropped": "\(report.dropped.joined(separator: ","))",
-                        "dead_carried": "\(report.deadCarried)", "default_pruned": "\(report.defaultPruned)",
+                        "carried": "\(report.carried)", "default_pruned": "\(report.defaultPruned)",
                     ])
                 }
                 if !report.held.isEmpty {
-                    logger.notice("retention held back by unfinished callbacks", metadata: [
+                    logger.notice("retention held back by a backlog of unfinished callbacks", metadata: [
                         "partitions": "\(report.held.map(\.suffix).joined(separator: ","))",
                         "callbacks": "\(report.held.reduce(0) { $0 + $1.unfinished })",
                     ])

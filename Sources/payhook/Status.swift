@@ -54,7 +54,7 @@ struct Status: ParsableCommand {
         let cutoff = settings?.keepSeconds.map { Date().addingTimeInterval(-Double($0)) }
         for partition in storage.partitions {
             let range = partition.lower.map { "\(Self.time($0)) .. \(partition.upper.map(Self.time) ?? "")" }
-                ?? "default (strays, carried dead)"
+                ?? "default (strays, carried unfinished)"
             var line = "  \(range.padding(toLength: 42, withPad: " ", startingAt: 0)) ~\(partition.estimatedCallbacks) callbacks, "
                 + "\(Self.bytes(partition.totalBytes))"
             let states = [("pending", partition.pending), ("processing", partition.processing), ("dead", partition.dead)]
@@ -62,7 +62,8 @@ struct Status: ParsableCommand {
             if !states.isEmpty { line += "; " + states.joined(separator: ", ") }
             if let cutoff, let upper = partition.upper, upper <= cutoff {
                 let unfinished = partition.pending + partition.processing
-                line += unfinished > 0 ? "; past retention, held by \(unfinished) unfinished" : "; past retention, next run drops it"
+                line += unfinished > QueueMaintenance.carryLimit
+                    ? "; past retention, held back by \(unfinished) unfinished (a backlog)" : "; past retention, next run drops it"
             }
             print(line)
         }
@@ -73,9 +74,12 @@ struct Status: ParsableCommand {
         }
         if let run = storage.lastRun {
             var line = "last maintenance:  \(Self.time(run.ranAt)) UTC (\(String(format: "%.0f", Date().timeIntervalSince(run.ranAt))) s ago): "
-                + "\(run.partitionsCreated) made, \(run.partitionsDropped) dropped, \(run.deadCarried) dead carried, "
+                + "\(run.partitionsCreated) made, \(run.partitionsDropped) dropped, \(run.callbacksCarried) callbacks carried, "
                 + "\(run.defaultPruned) pruned from default"
-            if run.heldPartitions > 0 { line += "; held back: \(run.heldPartitions) partitions by \(run.heldCallbacks) unfinished" }
+            if run.heldPartitions > 0 {
+                line += "; held back: \(run.heldPartitions) partitions by \(run.heldCallbacks) unfinished (more than "
+                    + "\(QueueMaintenance.carryLimit) a partition: the workers' backlog)"
+            }
             if let error = run.error { line += "; incomplete: \(error)" }
             print(line)
         } else {

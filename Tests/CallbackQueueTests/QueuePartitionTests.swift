@@ -61,7 +61,8 @@ import Testing
         #expect(try connection.query("SELECT count(*) FROM callback_attempts WHERE outcome = 'done'")[0].decode(0, as: Int.self) == 2)
     }
 
-    /// Old partitions with rows in every state, and an order whose events name them.
+    /// Old partitions with rows in every state, and an order whose events name them: the
+    /// finished go with their partition, the rest are carried whole into the default one.
     @Test func retentionDropsWhatIsOldAndFinishedAndKeepsTheRest() throws {
         let connection = try database.connect()
         let now = try now(connection)
@@ -94,9 +95,9 @@ import Testing
         let maintenance = QueueMaintenance(settings: settings)
         let report = try #require(try maintenance.run(on: connection))
         let (sa, sb, sc) = (QueueMaintenance.suffix(base), QueueMaintenance.suffix(base + 60), QueueMaintenance.suffix(base + 120))
-        #expect(report.dropped == [sa])
-        #expect(report.held == [QueueMaintenance.Held(suffix: sb, unfinished: 1), QueueMaintenance.Held(suffix: sc, unfinished: 1)])
-        #expect(report.deadCarried == 1)
+        #expect(report.dropped == [sa, sb, sc])
+        #expect(report.held.isEmpty)
+        #expect(report.carried == 3, "the dead, the pending and the leased callback")
         #expect(!report.created.isEmpty, "partitions ahead made in the same run")
         #expect(report.error == nil)
 
@@ -104,43 +105,71 @@ import Testing
             try connection.query("SELECT count(*) FROM callbacks WHERE id = $1", [.int64(id)])[0].decode(0, as: Int.self) == 1
         }
         #expect(try !exists(a[0]) && !exists(a[1]), "finished callbacks went with their partition")
-        #expect(try exists(a[2]) && exists(b) && exists(c))
-        #expect(try partition(of: a[2], connection) == ["callback_payloads_default", "callback_jobs_default"])
-        #expect(try connection.query("SELECT count(*) FROM callback_attempts WHERE callback_id = $1", [.int64(a[2])])[0]
-                .decode(0, as: Int.self) == 1, "the dead callback's attempts were carried with it")
+        for id in [a[2], b, c] {
+            #expect(try partition(of: id, connection) == ["callback_payloads_default", "callback_jobs_default"])
+        }
+        for id in [a[2], b] {  // c's attempt is in progress: no row yet
+            #expect(try connection.query("SELECT count(*) FROM callback_attempts WHERE callback_id = $1", [.int64(id)])[0]
+                    .decode(0, as: Int.self) == 1, "attempts carried with the callback")
+        }
+        let leased = try connection.query("SELECT state, locked_by, attempts FROM callback_jobs WHERE callback_id = $1",
+                                          [.int64(c)])[0]
+        #expect(try leased.decode(0, as: String.self) == "processing" && leased.decode(1, as: String.self) == "w"
+                && leased.decode(2, as: Int.self) == 1, "carried with its lease")
         #expect(try connection.query("SELECT count(*) FROM order_events WHERE callback_id = $1", [.int64(a[0])])[0]
                 .decode(0, as: Int.self) == 1, "orders and their events are never deleted")
         #expect(try connection.query("SELECT count(*) FROM orders")[0].decode(0, as: Int.self) == 1)
 
         // What `payhook status` shows.
         let storage = try QueueStorage.read(countingStates: true, on: connection)
-        #expect(storage.lastRun?.partitionsDropped == 1 && storage.lastRun?.heldPartitions == 2)
-        #expect(storage.lastRun?.heldCallbacks == 2)
-        #expect(storage.partitions.first { $0.suffix == sb }?.pending == 1)
-        #expect(storage.partitions.first { $0.suffix == sc }?.processing == 1)
-        #expect(storage.partitions.first { $0.isDefault }?.dead == 1)
+        #expect(storage.lastRun?.partitionsDropped == 3 && storage.lastRun?.callbacksCarried == 3)
+        let carried = try #require(storage.partitions.first { $0.isDefault })
+        #expect(carried.pending == 1 && carried.processing == 1 && carried.dead == 1)
         #expect(storage.tableBytes.map(\.table) == ["callback_attempts", "callback_jobs", "callback_payloads"])
 
+        // The lease still fences: no one else claims it, and its holder finishes it.
+        #expect(try QueueStore(workerID: "other").claim(limit: 10, on: connection).isEmpty)
+        #expect(try store.finish([QueueStore.Finish(claimed[c]!, startedAt: Date(), outcome: .done)], on: connection).isEmpty)
         // The dead callback older than retention can still be replayed, and is processed.
         #expect(try DeadLetters.replay([a[2]], operatorName: "ops", on: connection) == [a[2]])
-        let replayed = try store.claim(limit: 10, on: connection)
-        #expect(replayed.map(\.id) == [a[2]])
-        #expect(try replayed[0].stored.get().body == QueueTestData.callback(2).body)
-        #expect(try store.finish([QueueStore.Finish(replayed[0], startedAt: Date(), outcome: .done)], on: connection).isEmpty)
-
-        // Once B and C finish, their partitions go; the replayed callback, done now, is pruned
-        // from the default partition.
         try connection.query("UPDATE callback_jobs SET next_attempt_at = now() WHERE callback_id = $1", [.int64(b)])
-        let finishing = try store.claim(limit: 10, on: connection)
-        #expect(finishing.map(\.id) == [b], "the leased one is not claimed while its lease holds")
-        try store.finish(finishing.map { QueueStore.Finish($0, startedAt: Date(), outcome: .done) }, on: connection)
-        try store.finish([QueueStore.Finish(claimed[c]!, startedAt: Date(), outcome: .done)], on: connection)
+        let due = try store.claim(limit: 10, on: connection)
+        #expect(Set(due.map(\.id)) == [a[2], b])
+        #expect(try due.first { $0.id == a[2] }?.stored.get().body == QueueTestData.callback(2).body)
+        #expect(try store.finish(due.map { QueueStore.Finish($0, startedAt: Date(), outcome: .done) }, on: connection).isEmpty)
+
+        // Finished now, and older than retention: pruned from the default partition by row.
         let second = try #require(try maintenance.run(on: connection))
-        #expect(second.dropped == [sb, sc])
-        #expect(second.held.isEmpty)
-        #expect(second.defaultPruned == 1)
+        #expect(second.dropped.isEmpty)
+        #expect(second.defaultPruned == 3)
         #expect(try connection.query("SELECT count(*) FROM callbacks")[0].decode(0, as: Int.self) == 0)
+        #expect(try connection.query("SELECT count(*) FROM callback_attempts")[0].decode(0, as: Int.self) == 0)
         #expect(try connection.query("SELECT count(*) FROM order_events")[0].decode(0, as: Int.self) == 1)
+    }
+
+    /// A backlog larger than a drop carries holds its partition back, and says so.
+    @Test func aBacklogHoldsItsPartitionBack() throws {
+        let connection = try database.connect()
+        let now = try now(connection)
+        let base = now - now % 60 - 3600
+        try connection.query("SELECT payhook_queue_add_partition(to_timestamp($1), to_timestamp($2))",
+                             [.int64(base), .int64(base + 60)])
+        let backlog = Int(QueueMaintenance.carryLimit) + 1
+        for start in stride(from: 0, to: backlog, by: 2000) {
+            _ = try QueueStore.insert((start..<min(start + 2000, backlog)).map { callback($0, receivedAt: base + 1) },
+                                      on: connection)
+        }
+        var settings = PartitionSettings()
+        settings.intervalSeconds = 60
+        settings.keepSeconds = 600
+        let report = try #require(try QueueMaintenance(settings: settings).run(on: connection))
+        let suffix = QueueMaintenance.suffix(base)
+        #expect(report.held == [QueueMaintenance.Held(suffix: suffix, unfinished: Int64(backlog))])
+        #expect(report.dropped.isEmpty)
+        #expect(try connection.query("SELECT count(*) FROM callback_jobs")[0].decode(0, as: Int.self) == backlog)
+        let storage = try QueueStorage.read(countingStates: true, on: connection)
+        #expect(storage.lastRun?.heldPartitions == 1 && storage.lastRun?.heldCallbacks == Int64(backlog))
+        #expect(storage.partitions.first { $0.suffix == suffix }?.pending == Int64(backlog))
     }
 
     @Test func oneMaintainerAtATime() throws {
