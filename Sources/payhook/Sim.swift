@@ -289,7 +289,7 @@ struct SimLoad: AsyncParsableCommand {
             print("  \(outcome.padding(toLength: 28, withPad: " ", startingAt: 0)) \(count)")
         }
         if report.droppedByRetention > 0 {
-            print("  \("finished, dropped by retention".padding(toLength: 28, withPad: " ", startingAt: 0)) \(report.droppedByRetention)")
+            print("  \("dropped by retention".padding(toLength: 28, withPad: " ", startingAt: 0)) \(report.droppedByRetention)")
         }
         if report.mismatches.isEmpty {
             print("mismatches:    none")
