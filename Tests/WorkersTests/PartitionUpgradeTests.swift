@@ -19,7 +19,7 @@ import Workers
         let states: [(name: String, sql: String)] = [
             ("due", "'pending', 0, now() - interval '1 second', NULL, NULL"),
             ("retrying", "'pending', 2, now() + interval '1 hour', NULL, NULL"),
-            ("leased", "'processing', 1, now(), 'old-worker/0', now() + interval '1 minute'"),
+            ("leased", "'processing', 1, now(), 'old-worker/0', now() + interval '1 hour'"),
             ("expired", "'processing', 1, now(), 'gone-worker/0', now() - interval '1 second'"),
             ("done", "'done', 1, now(), NULL, NULL"),
             ("rejected", "'rejected', 1, now(), NULL, NULL"),
