@@ -229,7 +229,8 @@ extension QueueSchema {
                    bound IS NULL AS is_default,
                    pg_total_relation_size(child.oid) AS total_bytes,
                    pg_indexes_size(child.oid) AS index_bytes,
-                   greatest(child.reltuples, 0)::bigint AS estimated_rows
+                   -- PostgreSQL's estimate from the last vacuum or analyze; NULL before the first.
+                   CASE WHEN child.reltuples >= 0 THEN child.reltuples::bigint END AS estimated_rows
             FROM pg_inherits i
             JOIN pg_class parent ON parent.oid = i.inhparent
             JOIN pg_class child ON child.oid = i.inhrelid

@@ -75,8 +75,9 @@ public struct QueueStorage: Sendable {
         public var isDefault: Bool { lower == nil }
         public let totalBytes: Int64
         public let indexBytes: Int64
-        /// PostgreSQL's estimate of the callbacks in it (from the last vacuum or analyze).
-        public let estimatedCallbacks: Int64
+        /// PostgreSQL's estimate of the callbacks in it (from the last vacuum or analyze; nil
+        /// before the first).
+        public let estimatedCallbacks: Int64?
         /// Counted exactly; filled by `read(countingStates: true)`.
         public var pending: Int64 = 0
         public var processing: Int64 = 0
@@ -113,7 +114,7 @@ public struct QueueStorage: Sendable {
             FROM queue_partitions GROUP BY suffix ORDER BY min(upper_bound) NULLS LAST
             """).rows.map { row throws(PostgresError) in
             Partition(suffix: try row.decode(0), lower: try row.decode(1), upper: try row.decode(2),
-                      totalBytes: try row.decode(3), indexBytes: try row.decode(4), estimatedCallbacks: try row.decode(5) ?? 0)
+                      totalBytes: try row.decode(3), indexBytes: try row.decode(4), estimatedCallbacks: try row.decode(5))
         }
         if countingStates {
             let index = Dictionary(uniqueKeysWithValues: partitions.enumerated().map { ($1.suffix, $0) })

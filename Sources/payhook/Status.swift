@@ -55,8 +55,8 @@ struct Status: ParsableCommand {
         for partition in storage.partitions {
             let range = partition.lower.map { "\(Self.time($0)) .. \(partition.upper.map(Self.time) ?? "")" }
                 ?? "default (strays, carried unfinished)"
-            var line = "  \(range.padding(toLength: 42, withPad: " ", startingAt: 0)) ~\(partition.estimatedCallbacks) callbacks, "
-                + "\(Self.bytes(partition.totalBytes))"
+            let callbacks = partition.estimatedCallbacks.map { "~\($0) callbacks" } ?? "not analyzed yet"
+            var line = "  \(range.padding(toLength: 42, withPad: " ", startingAt: 0)) \(callbacks), \(Self.bytes(partition.totalBytes))"
             let states = [("pending", partition.pending), ("processing", partition.processing), ("dead", partition.dead)]
                 .filter { $0.1 > 0 }.map { "\($0.1) \($0.0)" }
             if !states.isEmpty { line += "; " + states.joined(separator: ", ") }

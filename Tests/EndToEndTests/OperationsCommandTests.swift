@@ -33,7 +33,7 @@ import Webhooks
         // The partitions, the one holding today's callbacks with its dead one, and the
         // workers' maintainer's last run.
         #expect(status.output.contains("queue partitions (received time, UTC):"))
-        #expect(status.output.contains(/\d{4}-\d\d-\d\d 00:00:00 \.\. \d{4}-\d\d-\d\d 00:00:00 +~\d+ callbacks, [\d.]+ \w+; 1 dead/),
+        #expect(status.output.contains(/\d{4}-\d\d-\d\d 00:00:00 \.\. \d{4}-\d\d-\d\d 00:00:00 +(~\d+ callbacks|not analyzed yet), [\d.]+ \w+; 1 dead/),
                 "\(status.output)")
         #expect(status.output.contains("retention:         keep 7 days of finished callbacks"))
         #expect(status.output.contains(/last maintenance:  \d{4}-\d\d-\d\d [\d:]+ UTC \(\d+ s ago\)/), "\(status.output)")
