@@ -1,4 +1,5 @@
 import Foundation
+import PayhookConfig
 import PayhookCore
 import Postgres
 import Prometheus
@@ -21,8 +22,9 @@ import Workers
             return (number, channel, harness.notifies.notify(.valid, channel: channel, order: order, eventID: "E-\(number)"))
         }
         // The channel was never paid for F-1: a forger claims it was.
-        var forged = try harness.order("F-1", channel: "alipay", channelStatus: .pending)
-        forged.status = .paid
+        var claim = try harness.order("F-1", channel: "alipay", channelStatus: .pending)
+        claim.status = .paid
+        let forged = claim
         // A genuine close is not a payment: still asked.
         let closed = try harness.order("X-1", channel: "wechatpay", channelStatus: .closed)
         // A genuine notify for another amount than the site's order: flagged, never applied.
