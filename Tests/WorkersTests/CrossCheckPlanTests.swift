@@ -70,7 +70,6 @@ import Testing
     static let unprovable: [(String, PaymentStatus, MerchantIdentity, String?)] = [
         ("a close", .closed, merchant, "T-1"),
         ("a pending status", .pending, merchant, "T-1"),
-        ("an unmapped status", .other("TRADE_REFUND"), merchant, "T-1"),
         ("another app", .paid, MerchantIdentity(appID: "2021000000009999", merchantID: "2088000000000001"), "T-1"),
         ("another merchant", .paid, MerchantIdentity(appID: "2021000000000001", merchantID: "2088000000009999"), "T-1"),
         ("no merchant", .paid, MerchantIdentity(appID: "2021000000000001", merchantID: nil), "T-1"),
@@ -116,6 +115,14 @@ import Testing
         #expect(trusted.commit(held: [1]).items.first?.note == nil)
         let decision = OrderStateMachine.decide(order(), notified)
         guard case .conflict(reason, _) = decision else { Issue.record("\(decision)"); return }
+    }
+
+    /// A status kept verbatim (a refund) moves nothing: done without asking, in both modes.
+    @Test func anUnmappedStatusIsDoneAsUnderAlways() {
+        let trusted = plan([evidence(status: .other("TRADE_REFUND"))], policy: .whenUnverified)
+        #expect(trusted.jobs[0].intent == .finished(.done))
+        #expect(!trusted.jobs[0].unqueried && trusted.commit(held: [1]).items.isEmpty)
+        #expect(plan([evidence(status: .other("TRADE_REFUND"))], policy: .always).jobs[0].intent == .finished(.done))
     }
 
     @Test func aPaidOrderIsADuplicateAsUnderAlways() {
