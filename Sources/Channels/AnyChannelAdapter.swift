@@ -63,6 +63,14 @@ public enum AnyChannelAdapter: ChannelAdapter {
         }
     }
 
+    public var merchant: MerchantIdentity {
+        switch self {
+        case .alipay(let a): a.merchant
+        case .wechatPay(let a): a.merchant
+        case .points(let a): a.merchant
+        }
+    }
+
     public func verify(_ raw: RawCallback) throws(Rejection) -> PaymentNotification {
         switch self {
         case .alipay(let a): try a.verify(raw)

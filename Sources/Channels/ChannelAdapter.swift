@@ -38,6 +38,10 @@ public protocol ChannelAdapter: Sendable {
     var channelType: ChannelType { get }
     /// `allowed_ips`; empty means the signature alone decides.
     var allowedIPs: [CIDR] { get }
+    /// The app and merchant this channel is configured as, in the shape a verified notify
+    /// names them (`OrderEvidence.merchant`); a merchant id of nil when the configuration
+    /// names none (Alipay without `seller_id`).
+    var merchant: MerchantIdentity { get }
 
     /// Proves the callback genuine and normalizes it. Pure CPU work: no I/O.
     /// Checks, in order: source address, kind, required fields and headers, signature

@@ -63,6 +63,8 @@ public struct ChannelSettings: Sendable, Equatable {
     public let maps: [String: [String: String]]
     /// Where this channel sits in the file, for error messages: `channels[1]`.
     public let keyPath: String
+    /// `cross_check`: `always` or `when_unverified`. Default `always`.
+    public let crossCheck: CrossCheck
 
     static let keys: [ChannelType: (required: [String], optional: [String], integers: [String], maps: [String])] = [
         .alipay: (["app_id", "alipay_public_key_file", "app_private_key_file", "gateway_url"],
@@ -306,6 +308,7 @@ extension PayhookConfiguration {
                     throw ConfigError(key: "channels[\(index)].id", problem: "duplicates another channel's id")
                 }
                 channels.append(channel)
+                worker.crossCheck[channel.id] = channel.crossCheck
                 receiver.channels[channel.id] = channel.type
                 receiver.allowedIPs[channel.id] = try channel.allowedIPs.enumerated().map { entry throws(ConfigError) in
                     guard let cidr = CIDR.parse(entry.element) else {
@@ -343,6 +346,13 @@ extension PayhookConfiguration {
             throw ConfigError(key: "\(path).type", problem: "must be one of \(known)")
         }
         let allowedIPs = try reader.stringList("allowed_ips")
+        var crossCheck = CrossCheck.always
+        if let name = try reader.string("cross_check") {
+            guard let policy = CrossCheck(name: name) else {
+                throw ConfigError(key: "\(path).cross_check", problem: "must be \(CrossCheck.names.joined(separator: " or "))")
+            }
+            crossCheck = policy
+        }
         let keys = ChannelSettings.keys[type]!
         var settings: [String: String] = [:]
         for key in keys.required { settings[key] = try reader.requiredString(key) }
@@ -362,6 +372,11 @@ extension PayhookConfiguration {
             maps[key] = map
         }
         try reader.rejectUnknownKeys()
-        return ChannelSettings(id: id, type: type, allowedIPs: allowedIPs, settings: settings, maps: maps, keyPath: path)
+        // Without it a notify's merchant is unchecked, so it could not stand for the query.
+        if crossCheck == .whenUnverified, type == .alipay, settings["seller_id"].map({ !$0.isEmpty }) != true {
+            throw ConfigError(key: "\(path).seller_id", problem: "is required with cross_check: when_unverified")
+        }
+        return ChannelSettings(id: id, type: type, allowedIPs: allowedIPs, settings: settings, maps: maps, keyPath: path,
+                               crossCheck: crossCheck)
     }
 }

@@ -153,19 +153,24 @@ public struct SimulatorDirectory: Sendable {
         public var apiListen: String?
         /// Every channel's `query_timeout_ms`. Default 3000.
         public var queryTimeoutMilliseconds: Int
+        /// Every channel's `cross_check` (`always`, `when_unverified`); nil leaves it out
+        /// (`always`). Default nil.
+        public var crossCheck: String?
 
         public init(databaseURL: String, receiverListen: String = "127.0.0.1:8080", apiListen: String? = nil,
-                    queryTimeoutMilliseconds: Int = 3000) {
+                    queryTimeoutMilliseconds: Int = 3000, crossCheck: String? = nil) {
             self.databaseURL = databaseURL
             self.receiverListen = receiverListen
             self.apiListen = apiListen
             self.queryTimeoutMilliseconds = queryTimeoutMilliseconds
+            self.crossCheck = crossCheck
         }
     }
 
     /// The `payhook.yaml` text for the channels in this folder, querying under `baseURL`.
     public func configurationYAML(_ channels: SimulatedChannels, baseURL: String, options: ConfigurationOptions) -> String {
         let timeout = options.queryTimeoutMilliseconds
+        let crossCheck = options.crossCheck.map { "\n    cross_check: \(quoted($0))" } ?? ""
         return """
             # Written by `payhook sim channels`: Payhook configured against the local channel
             # simulator at \(SimulatedChannels.trimmed(baseURL)). The keys are throwaway test keys.
@@ -200,7 +205,7 @@ public struct SimulatorDirectory: Sendable {
                 app_private_key_file: \(quoted(appPrivateKeyFile))
                 gateway_url: \(quoted(SimulatedChannels.alipayGatewayURL(baseURL: baseURL)))
                 allowed_ips: [127.0.0.1/32, "::1/128"]
-                query_timeout_ms: \(timeout)
+                query_timeout_ms: \(timeout)\(crossCheck)
               - id: \(SimulatedChannels.wechatPayID)
                 type: wechatpay_v3
                 mchid: \(quoted(channels.wechatMchID))
@@ -212,7 +217,7 @@ public struct SimulatorDirectory: Sendable {
                 api_base_url: \(quoted(SimulatedChannels.wechatPayAPIBaseURL(baseURL: baseURL)))
                 allowed_ips: [127.0.0.1/32, "::1/128"]
                 max_clock_skew_seconds: 300
-                query_timeout_ms: \(timeout)
+                query_timeout_ms: \(timeout)\(crossCheck)
               - id: \(SimulatedChannels.pointsID)
                 type: points
                 partner_id: \(quoted(channels.pointsPartnerID))
@@ -220,7 +225,7 @@ public struct SimulatorDirectory: Sendable {
                 api_base_url: \(quoted(SimulatedChannels.pointsAPIBaseURL(baseURL: baseURL)))
                 allowed_ips: [127.0.0.1/32, "::1/128"]
                 max_clock_skew_seconds: 300
-                query_timeout_ms: \(timeout)
+                query_timeout_ms: \(timeout)\(crossCheck)
             \(webhooksYAML)
             """
     }

@@ -48,6 +48,8 @@ struct BatchPlan {
         var reconcileOrder: OrderSnapshot?
         /// What that answer lets us apply.
         var reconcileItem: ApplyItem?
+        /// Applied from the verified notify alone, without a query (`cross_check: when_unverified`).
+        var unqueried = false
     }
 
     /// What the fenced transaction writes.
@@ -65,12 +67,17 @@ struct BatchPlan {
     private(set) var jobs: [Job]
     let rules: OutcomeRules
     let startedAt: Date
+    /// The channels under `cross_check: when_unverified`, each with the app and merchant its
+    /// notifies must name to be applied without a query; a channel not here is `always`.
+    let trusted: [String: MerchantIdentity]
     private var orders: [String: OrderSnapshot] = [:]
 
-    init(claimed: [ClaimedCallback], verifications: [Verification], rules: OutcomeRules, startedAt: Date) {
+    init(claimed: [ClaimedCallback], verifications: [Verification], rules: OutcomeRules, startedAt: Date,
+         trusted: [String: MerchantIdentity] = [:]) {
         precondition(claimed.count == verifications.count, "one verification per claimed callback")
         self.rules = rules
         self.startedAt = startedAt
+        self.trusted = trusted
         jobs = zip(claimed, verifications).map { callback, verification in
             switch verification {
             case .unknownChannel:
@@ -101,7 +108,9 @@ struct BatchPlan {
     var orderNumbers: [String] { jobs.compactMap(\.outTradeNo) }
 
     /// Stage 2, with the orders as read (unlocked): unknown orders, mismatches and
-    /// duplicates need no query. Returns the orders whose reconciliation query to claim.
+    /// duplicates need no query, nor, on a `when_unverified` channel, a notify that
+    /// `NotifyTrust` admits (the apply re-decides it against the locked order). Returns the
+    /// orders whose reconciliation query to claim.
     mutating func readOrders(_ orders: [String: OrderSnapshot]) -> [String] {
         self.orders = orders
         var reconcileCandidates: [String] = []
@@ -118,6 +127,10 @@ struct BatchPlan {
                     jobs[index].intent = .apply(ApplyItem(source: .callback, callbackID: job.claimed.id, evidence: evidence))
                 case .noChange where evidence.status != .pending:
                     jobs[index].intent = .finished(.done)
+                case .transition where admitsAlone(job, evidence, order):
+                    jobs[index].intent = .apply(ApplyItem(source: .callback, callbackID: job.claimed.id,
+                                                          evidence: evidence, note: NotifyTrust.eventNote))
+                    jobs[index].unqueried = true
                 case .noChange, .transition:
                     break  // ask the channel
                 }
@@ -137,6 +150,12 @@ struct BatchPlan {
             }
         }
         return reconcileCandidates
+    }
+
+    /// Whether the job's verified notify may stand without the channel's answer.
+    private func admitsAlone(_ job: Job, _ evidence: OrderEvidence, _ order: OrderSnapshot) -> Bool {
+        guard let expected = trusted[job.claimed.channel], case .success(let raw) = job.claimed.stored else { return false }
+        return NotifyTrust.admits(evidence, kind: raw.kind, order: order, merchant: expected)
     }
 
     /// Stage 3, with the orders the shared rate limit lets this batch ask about now.
@@ -265,6 +284,7 @@ struct BatchPlan {
         single.jobs[0].intent = .finished(rules.transient(attempt: attempt, reason: .applyFailed, error: error))
         single.jobs[0].conflictEvent = nil
         single.jobs[0].reconcileItem = nil
+        single.jobs[0].unqueried = false
         single.jobs[0].outTradeNo = nil
         single.jobs[0].channelTradeNo = nil
         return single

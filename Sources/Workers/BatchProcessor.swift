@@ -15,15 +15,22 @@ final class BatchProcessor {
     let clients: [String: ChannelClient]
     let rules: OutcomeRules
     let reconcileEverySeconds: Int
+    /// The `cross_check: when_unverified` channels and the identity their notifies must name.
+    let trusted: [String: MerchantIdentity]
     let metrics: WorkerMetrics
     let logger: Logger
 
     init(store: QueueStore, clients: [String: ChannelClient], rules: OutcomeRules, reconcileEverySeconds: Int,
-         metrics: WorkerMetrics, logger: Logger) {
+         crossCheck: [String: CrossCheck] = [:], metrics: WorkerMetrics, logger: Logger) {
         self.store = store
         self.clients = clients
         self.rules = rules
         self.reconcileEverySeconds = reconcileEverySeconds
+        var trusted: [String: MerchantIdentity] = [:]
+        for (channel, policy) in crossCheck where policy == .whenUnverified {
+            if let adapter = clients[channel]?.adapter { trusted[channel] = adapter.merchant }
+        }
+        self.trusted = trusted
         self.metrics = metrics
         self.logger = logger
     }
@@ -45,7 +52,8 @@ final class BatchProcessor {
                 "callback_id": "\(callback.id)", "channel": "\(callback.channel)", "error": "\(problem)",
             ])
         }
-        var plan = BatchPlan(claimed: claimed, verifications: verifications, rules: rules, startedAt: startedAt)
+        var plan = BatchPlan(claimed: claimed, verifications: verifications, rules: rules, startedAt: startedAt,
+                             trusted: trusted)
 
         // 2. The orders, unlocked; and the right to reconcile after a rejected signature.
         let ordersClock = ContinuousClock.now
@@ -136,6 +144,10 @@ final class BatchProcessor {
                 continue
             }
             metrics.processed(channel: job.claimed.channel, outcome: finish.outcome.label, reason: finish.outcome.reason)
+        }
+        for (position, index) in commit.itemJobs.enumerated() {
+            guard let index, plan.jobs[index].unqueried, case .transition? = decisions[position] else { continue }
+            metrics.unqueried(channel: plan.jobs[index].claimed.channel)
         }
         for (decision, item) in zip(decisions, commit.items) {
             guard case .conflict(let reason, _)? = decision else { continue }

@@ -19,6 +19,9 @@ public struct WorkerConfiguration: Sendable {
     public var unknownOrderAttempts = 5
     /// At most one reconciliation query per order per this. Default 600 s.
     public var reconcileEverySeconds = 600
+    /// Each channel's `cross_check`, by channel id; a channel not named is `.always`.
+    /// Default empty (every channel `.always`).
+    public var crossCheck: [String: CrossCheck] = [:]
     /// The stale-order sweeper; nil runs none (for installs that reconcile elsewhere).
     /// Default `Sweeper()`.
     public var sweeper: Sweeper? = Sweeper()

@@ -25,6 +25,12 @@ public final class WorkerMetrics: Sendable {
                 [("channel", channel), ("outcome", outcome), ("reason", reason?.rawValue ?? "")]).increment()
     }
 
+    /// An order moved by a verified notify alone, without asking the channel
+    /// (`cross_check: when_unverified`).
+    func unqueried(channel: String) {
+        counter("payhook_worker_unqueried_total", [("channel", channel)]).increment()
+    }
+
     func conflict(channel: String, reason: ReasonCode) {
         counter("payhook_order_conflicts_total", [("channel", channel), ("reason", reason.rawValue)]).increment()
     }

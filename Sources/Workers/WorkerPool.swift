@@ -90,7 +90,8 @@ public final class WorkerPool: Sendable {
         let processor = BatchProcessor(
             store: store, clients: clients,
             rules: OutcomeRules(retry: configuration.retry, unknownOrderAttempts: configuration.unknownOrderAttempts),
-            reconcileEverySeconds: configuration.reconcileEverySeconds, metrics: metrics, logger: workerLogger)
+            reconcileEverySeconds: configuration.reconcileEverySeconds, crossCheck: configuration.crossCheck,
+            metrics: metrics, logger: workerLogger)
         withConnection(role: "worker") { connection throws(PostgresError) in
             let claimed = try store.claim(limit: configuration.batchSize, on: connection)
             guard !claimed.isEmpty else {

@@ -6,6 +6,7 @@ import Postgres
 import Simulator
 import SiteAPI
 import UnixSignals
+import Workers
 
 struct Sim: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -63,12 +64,18 @@ struct SimChannels: AsyncParsableCommand {
     @Option(name: .customLong("notify-twice-rate"), help: "Fraction of payment notifies sent twice.")
     var notifyTwiceRate: Double = 0
 
+    @Option(name: .customLong("cross-check"), help: "Every channel's cross_check in payhook.yaml: always or when_unverified.")
+    var crossCheck: String = "always"
+
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0 to 65535") }
         guard (0...1).contains(errorRate), (0...1).contains(timeoutRate), errorRate + timeoutRate <= 1 else {
             throw ValidationError("--error-rate and --timeout-rate must be fractions from 0 to 1 that add up to at most 1")
         }
         guard latencyMilliseconds >= 0 else { throw ValidationError("--latency-ms must be ≥ 0") }
+        guard CrossCheck(name: crossCheck) != nil else {
+            throw ValidationError("--cross-check must be \(CrossCheck.names.joined(separator: " or "))")
+        }
         guard (0...1).contains(notifyNeverRate), (0...1).contains(notifyTwiceRate), notifyNeverRate + notifyTwiceRate <= 1 else {
             throw ValidationError("--notify-never-rate and --notify-twice-rate must be fractions from 0 to 1 that add up to at most 1")
         }
@@ -87,7 +94,8 @@ struct SimChannels: AsyncParsableCommand {
         let file = try directory.writeConfiguration(
             channels, baseURL: server.baseURL,
             options: .init(databaseURL: database, receiverListen: listen,
-                           apiListen: apiListen == "none" ? nil : apiListen))
+                           apiListen: apiListen == "none" ? nil : apiListen,
+                           crossCheck: crossCheck == "always" ? nil : crossCheck))
         print("simulated channel APIs at \(server.baseURL) (alipay, wechatpay, points)")
         print("configuration: \(file)")
         print("keys:          \(directory.keysDirectory)")

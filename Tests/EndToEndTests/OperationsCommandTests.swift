@@ -122,6 +122,30 @@ import Webhooks
         #expect(work.output.contains("webhooks[0].secret_file"), "\(work.output)")
     }
 
+    /// An unknown `cross_check` stops `payhook work` at start with exit 2 naming the key,
+    /// before it touches the database; so does `when_unverified` on Alipay without `seller_id`.
+    @Test func aBadCrossCheckIsExitTwoNamingTheKey() throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("payhook-\(UUID().uuidString).yaml").path
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let points = "{id: p, type: points, partner_id: p, hmac_secret_file: /nonexistent/p.secret, api_base_url: \"https://p.example\""
+        try """
+            database: {url: "postgres://nobody@127.0.0.1:1/none"}
+            channels: [\(points), cross_check: sometimes}]
+            """.write(toFile: file, atomically: true, encoding: .utf8)
+        let work = try ChildProcess.payhook(["work", "--config", file])
+        #expect(work.status == 2)
+        #expect(work.output.contains("channels[0].cross_check"), "\(work.output)")
+        #expect(work.output.contains("always or when_unverified"), "\(work.output)")
+        try """
+            database: {url: "postgres://nobody@127.0.0.1:1/none"}
+            channels: [{id: a, type: alipay, app_id: a, alipay_public_key_file: /nonexistent/a.pem,
+                        app_private_key_file: /nonexistent/b.pem, gateway_url: "https://a.example", cross_check: when_unverified}]
+            """.write(toFile: file, atomically: true, encoding: .utf8)
+        let alipay = try ChildProcess.payhook(["work", "--config", file])
+        #expect(alipay.status == 2)
+        #expect(alipay.output.contains("channels[0].seller_id"), "\(alipay.output)")
+    }
+
     /// `events list`, `events replay` (by id and by endpoint and time), `webhooks test` and
     /// `webhooks enable` against a real database and the simulated site.
     @Test func eventsAndWebhookCommands() async throws {

@@ -39,7 +39,8 @@ final class PipelineHarness: @unchecked Sendable {
         "PAYHOOK_RECONCILE_AFTER_SECONDS": "600", "PAYHOOK_RECONCILE_EVERY_SECONDS": "600",
     ]
 
-    init(database: TestDatabase? = nil, queryTimeoutMilliseconds: Int = 1000) async throws {
+    /// `crossCheck`: every channel's `cross_check` in the written `payhook.yaml` (nil: left out, `always`).
+    init(database: TestDatabase? = nil, queryTimeoutMilliseconds: Int = 1000, crossCheck: String? = nil) async throws {
         self.database = try database ?? TestDatabase.create()
         channels = SimulatedChannels.generate()
         simulator = ChannelSimulator(channels: channels)
@@ -49,7 +50,8 @@ final class PipelineHarness: @unchecked Sendable {
         directory = SimulatorDirectory(path: folder)
         try directory.writeKeys(channels, baseURL: server.baseURL)
         try directory.writeConfiguration(channels, baseURL: server.baseURL, options: .init(
-            databaseURL: self.database.url, receiverListen: "127.0.0.1:0", queryTimeoutMilliseconds: queryTimeoutMilliseconds))
+            databaseURL: self.database.url, receiverListen: "127.0.0.1:0", queryTimeoutMilliseconds: queryTimeoutMilliseconds,
+            crossCheck: crossCheck))
         configuration = try PayhookConfiguration.load(path: directory.configurationFile, environment: Self.testOverrides)
         // The tests send some callbacks "through a proxy" to pick their client address.
         configuration.receiver.trustedProxies = [CIDR.parse("127.0.0.1/32")!]

@@ -82,6 +82,22 @@ import Testing
         #expect(off.worker.sweeper == nil)
     }
 
+    @Test func crossCheckIsPerChannelAndAlwaysByDefault() throws {
+        let configuration = try PayhookConfiguration.parse(yaml: """
+            database: {url: x}
+            channels:
+              - {id: a, type: alipay, app_id: a, seller_id: s, alipay_public_key_file: f, app_private_key_file: g,
+                 gateway_url: u, cross_check: when_unverified}
+              - {id: p, type: points, partner_id: p, hmac_secret_file: f, api_base_url: u, cross_check: always}
+              - {id: q, type: points, partner_id: q, hmac_secret_file: f, api_base_url: u}
+            """)
+        #expect(configuration.channels.map(\.crossCheck) == [.whenUnverified, .always, .always])
+        #expect(configuration.worker.crossCheck == ["a": .whenUnverified, "p": .always, "q": .always])
+        #expect(WorkerConfiguration(connection: .init(conninfo: "x")).crossCheck.isEmpty, "no channel named: always")
+        let example = try PayhookConfiguration.load(path: Self.exampleURL.path, environment: [:])
+        #expect(example.channels.allSatisfy { $0.crossCheck == .always })
+    }
+
     @Test func channelKeyFileErrorsNameTheChannelsKey() throws {
         let configuration = try PayhookConfiguration.parse(yaml: """
             database: {url: x}
@@ -180,6 +196,12 @@ import Testing
         ("database: {url: x}\nchannels: [{id: a, type: points, partner_id: p, hmac_secret_file: f, api_base_url: u}, {id: a, type: points, partner_id: p, hmac_secret_file: f, api_base_url: u}]", "channels[1].id", "duplicates another channel's id"),
         ("database: {url: x}\nchannels: [{id: w, type: wechatpay_v3, mchid: m, appid: a, apiv3_key_file: k, merchant_private_key_file: p, merchant_serial_no: s, api_base_url: u}]", "channels[0].platform_public_key_files", "is required (serial: file)"),
         ("database: {url: x}\nchannels: [{id: a, type: alipay, app_id: a, alipay_public_key_file: f, app_private_key_file: g, gateway_url: u, query_timeout_ms: -5}]", "channels[0].query_timeout_ms", "must be a positive whole number"),
+        ("database: {url: x}\nchannels: [{id: p, type: points, partner_id: p, hmac_secret_file: f, api_base_url: u, cross_check: never}]",
+         "channels[0].cross_check", "must be always or when_unverified"),
+        ("database: {url: x}\nchannels: [{id: p, type: points, partner_id: p, hmac_secret_file: f, api_base_url: u, cross_check: [always]}]",
+         "channels[0].cross_check", "must be a string"),
+        ("database: {url: x}\nchannels: [{id: a, type: alipay, app_id: a, alipay_public_key_file: f, app_private_key_file: g, gateway_url: u, cross_check: when_unverified}]",
+         "channels[0].seller_id", "is required with cross_check: when_unverified"),
         ("database: {url: x}\nworker: [1, 2]", "worker", "must be a mapping"),
         ("database: {url: x}\ndatabase: {url: y}", "database", "given twice"),
         ("database: {url: x}\nworker: {metrics_listen: nowhere}", "worker.metrics_listen", "must be host:port, such as 127.0.0.1:9090"),

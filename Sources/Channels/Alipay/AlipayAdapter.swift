@@ -13,6 +13,7 @@ public struct AlipayAdapter: ChannelAdapter {
     public var channelID: String { configuration.channelID }
     public var channelType: ChannelType { .alipay }
     public var allowedIPs: [CIDR] { configuration.allowedIPs }
+    public var merchant: MerchantIdentity { MerchantIdentity(appID: configuration.appID, merchantID: configuration.sellerID) }
 
     public func verify(_ raw: RawCallback) throws(Rejection) -> PaymentNotification {
         try checkSource(raw)

@@ -117,6 +117,7 @@ public struct PointsAdapter: ChannelAdapter {
     public var channelID: String { configuration.channelID }
     public var channelType: ChannelType { .points }
     public var allowedIPs: [CIDR] { configuration.allowedIPs }
+    public var merchant: MerchantIdentity { MerchantIdentity(appID: nil, merchantID: configuration.partnerID) }
 
     public func verify(_ raw: RawCallback) throws(Rejection) -> PaymentNotification {
         try checkSource(raw)

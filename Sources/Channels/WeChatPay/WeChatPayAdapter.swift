@@ -14,6 +14,7 @@ public struct WeChatPayAdapter: ChannelAdapter {
     public var channelID: String { configuration.channelID }
     public var channelType: ChannelType { .wechatpayV3 }
     public var allowedIPs: [CIDR] { configuration.allowedIPs }
+    public var merchant: MerchantIdentity { MerchantIdentity(appID: configuration.appID, merchantID: configuration.mchID) }
 
     public func verify(_ raw: RawCallback) throws(Rejection) -> PaymentNotification {
         try checkSource(raw)
