@@ -85,7 +85,7 @@ import Testing
     @Test func channelKeyFileErrorsNameTheChannelsKey() throws {
         let configuration = try PayhookConfiguration.parse(yaml: """
             database: {url: x}
-            channels: [{id: p, type: points, partner_id: site, hmac_secret_file: /nonexistent/secret, api_base_url: "http://x"}]
+            channels: [{id: p, type: points, partner_id: site, hmac_secret_file: /nonexistent/secret, api_base_url: "https://x"}]
             """)
         do {
             _ = try configuration.loadChannels()
