@@ -12,7 +12,7 @@ extension ChannelSettings {
     /// a setting the file leaves out keeps the adapter configuration's default.
     public func load() throws(ConfigError) -> ChannelConfiguration {
         _ = try trustedClient()  // a bad ca_file fails every command that loads the channels
-        switch type {
+        return switch type {
         case .alipay: .alipay(try loadAlipay())
         case .wechatpayV3: .wechatPay(try loadWeChatPay())
         case .points: .points(try loadPoints())

@@ -1,4 +1,5 @@
 import Foundation
+import PayhookConfig
 import PayhookCore
 import Postgres
 import PostgresTestSupport
@@ -72,7 +73,7 @@ import Testing
     @Test func insecureHTTPIsAcceptedWhereAChannelSaysSo() async throws {
         let harness = try await PipelineHarness(plainHTTP: true)
         defer { Task { await harness.tearDown() } }
-        #expect(harness.configuration.channels.allSatisfy(\.insecureHTTP))
+        #expect(harness.configuration.channels.allSatisfy { $0.insecureHTTP })
         let order = try harness.order("PLAIN-1", channel: "points")
         try await harness.withPipeline { sender in
             #expect(try await sender.send(harness.notifies.notify(.valid, channel: "points", order: order, eventID: "t3")) < 300)
