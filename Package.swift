@@ -92,9 +92,11 @@ let package = Package(
                 "Channels",
                 "PayhookCore",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -126,6 +128,7 @@ let package = Package(
             name: "PayhookConfig",
             dependencies: [
                 "CallbackQueue",
+                "ChannelClients",
                 "Channels",
                 "Orders",
                 "PayhookCore",
@@ -135,6 +138,8 @@ let package = Package(
                 "SiteOrders",
                 "Webhooks",
                 "Workers",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: swiftSettings
@@ -209,18 +214,24 @@ let package = Package(
             name: "Simulator",
             dependencies: [
                 "PayhookConfig",
+                "ChannelClients",
                 "Channels",
                 "PayhookCore",
                 "Webhooks",
                 .product(name: "Crypto", package: "swift-crypto"),
                 "Postgres",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                // `sim channels --tls`: HTTPS with a CA the simulator makes (swift-certificates).
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "X509", package: "swift-certificates"),
             ],
             swiftSettings: swiftSettings
         ),

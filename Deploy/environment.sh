@@ -88,9 +88,12 @@ payhook_free_port() {
 # Starts the simulated site, the simulated channels and `payhook run` against DATABASE_URL,
 # with keys, payhook.yaml and logs in DIR; waits until the receiver and the site API answer.
 # Sets PAYHOOK_BIN, PAYHOOK_CONFIG, PAYHOOK_LISTEN (receiver) and PAYHOOK_API (site API).
-# Usage: payhook_start_stack DIR DATABASE_URL [SITE_FAIL_RATE]
+# With `tls` the simulated channels serve HTTPS with their own CA (DIR/ca.pem, the channels'
+# ca_file in payhook.yaml), as real channels do; without, plain http (insecure_http: true).
+# Usage: payhook_start_stack DIR DATABASE_URL [SITE_FAIL_RATE] [tls]
 payhook_start_stack() {
-  local dir=$1 database_url=$2 fail_rate=${3:-0} pid
+  local dir=$1 database_url=$2 fail_rate=${3:-0} tls=() pid
+  [ "${4:-}" = tls ] && tls=(--tls)
   PAYHOOK_BIN=$(cd "$PAYHOOK_ROOT" && swift build --show-bin-path)/payhook
   PAYHOOK_DATABASE_URL="$database_url" "$PAYHOOK_BIN" migrate >/dev/null
 
@@ -107,7 +110,7 @@ payhook_start_stack() {
   PAYHOOK_API="127.0.0.1:$(payhook_free_port)"
   PAYHOOK_CONFIG="$dir/payhook.yaml"
   "$PAYHOOK_BIN" sim channels --dir "$dir" --port 0 --listen "$PAYHOOK_LISTEN" --api-listen "$PAYHOOK_API" \
-    --database-url "$database_url" >"$dir/sim-channels.log" 2>&1 &
+    --database-url "$database_url" "${tls[@]}" >"$dir/sim-channels.log" 2>&1 &
   PAYHOOK_CHILD_PIDS+=($!)
   pid=$!
   for _ in $(seq 300); do

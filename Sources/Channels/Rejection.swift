@@ -39,6 +39,9 @@ public struct QueryError: Error, Sendable, Hashable, CustomStringConvertible {
 
         public static let timeout = Code(rawValue: "timeout")
         public static let connection = Code(rawValue: "connection")
+        /// The channel's TLS certificate or handshake was refused (another CA, expired,
+        /// another host name, too old a TLS version).
+        public static let tls = Code(rawValue: "tls")
         public static let httpStatus = Code(rawValue: "http_status")
         public static let badSignature = Code(rawValue: "bad_signature")
         public static let unknownKey = Code(rawValue: "unknown_key")

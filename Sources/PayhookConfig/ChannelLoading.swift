@@ -1,5 +1,8 @@
+import AsyncHTTPClient
+public import ChannelClients
 public import Channels
 import Foundation
+public import Logging
 import PayhookCore
 public import Webhooks
 
@@ -8,7 +11,8 @@ extension ChannelSettings {
     /// the channel's key (`channels[1].app_private_key_file`) and the file, never key bytes;
     /// a setting the file leaves out keeps the adapter configuration's default.
     public func load() throws(ConfigError) -> ChannelConfiguration {
-        switch type {
+        _ = try trustedClient()  // a bad ca_file fails every command that loads the channels
+        return switch type {
         case .alipay: .alipay(try loadAlipay())
         case .wechatpayV3: .wechatPay(try loadWeChatPay())
         case .points: .points(try loadPoints())
@@ -100,7 +104,37 @@ extension ChannelSettings {
     }
 }
 
+extension ChannelSettings {
+    /// The client for this channel's API: its adapter (keys loaded) over an HTTPS transport
+    /// that trusts the system's roots, or only the CAs of `ca_file`; TLS 1.2 or newer. A
+    /// `ca_file` that is missing, unreadable or not PEM certificates is an error naming it.
+    public func loadClient(logger: Logger = Logger(label: "payhook.channels")) throws(ConfigError) -> ChannelClient {
+        let configuration = try load()
+        var transport = HTTPClientTransport(channelID: id, logger: logger)
+        if let client = try trustedClient() { transport.client = client }
+        return configuration.makeClient(transport: transport)
+    }
+
+    /// The client that trusts only `ca_file`'s CAs; nil without `ca_file`.
+    private func trustedClient() throws(ConfigError) -> HTTPClient? {
+        guard let caFile else { return nil }
+        let text = try read("ca_file") { () throws(KeyLoadError) in try KeyFiles.readText(caFile) }
+        do {
+            return try HTTPClientTransport.client(trustingPEM: Array(text.utf8))
+        } catch {
+            throw ConfigError(key: key("ca_file"), problem: "\(caFile) \(error.problem)")
+        }
+    }
+}
+
 extension PayhookConfiguration {
+    /// Every configured channel's API client, keys and CA files loaded.
+    public func loadClients(logger: Logger = Logger(label: "payhook.channels")) throws(ConfigError) -> [ChannelClient] {
+        var clients: [ChannelClient] = []
+        for channel in channels { clients.append(try channel.loadClient(logger: logger)) }
+        return clients
+    }
+
     /// Every configured channel with its keys loaded.
     public func loadChannels() throws(ConfigError) -> [ChannelConfiguration] {
         var loaded: [ChannelConfiguration] = []

@@ -64,7 +64,18 @@ public struct ChannelSettings: Sendable, Equatable {
     /// Where this channel sits in the file, for error messages: `channels[1]`.
     public let keyPath: String
     /// `cross_check`: `always` or `when_unverified`. Default `always`.
-    public let crossCheck: CrossCheck
+    public var crossCheck: CrossCheck = .always
+    /// `insecure_http`: the channel's API may be plain `http://` (the simulator and tests
+    /// only). Default false: its API URL must be `https://`.
+    public var insecureHTTP = false
+    /// `ca_file`: a PEM bundle of the only CAs trusted for this channel's API (a private
+    /// CA); read by `loadClient()`. Default nil: the system's trust roots.
+    public var caFile: String?
+
+    /// The key holding each type's API URL, checked for `https://`.
+    static let apiURLKeys: [ChannelType: String] = [
+        .alipay: "gateway_url", .wechatpayV3: "api_base_url", .points: "api_base_url",
+    ]
 
     static let keys: [ChannelType: (required: [String], optional: [String], integers: [String], maps: [String])] = [
         .alipay: (["app_id", "alipay_public_key_file", "app_private_key_file", "gateway_url"],
@@ -334,6 +345,22 @@ extension PayhookConfiguration {
         return (String(text[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]")), port)
     }
 
+    /// A channel API URL: `https://` with a host; plain `http://` only with `insecure_http: true`.
+    static func checkChannelURL(_ text: String, key: String, insecureHTTP: Bool) throws(ConfigError) {
+        guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), let host = url.host, !host.isEmpty else {
+            throw ConfigError(key: key, problem: "must be an https:// URL with a host")
+        }
+        switch scheme {
+        case "https": return
+        case "http" where insecureHTTP: return
+        case "http":
+            throw ConfigError(key: key, problem: "must be https:// (plain http only with insecure_http: true, "
+                                               + "for the simulator and tests)")
+        default:
+            throw ConfigError(key: key, problem: "must be https://, not \(scheme)://")
+        }
+    }
+
     private static func channel(_ node: ConfigNode, path: String) throws(ConfigError) -> ChannelSettings {
         var reader = try ConfigReader(node, path: path)
         let id = try reader.requiredString("id")
@@ -371,12 +398,21 @@ extension PayhookConfiguration {
             }
             maps[key] = map
         }
+        var channel = ChannelSettings(id: id, type: type, allowedIPs: allowedIPs, settings: settings, maps: maps, keyPath: path)
+        channel.insecureHTTP = try reader.bool("insecure_http", default: false)
+        channel.caFile = try reader.string("ca_file")
+        if channel.caFile?.isEmpty == true {
+            throw ConfigError(key: "\(path).ca_file", problem: "must name a PEM file of CA certificates")
+        }
         try reader.rejectUnknownKeys()
         // Without it a notify's merchant is unchecked, so it could not stand for the query.
         if crossCheck == .whenUnverified, type == .alipay, settings["seller_id"].map({ !$0.isEmpty }) != true {
             throw ConfigError(key: "\(path).seller_id", problem: "is required with cross_check: when_unverified")
         }
-        return ChannelSettings(id: id, type: type, allowedIPs: allowedIPs, settings: settings, maps: maps, keyPath: path,
-                               crossCheck: crossCheck)
+        channel.crossCheck = crossCheck
+        if let urlKey = ChannelSettings.apiURLKeys[type] {
+            try Self.checkChannelURL(settings[urlKey] ?? "", key: "\(path).\(urlKey)", insecureHTTP: channel.insecureHTTP)
+        }
+        return channel
     }
 }

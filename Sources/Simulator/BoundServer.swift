@@ -1,10 +1,13 @@
 package import Hummingbird
+import HummingbirdTLS
 package import Logging
+package import NIOSSL
 import ServiceLifecycle
 
 /// A Hummingbird application run in a task of its own; `start` returns once the socket is
 /// bound (on port 0, with the port the system picked) and throws if it cannot bind. The
-/// simulated channels and the simulated site both serve this way (and tests' small servers).
+/// simulated channels and the simulated site both serve this way (and tests' small servers);
+/// with `tls`, over HTTPS.
 package final class BoundServer: Sendable {
     package let port: Int
     private let task: Task<Void, any Error>
@@ -17,11 +20,12 @@ package final class BoundServer: Sendable {
     }
 
     package static func start<Responder: HTTPResponder>(_ responder: Responder, host: String, port: Int, name: String,
+                                                        tls: TLSConfiguration? = nil,
                                                         logger: Logger = Logger(label: "payhook.sim")) async throws -> BoundServer
     where Responder.Context == BasicRequestContext {
         let (bound, continuation) = AsyncStream<Result<Int, any Error>>.makeStream()
         let application = Application(
-            responder: responder, server: .http1(),
+            responder: responder, server: try tls.map { try .tls(.http1(), tlsConfiguration: $0) } ?? .http1(),
             configuration: .init(address: .hostname(host, port: port), serverName: nil),
             onServerRunning: { channel in continuation.yield(.success(channel.localAddress?.port ?? port)) },
             logger: logger)

@@ -43,29 +43,36 @@ public final class ChannelSimulatorServer: Sendable {
     public let host: String
     /// The bound port (the ephemeral one when started on port 0).
     public var port: Int { server.port }
+    /// The certificates it serves HTTPS with; nil when it serves plain HTTP.
+    public let tls: SimulatorTLS?
     private let server: BoundServer
 
-    /// `http://host:port`, the base URL for ``SimulatedChannels/configurations(baseURL:queryTimeout:)``.
+    /// `https://host:port` (`http://` without TLS), the base URL for
+    /// ``SimulatedChannels/configurations(baseURL:queryTimeout:)``.
     public var baseURL: String {
-        host.contains(":") ? "http://[\(host)]:\(port)" : "http://\(host):\(port)"
+        let scheme = tls == nil ? "http" : "https"
+        return host.contains(":") ? "\(scheme)://[\(host)]:\(port)" : "\(scheme)://\(host):\(port)"
     }
 
-    private init(simulator: ChannelSimulator, host: String, server: BoundServer) {
+    private init(simulator: ChannelSimulator, host: String, tls: SimulatorTLS?, server: BoundServer) {
         self.simulator = simulator
         self.host = host
+        self.tls = tls
         self.server = server
     }
 
-    /// Starts serving on `host:port` (port 0: an ephemeral port) and returns once the
-    /// socket is bound; throws if it cannot bind.
+    /// Starts serving on `host:port` (port 0: an ephemeral port), over HTTPS with `tls`'s
+    /// server certificate when given, and returns once the socket is bound; throws if it
+    /// cannot bind.
     public static func start(_ simulator: ChannelSimulator, host: String = "127.0.0.1", port: Int = 0,
+                             tls: SimulatorTLS? = nil,
                              logger: Logger = Logger(label: "payhook.sim")) async throws -> ChannelSimulatorServer {
         let responder = CallbackResponder<BasicRequestContext> { request, _ in
             try await Self.respond(to: request, simulator: simulator)
         }
         let server = try await BoundServer.start(responder, host: host, port: port, name: "the simulator's server",
-                                                 logger: logger)
-        let started = ChannelSimulatorServer(simulator: simulator, host: host, server: server)
+                                                 tls: try tls?.serverConfiguration(), logger: logger)
+        let started = ChannelSimulatorServer(simulator: simulator, host: host, tls: tls, server: server)
         simulator.linkBaseURL = started.baseURL
         return started
     }

@@ -13,9 +13,12 @@ extension LoadPlan {
     /// WeChat Pay `native`, points `deduct`), `concurrency` requests at a time. The points
     /// member's deducts are set to stay PROCESSING first, so the run's own notifies, not the
     /// deduct's answer, decide those orders, as they decide the others.
-    public func createOrders(apiURL: String, token: String, simulatorURL: String, concurrency: Int = 32) async throws {
+    /// `simulatorCAFile` is the simulator's CA when it serves HTTPS (`--tls`).
+    public func createOrders(apiURL: String, token: String, simulatorURL: String, simulatorCAFile: String? = nil,
+                             concurrency: Int = 32) async throws {
         try await Self.post(SimulatedChannels.trimmed(simulatorURL) + "/_sim/points/outcomes",
-                       body: #"{"user_id":"\#(Self.loadMember)","outcome":"processing"}"#, token: nil, accept: [200])
+                            body: #"{"user_id":"\#(Self.loadMember)","outcome":"processing"}"#, token: nil, accept: [200],
+                            client: try SimulatorTLS.client(trusting: simulatorCAFile))
         let url = SimulatedChannels.trimmed(apiURL) + "/v1/orders"
         let bodies = orders.map(Self.creationBody)
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -52,7 +55,8 @@ extension LoadPlan {
         return JSONValue.object(members).serialized()
     }
 
-    private static func post(_ url: String, body: String, token: String?, accept: Set<UInt>) async throws {
+    private static func post(_ url: String, body: String, token: String?, accept: Set<UInt>,
+                             client: HTTPClient = .shared) async throws {
         var request = HTTPClientRequest(url: url)
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/json")
@@ -60,7 +64,7 @@ extension LoadPlan {
         request.body = .bytes(Array(body.utf8))
         let response: HTTPClientResponse
         do {
-            response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+            response = try await client.execute(request, timeout: .seconds(30))
         } catch {
             throw SimulatorError("cannot reach \(url): \(error)")
         }

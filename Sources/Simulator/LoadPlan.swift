@@ -111,7 +111,9 @@ public struct LoadPlan: Sendable {
 
     /// Adds the plan's orders to the books of a running ``ChannelSimulatorServer`` (another
     /// process: `payhook sim channels`) and waits until it has signed their answers.
-    public func register(withSimulatorAt baseURL: String) async throws {
+    /// `caFile` is the simulator's CA when it serves HTTPS (`--tls`).
+    public func register(withSimulatorAt baseURL: String, caFile: String? = nil) async throws {
+        let client = try SimulatorTLS.client(trusting: caFile)
         let encoder = JSONEncoder()
         let records = orderRecords
         var start = 0
@@ -123,7 +125,7 @@ public struct LoadPlan: Sendable {
             request.body = .bytes(Array(try encoder.encode(chunk)))
             let response: HTTPClientResponse
             do {
-                response = try await HTTPClient.shared.execute(request, timeout: .seconds(300))
+                response = try await client.execute(request, timeout: .seconds(300))
             } catch {
                 throw SimulatorError("cannot reach the channel simulator at \(baseURL) (is `payhook sim channels` running?): \(error)")
             }

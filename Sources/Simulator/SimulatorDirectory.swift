@@ -11,6 +11,8 @@ public import Webhooks
 /// DIR/payhook.yaml           written by writeConfiguration
 /// DIR/simulator.json         ids and the simulator's base URL
 /// DIR/keys/*.pem, *.key, *.secret
+/// DIR/ca.pem                 the simulator's CA certificate (`--tls`), the channels' `ca_file`
+/// DIR/keys/sim_ca_private.pem  its private key, kept to issue the server certificate again
 /// DIR/secrets/admin.token
 /// DIR/site.json              the simulated site's webhook URL (`payhook sim site`)
 /// DIR/secrets/site_webhook.secret
@@ -31,6 +33,30 @@ public struct SimulatorDirectory: Sendable {
     public var adminTokenFile: String { path + "/secrets/admin.token" }
     public var siteFile: String { path + "/site.json" }
     public var siteSecretFile: String { path + "/secrets/site_webhook.secret" }
+    /// The simulator's CA certificate, written by ``serverTLS()``.
+    public var caFile: String { path + "/ca.pem" }
+    var caPrivateKeyFile: String { keysDirectory + "/sim_ca_private.pem" }
+
+    /// The certificates for `payhook sim channels --tls`: the CA kept in this folder (made
+    /// and written the first time), and a new server certificate from it for the loopback
+    /// names, so a Payhook started against an earlier run still trusts this one.
+    public func serverTLS() throws -> SimulatorTLS {
+        let files = FileManager.default
+        if files.fileExists(atPath: caFile), files.fileExists(atPath: caPrivateKeyFile) {
+            return try SimulatorTLS.issue(caCertificatePEM: try KeyFiles.readText(caFile),
+                                          caPrivateKeyPEM: try KeyFiles.readText(caPrivateKeyFile))
+        }
+        let tls = try SimulatorTLS.generate()
+        try writeCA(tls)
+        return tls
+    }
+
+    /// Writes `tls`'s CA: its certificate to ``caFile``, its key (mode 0600) beside the keys.
+    public func writeCA(_ tls: SimulatorTLS) throws {
+        try FileManager.default.createDirectory(atPath: keysDirectory, withIntermediateDirectories: true)
+        try write(tls.caPrivateKeyPEM, to: caPrivateKeyFile, secret: true)
+        try write(tls.caCertificatePEM, to: caFile, secret: false)
+    }
 
     /// The simulated site's webhook secret: made once (a random `whsec_` key), then kept.
     public func siteSigner() throws -> WebhookSigner {
@@ -168,9 +194,14 @@ public struct SimulatorDirectory: Sendable {
     }
 
     /// The `payhook.yaml` text for the channels in this folder, querying under `baseURL`.
+    /// An `https://` base URL is trusted through this folder's ``caFile`` (`ca_file`); a plain
+    /// `http://` one is allowed by `insecure_http: true`.
     public func configurationYAML(_ channels: SimulatedChannels, baseURL: String, options: ConfigurationOptions) -> String {
         let timeout = options.queryTimeoutMilliseconds
         let crossCheck = options.crossCheck.map { "\n    cross_check: \(quoted($0))" } ?? ""
+        let transport = baseURL.lowercased().hasPrefix("https://")
+            ? "ca_file: \(quoted(caFile))"
+            : "insecure_http: true          # the simulator over plain http; never for a real channel"
         return """
             # Written by `payhook sim channels`: Payhook configured against the local channel
             # simulator at \(SimulatedChannels.trimmed(baseURL)). The keys are throwaway test keys.
@@ -204,6 +235,7 @@ public struct SimulatorDirectory: Sendable {
                 alipay_public_key_file: \(quoted(alipayPublicKeyFile))
                 app_private_key_file: \(quoted(appPrivateKeyFile))
                 gateway_url: \(quoted(SimulatedChannels.alipayGatewayURL(baseURL: baseURL)))
+                \(transport)
                 allowed_ips: [127.0.0.1/32, "::1/128"]
                 query_timeout_ms: \(timeout)\(crossCheck)
               - id: \(SimulatedChannels.wechatPayID)
@@ -215,6 +247,7 @@ public struct SimulatorDirectory: Sendable {
                 merchant_private_key_file: \(quoted(wechatMerchantPrivateKeyFile))
                 merchant_serial_no: \(quoted(channels.wechatMerchantSerialNo))
                 api_base_url: \(quoted(SimulatedChannels.wechatPayAPIBaseURL(baseURL: baseURL)))
+                \(transport)
                 allowed_ips: [127.0.0.1/32, "::1/128"]
                 max_clock_skew_seconds: 300
                 query_timeout_ms: \(timeout)\(crossCheck)
@@ -223,6 +256,7 @@ public struct SimulatorDirectory: Sendable {
                 partner_id: \(quoted(channels.pointsPartnerID))
                 hmac_secret_file: \(quoted(pointsSecretFile))
                 api_base_url: \(quoted(SimulatedChannels.pointsAPIBaseURL(baseURL: baseURL)))
+                \(transport)
                 allowed_ips: [127.0.0.1/32, "::1/128"]
                 max_clock_skew_seconds: 300
                 query_timeout_ms: \(timeout)\(crossCheck)

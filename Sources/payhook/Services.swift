@@ -63,7 +63,7 @@ enum Services {
     static func orderDesk(_ configuration: PayhookConfiguration, logger: Logger,
                           connections: Int = 4) throws -> OrderDesk? {
         guard let site = configuration.site else { return nil }
-        let clients = try configuration.loadChannels().map { $0.makeClient() }
+        let clients = try configuration.loadClients(logger: logger)
         let database = SerialConnections(configuration: configuration.enqueuer.connection, count: connections,
                                          label: "payhook.orders")
         return OrderDesk(clients: clients, urls: site, database: database, logger: logger)
@@ -71,7 +71,7 @@ enum Services {
 
     /// The worker pool, its channels' keys loaded (a bad key file is a config error).
     static func workers(_ configuration: PayhookConfiguration, logger: Logger) throws -> WorkerPool {
-        let clients = try configuration.loadChannels().map { $0.makeClient() }
+        let clients = try configuration.loadClients(logger: logger)
         let desk = try orderDesk(configuration, logger: logger, connections: 1)
         return WorkerPool(configuration: configuration.worker, clients: clients, expiry: desk, logger: logger)
     }

@@ -66,6 +66,8 @@ struct SimChannels: AsyncParsableCommand {
 
     @Option(name: .customLong("cross-check"), help: "Every channel's cross_check in payhook.yaml: always or when_unverified.")
     var crossCheck: String = "always"
+    @Flag(help: "Serve HTTPS with a CA the simulator makes (DIR/ca.pem, kept); payhook.yaml trusts it (ca_file) instead of insecure_http.")
+    var tls = false
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0 to 65535") }
@@ -87,7 +89,8 @@ struct SimChannels: AsyncParsableCommand {
         let simulator = ChannelSimulator(channels: channels, defaultBehaviour: DefaultQueryBehaviour(
             errorRate: errorRate, timeoutRate: timeoutRate, latency: .milliseconds(latencyMilliseconds)))
         simulator.defaultNotifyBehaviour = DefaultNotifyBehaviour(neverSentRate: notifyNeverRate, sentTwiceRate: notifyTwiceRate)
-        let server = try await ChannelSimulatorServer.start(simulator, host: host, port: port)
+        let server = try await ChannelSimulatorServer.start(simulator, host: host, port: port,
+                                                            tls: tls ? directory.serverTLS() : nil)
         try directory.writeKeys(channels, baseURL: server.baseURL)
         let database = databaseURL ?? ProcessInfo.processInfo.environment["PAYHOOK_DATABASE_URL"]
             ?? "postgres://payhook@127.0.0.1:5432/payhook"
@@ -99,6 +102,7 @@ struct SimChannels: AsyncParsableCommand {
         print("simulated channel APIs at \(server.baseURL) (alipay, wechatpay, points)")
         print("configuration: \(file)")
         print("keys:          \(directory.keysDirectory)")
+        if tls { print("CA (ca_file):  \(directory.caFile)") }
         print("stop with Ctrl-C or SIGTERM")
 
         let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
@@ -218,6 +222,9 @@ struct SimLoad: AsyncParsableCommand {
         }
         let receiverURL = url ?? configuration.map { "http://\($0.receiver.host):\($0.receiver.port)" } ?? "http://127.0.0.1:8080"
         let mix = try LoadMix.parse(mix)
+        // The simulator over HTTPS (`sim channels --tls`) is trusted through its CA.
+        let simulatorURL = simURL ?? simulatorBaseURL
+        let simulatorCA = simulatorURL.lowercased().hasPrefix("https://") ? directory.caFile : nil
 
         let factory = NotifyFactory(channels: channels, oversizeBytes: configuration?.receiver.maxBodyBytes ?? 65536)
         let signingStart = ContinuousClock.now
@@ -232,12 +239,12 @@ struct SimLoad: AsyncParsableCommand {
             let token = try String(contentsOfFile: configuration.admin.tokenFile, encoding: .utf8)
                 .trimmingCharacters(in: .whitespacesAndNewlines)
             try await plan.createOrders(apiURL: "http://\(api.host):\(api.port)", token: token,
-                                        simulatorURL: simURL ?? simulatorBaseURL)
+                                        simulatorURL: simulatorURL, simulatorCAFile: simulatorCA)
         } else {
             try LoadCheck.insertOrders(plan, on: connection)
         }
-        try await plan.register(withSimulatorAt: simURL ?? simulatorBaseURL)
-        printError("orders created and registered with the simulator at \(simURL ?? simulatorBaseURL)")
+        try await plan.register(withSimulatorAt: simulatorURL, caFile: simulatorCA)
+        printError("orders created and registered with the simulator at \(simulatorURL)")
 
         let runner = LoadRunner(options: .init(receiverURL: receiverURL, connections: connections, rate: rate))
         let result = try await runner.run(plan) { progress in

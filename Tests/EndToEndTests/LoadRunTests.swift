@@ -18,7 +18,7 @@ import Testing
         let plan = await LoadPlan.make(factory: harness.notifies, mix: .realistic, count: Self.orders)
         try LoadCheck.insertOrders(plan, on: try harness.database.connect())
         // As `sim load` does it: over HTTP, the simulator signing every answer before the first send.
-        try await plan.register(withSimulatorAt: harness.server.baseURL)
+        try await plan.register(withSimulatorAt: harness.server.baseURL, caFile: harness.caFile)
 
         let outcome = Locked<(LoadRunner.Result, LoadCheck.Report, Bool)?>(nil)
         try await harness.withPipeline { sender in

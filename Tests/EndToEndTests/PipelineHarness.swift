@@ -19,7 +19,8 @@ import Testing
 import Workers
 
 /// The whole pipeline against one migrated database: the simulated channels' query APIs on
-/// a loopback port, the receiver on another, and workers in this process or as
+/// a loopback port (HTTPS under a CA the test makes, the channels' `ca_file`, unless
+/// `plainHTTP`), the receiver on another, and workers in this process or as
 /// `payhook work` children.
 final class PipelineHarness: @unchecked Sendable {
     // @unchecked because the harness is set up once and then only read; tests own it.
@@ -40,15 +41,24 @@ final class PipelineHarness: @unchecked Sendable {
     ]
 
     /// `crossCheck`: every channel's `cross_check` in the written `payhook.yaml` (nil: left out, `always`).
-    init(database: TestDatabase? = nil, queryTimeoutMilliseconds: Int = 1000, crossCheck: String? = nil) async throws {
+    /// `tls`: the certificates the simulator serves (default: a new CA and a loopback
+    /// certificate from it); `trustedCAPEM`: what the channels' `ca_file` holds (default:
+    /// that CA); `plainHTTP`: no TLS at all (`insecure_http: true`).
+    init(database: TestDatabase? = nil, queryTimeoutMilliseconds: Int = 1000, crossCheck: String? = nil,
+         tls: SimulatorTLS? = nil, trustedCAPEM: String? = nil, plainHTTP: Bool = false) async throws {
         self.database = try database ?? TestDatabase.create()
         channels = SimulatedChannels.generate()
         simulator = ChannelSimulator(channels: channels)
-        server = try await ChannelSimulatorServer.start(simulator)
+        let served = try plainHTTP ? nil : (tls ?? SimulatorTLS.generate())
+        server = try await ChannelSimulatorServer.start(simulator, tls: served)
         let folder = FileManager.default.temporaryDirectory
             .appendingPathComponent("payhook-e2e-\(UUID().uuidString.prefix(8))").path
         directory = SimulatorDirectory(path: folder)
         try directory.writeKeys(channels, baseURL: server.baseURL)
+        if let served {
+            try directory.writeCA(served)
+            if let trustedCAPEM { try trustedCAPEM.write(toFile: directory.caFile, atomically: true, encoding: .utf8) }
+        }
         try directory.writeConfiguration(channels, baseURL: server.baseURL, options: .init(
             databaseURL: self.database.url, receiverListen: "127.0.0.1:0", queryTimeoutMilliseconds: queryTimeoutMilliseconds,
             crossCheck: crossCheck))
@@ -57,6 +67,9 @@ final class PipelineHarness: @unchecked Sendable {
         configuration.receiver.trustedProxies = [CIDR.parse("127.0.0.1/32")!]
         notifies = NotifyFactory(channels: channels, oversizeBytes: configuration.receiver.maxBodyBytes)
     }
+
+    /// The simulator's CA file when it serves HTTPS, for calls to its control API.
+    var caFile: String? { server.tls == nil ? nil : directory.caFile }
 
     func tearDown() async {
         await server.stop()
@@ -117,7 +130,7 @@ final class PipelineHarness: @unchecked Sendable {
     }
 
     func workerPool(metrics: WorkerMetrics = WorkerMetrics()) throws -> WorkerPool {
-        let clients = try configuration.loadChannels().map { $0.makeClient() }
+        let clients = try configuration.loadClients(logger: Logger(label: "e2e"))
         return WorkerPool(configuration: configuration.worker, clients: clients, metrics: metrics,
                           logger: Logger(label: "e2e"))
     }

@@ -51,7 +51,7 @@ import Testing
             database: {url: x}
             receiver: {outside_allowlist_per_second: 0.5, outside_allowlist_burst: 3, channel_max_per_second: 2000,
                        enforce_allowed_ips: true}
-            channels: [{id: p, type: points, partner_id: p, hmac_secret_file: f, api_base_url: u, allowed_ips: [10.0.0.0/8]}]
+            channels: [{id: p, type: points, partner_id: p, hmac_secret_file: f, api_base_url: https://u.example, allowed_ips: [10.0.0.0/8]}]
             """).receiver
         #expect(set.ingestLimits.outsideAllowlistPerSecond == 0.5 && set.ingestLimits.outsideAllowlistBurst == 3)
         #expect(set.ingestLimits.channelPerSecond == 2000)
@@ -101,7 +101,7 @@ import Testing
     @Test func channelKeyFileErrorsNameTheChannelsKey() throws {
         let configuration = try PayhookConfiguration.parse(yaml: """
             database: {url: x}
-            channels: [{id: p, type: points, partner_id: site, hmac_secret_file: /nonexistent/secret, api_base_url: "http://x"}]
+            channels: [{id: p, type: points, partner_id: site, hmac_secret_file: /nonexistent/secret, api_base_url: "https://x"}]
             """)
         do {
             _ = try configuration.loadChannels()
@@ -189,18 +189,18 @@ import Testing
          "must be a number from 0.0 to 1000000.0"),
         ("database: {url: x}\nreceiver: {outside_allowlist_burst: 0}", "receiver.outside_allowlist_burst",
          "must be a whole number from 1 to 1000000"),
-        ("database: {url: x}\nchannels: [{id: p, type: points, partner_id: p, hmac_secret_file: f, api_base_url: u, allowed_ips: [nowhere]}]",
+        ("database: {url: x}\nchannels: [{id: p, type: points, partner_id: p, hmac_secret_file: f, api_base_url: https://u.example, allowed_ips: [nowhere]}]",
          "channels[0].allowed_ips[0]", "'nowhere' is not an IPv4 or IPv6 CIDR"),
         ("database: {url: x}\nchannels: [{id: a, type: paypal}]", "channels[0].type", "must be one of alipay, wechatpay_v3, points"),
         ("database: {url: x}\nchannels: [{id: a, type: points, partner_id: p, hmac_secret_file: f}]", "channels[0].api_base_url", "is required"),
-        ("database: {url: x}\nchannels: [{id: a, type: points, partner_id: p, hmac_secret_file: f, api_base_url: u}, {id: a, type: points, partner_id: p, hmac_secret_file: f, api_base_url: u}]", "channels[1].id", "duplicates another channel's id"),
-        ("database: {url: x}\nchannels: [{id: w, type: wechatpay_v3, mchid: m, appid: a, apiv3_key_file: k, merchant_private_key_file: p, merchant_serial_no: s, api_base_url: u}]", "channels[0].platform_public_key_files", "is required (serial: file)"),
-        ("database: {url: x}\nchannels: [{id: a, type: alipay, app_id: a, alipay_public_key_file: f, app_private_key_file: g, gateway_url: u, query_timeout_ms: -5}]", "channels[0].query_timeout_ms", "must be a positive whole number"),
-        ("database: {url: x}\nchannels: [{id: p, type: points, partner_id: p, hmac_secret_file: f, api_base_url: u, cross_check: never}]",
+        ("database: {url: x}\nchannels: [{id: a, type: points, partner_id: p, hmac_secret_file: f, api_base_url: https://u.example}, {id: a, type: points, partner_id: p, hmac_secret_file: f, api_base_url: https://u.example}]", "channels[1].id", "duplicates another channel's id"),
+        ("database: {url: x}\nchannels: [{id: w, type: wechatpay_v3, mchid: m, appid: a, apiv3_key_file: k, merchant_private_key_file: p, merchant_serial_no: s, api_base_url: https://u.example}]", "channels[0].platform_public_key_files", "is required (serial: file)"),
+        ("database: {url: x}\nchannels: [{id: a, type: alipay, app_id: a, alipay_public_key_file: f, app_private_key_file: g, gateway_url: https://u.example, query_timeout_ms: -5}]", "channels[0].query_timeout_ms", "must be a positive whole number"),
+        ("database: {url: x}\nchannels: [{id: p, type: points, partner_id: p, hmac_secret_file: f, api_base_url: https://u.example, cross_check: never}]",
          "channels[0].cross_check", "must be always or when_unverified"),
-        ("database: {url: x}\nchannels: [{id: p, type: points, partner_id: p, hmac_secret_file: f, api_base_url: u, cross_check: [always]}]",
+        ("database: {url: x}\nchannels: [{id: p, type: points, partner_id: p, hmac_secret_file: f, api_base_url: https://u.example, cross_check: [always]}]",
          "channels[0].cross_check", "must be a string"),
-        ("database: {url: x}\nchannels: [{id: a, type: alipay, app_id: a, alipay_public_key_file: f, app_private_key_file: g, gateway_url: u, cross_check: when_unverified}]",
+        ("database: {url: x}\nchannels: [{id: a, type: alipay, app_id: a, alipay_public_key_file: f, app_private_key_file: g, gateway_url: https://u.example, cross_check: when_unverified}]",
          "channels[0].seller_id", "is required with cross_check: when_unverified"),
         ("database: {url: x}\nworker: [1, 2]", "worker", "must be a mapping"),
         ("database: {url: x}\ndatabase: {url: y}", "database", "given twice"),

@@ -49,11 +49,11 @@ struct ReceiverHarness {
           read_timeout_seconds: 2\(more)
         channels:
           - {id: alipay, type: alipay, app_id: "2021", alipay_public_key_file: \(publicKey), app_private_key_file: \(privateKey),
-             gateway_url: "http://127.0.0.1:1", allowed_ips: \(allowlist)}
+             gateway_url: "https://127.0.0.1:1", allowed_ips: \(allowlist)}
           - {id: wechatpay, type: wechatpay_v3, mchid: "1900", appid: wx, apiv3_key_file: \(secret), merchant_private_key_file: \(privateKey),
-             merchant_serial_no: "01", api_base_url: "http://127.0.0.1:1", platform_public_key_files: {PUB_KEY_ID_1: \(publicKey)},
+             merchant_serial_no: "01", api_base_url: "https://127.0.0.1:1", platform_public_key_files: {PUB_KEY_ID_1: \(publicKey)},
              allowed_ips: \(allowlist)}
-          - {id: points, type: points, partner_id: site, hmac_secret_file: \(secret), api_base_url: "http://127.0.0.1:1",
+          - {id: points, type: points, partner_id: site, hmac_secret_file: \(secret), api_base_url: "https://127.0.0.1:1",
              allowed_ips: \(allowlist)}
         """
     }

@@ -50,6 +50,47 @@ func temporaryDirectory() throws -> String {
         await live.server.stop()
     }
 
+    /// `payhook sim channels --tls`: HTTPS under the folder's CA, and a payhook.yaml whose
+    /// channels trust it through `ca_file` (no `insecure_http`); Payhook's clients, loaded
+    /// from that file, query the simulator over verified TLS.
+    @Test func tlsSimulatorIsTrustedThroughItsCAFile() async throws {
+        let path = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let directory = SimulatorDirectory(path: path)
+        let tls = try directory.serverTLS()
+        // The CA is kept: a restarted simulator issues from the same one.
+        #expect(try directory.serverTLS().caCertificatePEM == tls.caCertificatePEM)
+        let simulator = ChannelSimulator(channels: sharedChannels)
+        let server = try await ChannelSimulatorServer.start(simulator, tls: tls)
+        #expect(server.baseURL.hasPrefix("https://127.0.0.1:"))
+        try directory.writeKeys(sharedChannels, baseURL: server.baseURL)
+        let file = try directory.writeConfiguration(
+            sharedChannels, baseURL: server.baseURL,
+            options: .init(databaseURL: "postgres://payhook@127.0.0.1:5999/payhook", receiverListen: "127.0.0.1:18080"))
+        let text = try String(contentsOfFile: file, encoding: .utf8)
+        #expect(!text.contains("insecure_http"))
+        #expect(!text.contains("http://127.0.0.1:\(server.port)"))
+        let configuration = try PayhookConfiguration.load(path: file, environment: [:])
+        #expect(configuration.channels.allSatisfy { $0.caFile == directory.caFile && !$0.insecureHTTP })
+        let clients = try configuration.loadClients()
+        for client in clients {
+            simulator.setOrder(channel: client.channelID, paidOrder("ORDER-TLS-\(client.channelID)"))
+            #expect(found(try await client.queryOrder(outTradeNo: "ORDER-TLS-\(client.channelID)"))?.status == .paid)
+        }
+        await server.stop()
+    }
+
+    @Test func plainHTTPSimulatorConfigurationSaysInsecureHTTP() throws {
+        let path = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let directory = SimulatorDirectory(path: path)
+        try directory.writeKeys(sharedChannels, baseURL: "http://127.0.0.1:4321")
+        let file = try directory.writeConfiguration(
+            sharedChannels, baseURL: "http://127.0.0.1:4321", options: .init(databaseURL: "postgres://x@127.0.0.1/x"))
+        let configuration = try PayhookConfiguration.load(path: file, environment: [:])
+        #expect(configuration.channels.allSatisfy { $0.insecureHTTP && $0.caFile == nil })
+    }
+
     @Test func reloadedKeysAreTheSameKeys() throws {
         let path = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: path) }
