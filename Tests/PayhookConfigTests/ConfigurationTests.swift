@@ -87,9 +87,9 @@ import Testing
             database: {url: x}
             channels:
               - {id: a, type: alipay, app_id: a, seller_id: s, alipay_public_key_file: f, app_private_key_file: g,
-                 gateway_url: u, cross_check: when_unverified}
-              - {id: p, type: points, partner_id: p, hmac_secret_file: f, api_base_url: u, cross_check: always}
-              - {id: q, type: points, partner_id: q, hmac_secret_file: f, api_base_url: u}
+                 gateway_url: "https://u.example", cross_check: when_unverified}
+              - {id: p, type: points, partner_id: p, hmac_secret_file: f, api_base_url: "https://u.example", cross_check: always}
+              - {id: q, type: points, partner_id: q, hmac_secret_file: f, api_base_url: "https://u.example"}
             """)
         #expect(configuration.channels.map(\.crossCheck) == [.whenUnverified, .always, .always])
         #expect(configuration.worker.crossCheck == ["a": .whenUnverified, "p": .always, "q": .always])
