@@ -26,6 +26,8 @@ public struct PayhookConfiguration: Sendable {
     public var database: Database
     /// `receiver:` (listening, limits, proxies) and the channel ids from `channels:`.
     public var receiver: Receiver.Configuration
+    /// `receiver.tls`: the receiver terminates TLS itself. Default nil (plain HTTP).
+    public var receiverTLS: ListenerTLS?
     /// `receiver:`'s group-commit settings.
     public var enqueuer: Enqueuer.Configuration
     /// `worker:`, `retry:` and `reconcile:`.
@@ -36,6 +38,8 @@ public struct PayhookConfiguration: Sendable {
     public var admin = Admin()
     /// `api:`: the site API's listener; nil when `api.listen` is not set (no site API).
     public var api: SiteAPI.Configuration?
+    /// `api.tls`: the site API terminates TLS itself. Default nil (plain HTTP).
+    public var apiTLS: ListenerTLS?
     /// `site.public_base_url`: where channels reach Payhook (`/notify/{channel}`,
     /// `/return/{channel}`). Required with `api.listen`.
     public var site: SiteURLs?
@@ -172,6 +176,7 @@ extension PayhookConfiguration {
             "outside_allowlist_burst", default: receiver.ingestLimits.outsideAllowlistBurst, range: 1...1_000_000)
         receiver.ingestLimits.channelPerSecond = try section.number(
             "channel_max_per_second", default: receiver.ingestLimits.channelPerSecond, range: 0...10_000_000)
+        receiverTLS = try section.raw("tls").map { node throws(ConfigError) in try ListenerTLS(node, path: "receiver.tls") }
         try section.rejectUnknownKeys()
 
         section = try ConfigReader(top.raw("worker"), path: "worker")
@@ -291,6 +296,7 @@ extension PayhookConfiguration {
             api.port = port
             self.api = api
         }
+        apiTLS = try section.raw("tls").map { node throws(ConfigError) in try ListenerTLS(node, path: "api.tls") }
         try section.rejectUnknownKeys()
 
         section = try ConfigReader(top.raw("site"), path: "site")

@@ -2,10 +2,13 @@ public import CallbackQueue
 import Channels
 import Foundation
 public import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
 import HTTPTypes
 public import Logging
 import NIOCore
 import NIOHTTP1
+public import NIOSSL
 import Orders
 import PayhookCore
 import Postgres
@@ -101,12 +104,15 @@ public struct Receiver: Sendable {
                            logger: logger)
     }
 
-    /// The application, with read timeouts so stalled clients are cut off.
-    public func buildApplication() -> some ApplicationProtocol {
-        Application(
+    /// The application, with read timeouts so stalled clients are cut off; over TLS when
+    /// `tls` is given (`receiver.tls`), the raw-header tap then reading decrypted bytes.
+    public func buildApplication(tls: TLSConfiguration? = nil) throws -> some ApplicationProtocol {
+        let http1 = HTTPServerBuilder.verbatimHeadersHTTP1(
+            configuration: .init(idleTimeout: TimeAmount(configuration.readTimeout)),
+            readTimeout: TimeAmount(configuration.readTimeout), metrics: metrics)
+        return Application(
             router: buildRouter(),
-            server: .verbatimHeadersHTTP1(configuration: .init(idleTimeout: TimeAmount(configuration.readTimeout)),
-                                          readTimeout: TimeAmount(configuration.readTimeout), metrics: metrics),
+            server: try tls.map { try .tls(http1, tlsConfiguration: $0) } ?? http1,
             configuration: .init(address: .hostname(configuration.host, port: configuration.port),
                                  serverName: nil),
             logger: logger)

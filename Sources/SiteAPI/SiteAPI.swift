@@ -1,7 +1,9 @@
 public import Hummingbird
 import HTTPTypes
+import HummingbirdTLS
 public import Logging
 import NIOCore
+public import NIOSSL
 import Orders
 public import SiteOrders
 
@@ -51,8 +53,10 @@ public struct SiteAPI: Sendable {
         return router
     }
 
-    public func buildApplication() -> some ApplicationProtocol {
+    /// The application; over TLS when `tls` is given (`api.tls`).
+    public func buildApplication(tls: TLSConfiguration? = nil) throws -> some ApplicationProtocol {
         Application(router: buildRouter(),
+                    server: try tls.map { try .tls(.http1(), tlsConfiguration: $0) } ?? .http1(),
                     configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),
                     logger: logger)
     }

@@ -28,6 +28,8 @@ enum Services {
     /// The receiver and what it needs, in start order: the enqueuer, readiness, HTTP.
     static func receiver(_ configuration: PayhookConfiguration, registry: PrometheusCollectorRegistry,
                          logger: Logger) throws -> [any Service] {
+        // Key files first: a bad one stops the start before anything connects.
+        let tls = try configuration.receiverTLS?.serverConfiguration()
         let connection = configuration.enqueuer.connection
         let enqueuer = Enqueuer(configuration: configuration.enqueuer, logger: logger)
         let readiness = Readiness(connection: connection)
@@ -40,22 +42,25 @@ enum Services {
             registry: registry, metrics: ReceiverMetrics(), logger: logger)
         enqueuer.start()
         logger.info("receiver listening", metadata: [
-            "address": "\(configuration.receiver.host):\(configuration.receiver.port)",
+            "address": "\(configuration.receiver.host):\(configuration.receiver.port)", "tls": "\(tls != nil)",
         ])
         // Services stop in reverse order: the HTTP server first (in-flight requests finish
         // their commit and answer), then the enqueuer drains.
-        return [EnqueuerService(enqueuer: enqueuer), ReadinessService(readiness: readiness), receiver.buildApplication()]
+        return [EnqueuerService(enqueuer: enqueuer), ReadinessService(readiness: readiness),
+                try receiver.buildApplication(tls: tls)]
     }
 
     /// The site API (nil without `api.listen`); it needs the admin token to answer anything.
     static func siteAPI(_ configuration: PayhookConfiguration, logger: Logger) throws -> (any Service)? {
-        guard let api = configuration.api, let desk = try orderDesk(configuration, logger: logger) else { return nil }
+        guard let api = configuration.api else { return nil }
+        let tls = try configuration.apiTLS?.serverConfiguration()
+        guard let desk = try orderDesk(configuration, logger: logger) else { return nil }
         let access = AdminAccess(tokenFile: configuration.admin.tokenFile)
         if !access.isEnabled {
             throw ConfigError(key: "admin.token_file", problem: "must name a file holding the token (the site API requires it)")
         }
-        logger.info("site API listening", metadata: ["address": "\(api.host):\(api.port)"])
-        return SiteAPI(configuration: api, desk: desk, access: access, logger: logger).buildApplication()
+        logger.info("site API listening", metadata: ["address": "\(api.host):\(api.port)", "tls": "\(tls != nil)"])
+        return try SiteAPI(configuration: api, desk: desk, access: access, logger: logger).buildApplication(tls: tls)
     }
 
     /// Orders made and closed through the channels (nil without `site.public_base_url`):

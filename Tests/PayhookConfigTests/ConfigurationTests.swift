@@ -63,6 +63,19 @@ import Testing
         #expect(environment.enforceAllowedIPs && environment.ingestLimits.channelPerSecond == 50)
     }
 
+    @Test func listenerTLSIsOptionalPerListener() throws {
+        let plain = try PayhookConfiguration.parse(yaml: "database: {url: x}")
+        #expect(plain.receiverTLS == nil && plain.apiTLS == nil)
+        let tls = try PayhookConfiguration.parse(yaml: """
+            database: {url: x}
+            receiver: {tls: {cert_file: /etc/payhook/tls/receiver.pem, key_file: /etc/payhook/tls/receiver.key}}
+            """)
+        #expect(tls.receiverTLS?.certFile == "/etc/payhook/tls/receiver.pem")
+        #expect(tls.receiverTLS?.keyFile == "/etc/payhook/tls/receiver.key")
+        #expect(tls.receiverTLS?.keyPath == "receiver.tls")
+        #expect(tls.apiTLS == nil)
+    }
+
     @Test func workerAndReconcileSettings() throws {
         let configuration = try PayhookConfiguration.parse(yaml: """
             database: {url: x}
@@ -232,6 +245,9 @@ import Testing
         ("database: {url: x}\napi: {listen: nowhere}", "api.listen", "must be host:port, such as 127.0.0.1:8081"),
         ("database: {url: x}\napi: {max_body_bytes: 10}", "api.max_body_bytes", "must be a whole number from 256 to 1048576"),
         ("database: {url: x}\nsite: {base: y}", "site.base", "is not a known setting"),
+        ("database: {url: x}\nreceiver: {tls: {cert_file: c.pem}}", "receiver.tls.key_file", "is required"),
+        ("database: {url: x}\nreceiver: {tls: {cert_file: c.pem, key_file: k.pem, ca: x}}", "receiver.tls.ca", "is not a known setting"),
+        ("database: {url: x}\napi: {tls: on}", "api.tls", "must be a mapping"),
     ])
     func errorsNameTheKey(yaml: String, key: String, problem: String) {
         #expect(throws: ConfigError(key: key, problem: problem)) {

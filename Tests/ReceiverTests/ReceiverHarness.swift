@@ -82,8 +82,8 @@ struct ReceiverHarness {
     }
 
     /// The application as `payhook serve` runs it (idle timeout included), on port 0.
-    func application() -> some ApplicationProtocol {
-        receiver.buildApplication()
+    func application() throws -> some ApplicationProtocol {
+        try receiver.buildApplication()
     }
 
     /// Rows in the queue, with what tests compare.
