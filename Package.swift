@@ -250,6 +250,7 @@ let package = Package(
                 "Channels",
                 "Orders",
                 "PayhookConfig",
+                "PayhookCore",
                 "Receiver",
                 "Webhooks",
                 "Workers",

@@ -1,5 +1,6 @@
 public import Foundation
 public import Postgres
+import PayhookCore
 
 /// How the queue's partitions are cut and kept (`queue:` and `retention:` in payhook.yaml).
 public struct PartitionSettings: Sendable, Equatable {
@@ -119,7 +120,7 @@ public struct QueueMaintenance: Sendable {
     /// One run: partitions ahead, then retention, recorded in `queue_maintenance`. Nil when
     /// another maintainer holds the lock.
     public func run(on connection: Connection) throws(PostgresError) -> Report? {
-        try underLock(on: connection) { () throws(PostgresError) in
+        try connection.withAdvisoryLock(Self.advisoryLockKey, wait: false) { () throws(PostgresError) in
             var report = Report()
             try ensurePartitions(on: connection, into: &report)
             // Retention does not depend on the partitions ahead: it runs even if those failed.
@@ -133,7 +134,7 @@ public struct QueueMaintenance: Sendable {
 
     /// Only the partitions ahead (for `payhook migrate`). Nil when another maintainer holds the lock.
     public func ensurePartitions(on connection: Connection) throws(PostgresError) -> Report? {
-        try underLock(on: connection) { () throws(PostgresError) in
+        try connection.withAdvisoryLock(Self.advisoryLockKey, wait: false) { () throws(PostgresError) in
             var report = Report()
             try ensurePartitions(on: connection, into: &report)
             return report
@@ -149,19 +150,6 @@ public struct QueueMaintenance: Sendable {
             ORDER BY upper_bound
             """).rows.map { row throws(PostgresError) in
             Partition(suffix: try row.decode(0), range: PartitionPlan.Range(try row.decode(1), try row.decode(2)))
-        }
-    }
-
-    private func underLock<T>(on connection: Connection, _ body: () throws(PostgresError) -> T) throws(PostgresError) -> T? {
-        let locked: Bool = try connection.query("SELECT pg_try_advisory_lock($1)", [.int64(Self.advisoryLockKey)])[0].decode(0)
-        guard locked else { return nil }
-        do {
-            let result = try body()
-            try connection.query("SELECT pg_advisory_unlock($1)", [.int64(Self.advisoryLockKey)])
-            return result
-        } catch {
-            if connection.isConnected { _ = try? connection.query("SELECT pg_advisory_unlock($1)", [.int64(Self.advisoryLockKey)]) }
-            throw error
         }
     }
 
@@ -269,10 +257,6 @@ public struct QueueMaintenance: Sendable {
 
     /// The partition suffix of a lower bound, as `payhook_queue_add_partition` names it.
     public static func suffix(_ lower: Int64) -> String {
-        var time = time_t(lower)
-        var parts = tm()
-        gmtime_r(&time, &parts)
-        return String(format: "_p%04d%02d%02dt%02d%02d%02d", parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday,
-                      parts.tm_hour, parts.tm_min, parts.tm_sec)
+        "_p" + CivilTime(epochSeconds: lower).text(separator: "t", compact: true)
     }
 }

@@ -1,4 +1,5 @@
 package import Foundation
+import PayhookCore
 
 /// Exact, allocation-light parsing of the channels' time formats (no `DateFormatter`, whose
 /// cost and locale rules do not belong on the hot path).
@@ -60,19 +61,13 @@ package enum Timestamps {
 
     /// `yyyy-MM-dd HH:mm:ss` in +08:00.
     package static func formatAlipay(_ date: Date) -> String {
-        let (y, mo, d, h, mi, s) = civil(Int64(date.timeIntervalSince1970.rounded(.down)) + 8 * 3600)
-        return "\(pad(y, 4))-\(pad(mo, 2))-\(pad(d, 2)) \(pad(h, 2)):\(pad(mi, 2)):\(pad(s, 2))"
+        CivilTime(epochSeconds: Int64(date.timeIntervalSince1970.rounded(.down)), offsetSeconds: 8 * 3600).text()
     }
 
     /// RFC 3339 in +08:00, whole seconds, as WeChat Pay writes it.
     package static func formatRFC3339China(_ date: Date) -> String {
-        let (y, mo, d, h, mi, s) = civil(Int64(date.timeIntervalSince1970.rounded(.down)) + 8 * 3600)
-        return "\(pad(y, 4))-\(pad(mo, 2))-\(pad(d, 2))T\(pad(h, 2)):\(pad(mi, 2)):\(pad(s, 2))+08:00"
-    }
-
-    private static func pad(_ v: Int, _ width: Int) -> String {
-        let s = String(v)
-        return s.count >= width ? s : String(repeating: "0", count: width - s.count) + s
+        CivilTime(epochSeconds: Int64(date.timeIntervalSince1970.rounded(.down)), offsetSeconds: 8 * 3600)
+            .text(separator: "T") + "+08:00"
     }
 
     private static func digits(_ b: UnsafeBufferPointer<UInt8>, _ start: Int, _ count: Int) -> Int? {
@@ -86,7 +81,7 @@ package enum Timestamps {
 
     private static func make(_ y: Int, _ mo: Int, _ d: Int, _ h: Int, _ mi: Int, _ s: Int, offsetSeconds: Int) -> Date? {
         guard (1...12).contains(mo), d >= 1, d <= daysIn(y, mo), h < 24, mi < 60, s < 61 else { return nil }
-        let days = daysFromCivil(y, mo, d)
+        let days = CivilTime.daysFromCivil(y, mo, d)
         let seconds = Int64(days) * 86400 + Int64(h * 3600 + mi * 60 + s) - Int64(offsetSeconds)
         return Date(timeIntervalSince1970: TimeInterval(seconds))
     }
@@ -97,31 +92,5 @@ package enum Timestamps {
         case 4, 6, 9, 11: 30
         default: 31
         }
-    }
-
-    // Howard Hinnant's days_from_civil / civil_from_days.
-    private static func daysFromCivil(_ y0: Int, _ m: Int, _ d: Int) -> Int {
-        let y = m <= 2 ? y0 - 1 : y0
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yoe = y - era * 400
-        let doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        return era * 146097 + doe - 719468
-    }
-
-    private static func civil(_ epochSeconds: Int64) -> (Int, Int, Int, Int, Int, Int) {
-        var days = Int(epochSeconds / 86400)
-        var rem = Int(epochSeconds % 86400)
-        if rem < 0 { rem += 86400; days -= 1 }
-        let z = days + 719468
-        let era = (z >= 0 ? z : z - 146096) / 146097
-        let doe = z - era * 146097
-        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let d = doy - (153 * mp + 2) / 5 + 1
-        let m = mp + (mp < 10 ? 3 : -9)
-        let y = yoe + era * 400 + (m <= 2 ? 1 : 0)
-        return (y, m, d, rem / 3600, rem % 3600 / 60, rem % 60)
     }
 }

@@ -44,15 +44,19 @@ public struct ListenerTLS: Sendable, Equatable {
         return configuration
     }
 
-    /// A private key must be open to its owner only (as ssh requires of its keys).
+    /// PostgreSQL's rule for its server key: no access for others; group read only when
+    /// root owns the file (a Kubernetes Secret with `fsGroup`, mode 0440 or 0640); owned by
+    /// anyone else, the owner alone.
     static func requireOwnerOnly(_ path: String, key: String) throws(ConfigError) {
         var info = stat()
         guard stat(path, &info) == 0 else {
             throw ConfigError(key: key, problem: "\(path) cannot be read (missing or no permission)")
         }
         let mode = info.st_mode & 0o777
-        guard mode & 0o077 == 0 else {
-            throw ConfigError(key: key, problem: "\(path) is open to other users (mode 0\(String(mode, radix: 8))); make it 0600 or 0400")
+        let allowed: mode_t = info.st_uid == 0 ? 0o740 : 0o700
+        guard mode & ~allowed == 0 else {
+            throw ConfigError(key: key, problem: "\(path) is open to other users (mode 0\(String(mode, radix: 8))); "
+                + "make it 0600 (or 0640 owned by root)")
         }
     }
 }

@@ -22,16 +22,9 @@ public enum SchemaMigrations {
     @discardableResult
     public static func apply(_ migrations: [SchemaMigration], on connection: Connection) throws(PostgresError) -> [String] {
         precondition(Set(migrations.map(\.id)).count == migrations.count, "migration ids are unique")
-        try connection.query("SELECT pg_advisory_lock($1)", [.int64(advisoryLockKey)])
-        do {
-            let applied = try applyLocked(migrations.sorted { $0.id < $1.id }, on: connection)
-            try connection.query("SELECT pg_advisory_unlock($1)", [.int64(advisoryLockKey)])
-            return applied
-        } catch {
-            // The session's lock ends with the connection if this unlock cannot be sent.
-            if connection.isConnected { _ = try? connection.query("SELECT pg_advisory_unlock($1)", [.int64(advisoryLockKey)]) }
-            throw error
-        }
+        return try connection.withAdvisoryLock(advisoryLockKey, wait: true) { () throws(PostgresError) in
+            try applyLocked(migrations.sorted { $0.id < $1.id }, on: connection)
+        } ?? []
     }
 
     private static func applyLocked(_ migrations: [SchemaMigration], on connection: Connection) throws(PostgresError) -> [String] {

@@ -3,6 +3,7 @@ import CallbackQueue
 import Foundation
 import Orders
 import PayhookConfig
+import PayhookCore
 import Postgres
 import Webhooks
 import Workers
@@ -94,10 +95,6 @@ struct Status: ParsableCommand {
     }
 
     static func time(_ date: Date) -> String {
-        var seconds = time_t(date.timeIntervalSince1970)
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        return String(format: "%04d-%02d-%02d %02d:%02d:%02d", parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday,
-                      parts.tm_hour, parts.tm_min, parts.tm_sec)
+        CivilTime(epochSeconds: Int64(date.timeIntervalSince1970.rounded(.down))).text()
     }
 }

@@ -130,6 +130,31 @@ import Testing
         for each in [client, plain, old] { try await each.shutdown() }
     }
 
+    /// A key root owns, readable by its group (a Kubernetes Secret with `fsGroup`), is accepted.
+    @Test(.enabled(if: getuid() == 0, "only root can make a file root owns"))
+    func aRootOwnedGroupReadableKeyIsAccepted() throws {
+        let setup = try Setup(databaseURL: "postgres://nobody@127.0.0.1:1/none", apiKeyMode: 0o640)
+        defer { setup.remove() }
+        try FileManager.default.setAttributes([.posixPermissions: 0o440], ofItemAtPath: setup.keyFile)
+        let log = setup.folder + "/serve.log"
+        let serve = try ChildProcess(executable: ChildProcess.payhookExecutable, arguments: ["serve", "--config", setup.configFile],
+                                     environment: [:], outputFile: log)
+        defer {
+            serve.signal(SIGTERM)
+            serve.wait()
+        }
+        // Both listeners' files pass: it logs that the receiver listens (after the site API).
+        let deadline = ContinuousClock.now + .seconds(30)
+        var output = ""
+        while ContinuousClock.now < deadline {
+            output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            if output.contains("receiver listening") || output.contains("config:") { break }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        #expect(output.contains("receiver listening"), "\(output)")
+        #expect(!output.contains(".tls."), "\(output)")
+    }
+
     enum BadFile: String, CaseIterable, Sendable {
         case keyReadableByOthers = "a key file other users can read"
         case missingCertificate = "a missing certificate file"
@@ -157,6 +182,8 @@ import Testing
         case .apiKeyReadableByGroup:
             setup.remove()
             setup = try Setup(databaseURL: unreachable, apiKeyMode: 0o640)
+            // Group read is allowed only when root owns the key (as PostgreSQL's rule).
+            if getuid() == 0 { #expect(chown(setup.folder + "/api.key", 65534, 65534) == 0) }
             expectedKey = "api.tls.key_file"
         }
         defer { setup.remove() }
