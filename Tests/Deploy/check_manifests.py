@@ -102,7 +102,7 @@ def check_config_map(name, data):
     config = yaml.safe_load(text)
     url = urlsplit(config["database"]["url"])
     if url.password:
-        problem(name, "database.url carries a password: give it through PGPASSFILE from a Secret")
+        problem(name, "database.url carries a password: give it as PGPASSWORD from a Secret")
     return config
 
 
@@ -167,11 +167,10 @@ def check_workload(name, kind, workload, config, config_map, secrets):
         if volumes.get(config_mount.get("name"), {}).get("configMap", {}).get("name") != config_map \
                 or config_mount.get("subPath") != "payhook.yaml":
             problem(where, f"{CONFIG_PATH} must be payhook.yaml of the ConfigMap {config_map}")
-        env = {variable["name"]: variable.get("value") for variable in container.get("env", [])}
-        if "PGPASSFILE" not in env:
-            problem(where, "PGPASSFILE is not set (database.url has no password)")
-        elif mounted_file(pod, container, secrets, env["PGPASSFILE"]) is None:
-            problem(where, f"PGPASSFILE {env['PGPASSFILE']} is not a key of a mounted Secret")
+        env = {variable["name"]: variable for variable in container.get("env", [])}
+        reference = env.get("PGPASSWORD", {}).get("valueFrom", {}).get("secretKeyRef", {})
+        if reference.get("key") not in secrets.get(reference.get("name"), set()):
+            problem(where, "PGPASSWORD must come from a key of a Secret (database.url has no password)")
         files = config_files(config)
         for group in READS[subcommand] | {"database"}:
             for key, path in files[group]:
