@@ -100,6 +100,11 @@ def check_config_map(name, data):
         if re.search(r"PRIVATE KEY|whsec_|password\s*=", value, re.IGNORECASE):
             problem(name, f"ConfigMap key {key} holds what looks like a secret")
     config = yaml.safe_load(text)
+    # Probes, Services and Prometheus reach the pod's address, never its loopback.
+    for section, key in (("receiver", "listen"), ("api", "listen"), ("worker", "metrics_listen")):
+        value = config.get(section, {}).get(key, "")
+        if value.rsplit(":", 1)[0] not in ("0.0.0.0", "[::]", "::"):
+            problem(name, f"{section}.{key} {value or '(unset)'} must listen on every address (0.0.0.0 or [::])")
     url = urlsplit(config["database"]["url"])
     if url.password:
         problem(name, "database.url carries a password: give it as PGPASSWORD from a Secret")
