@@ -63,7 +63,8 @@ payhook_ticks() {
   echo $(( fields[11] + fields[12] ))
 }
 
-# The same for the throwaway cluster's postmaster and all its children.
+# The same for the throwaway cluster: every live child of the postmaster, and the postmaster
+# with the children it has reaped (cutime+cstime), so the sum never falls when a backend exits.
 payhook_postgres_ticks() {
   local postmaster total=0 file line fields
   postmaster=$(head -1 "$PAYHOOK_CLUSTER_DIR/data/postmaster.pid")
@@ -72,7 +73,9 @@ payhook_postgres_ticks() {
     read -r -a fields <<<"${line##*) }"
     [ "${fields[1]}" = "$postmaster" ] && total=$(( total + fields[11] + fields[12] ))
   done
-  echo $(( total + $(payhook_ticks "$postmaster") ))
+  { read -r line <"/proc/$postmaster/stat"; } 2>/dev/null || { echo "$total"; return; }
+  read -r -a fields <<<"${line##*) }"
+  echo $(( total + fields[11] + fields[12] + fields[13] + fields[14] ))
 }
 
 # Loads a `payhook sim load --sends-file` CSV into the table bench_sends (replaced).

@@ -1,10 +1,12 @@
 // The workers' drain benchmark (issue 5): N valid callbacks, half Alipay and half WeChat
 // Pay, stored in the queue before the clock starts, for orders that exist; the simulated
 // channels answer the query API in this process (answers signed before the clock starts);
-// `payhook work` drains the queue. Prints the drain rate and checks every order is paid
-// exactly once.
+// `payhook work` drains the queue. Prints the drain rate, the CPU per callback of
+// `payhook work`, PostgreSQL and this process (the simulated channels), the signature floor
+// measured in the same run, and checks every order is paid exactly once.
 //
-//   DrainBenchmark --database URL --payhook PATH [--callbacks N] [--threads T] [--batch B]
+//   DrainBenchmark --database URL --payhook PATH --postmaster PID [--callbacks N] [--threads T]
+//                  [--batch B] [--cross-check always|when_unverified]
 import CallbackQueue
 import Channels
 import Dispatch
@@ -21,6 +23,8 @@ struct Options {
     var threads = 4
     var batch = 64
     var directory = ".run/drain-benchmark"
+    var postmaster: pid_t = 0
+    var crossCheck = "always"
 
     init(_ arguments: [String]) {
         var iterator = arguments.dropFirst().makeIterator()
@@ -33,10 +37,14 @@ struct Options {
             case "--threads": threads = Int(value) ?? threads
             case "--batch": batch = Int(value) ?? batch
             case "--dir": directory = value
+            case "--postmaster": postmaster = pid_t(value) ?? 0
+            case "--cross-check": crossCheck = value
             default: fatalError("unknown flag \(flag)")
             }
         }
-        precondition(!databaseURL.isEmpty && !payhook.isEmpty, "--database and --payhook are required")
+        precondition(!databaseURL.isEmpty && !payhook.isEmpty && postmaster > 0,
+                     "--database, --payhook and --postmaster are required")
+        precondition(["always", "when_unverified"].contains(crossCheck), "--cross-check always or when_unverified")
     }
 }
 
@@ -60,6 +68,54 @@ final class Slots<Value>: @unchecked Sendable {
     init(_ count: Int) { values = Array(repeating: nil, count: count) }
 }
 
+/// utime+stime of a process in clock ticks (0 once it is gone).
+func ticks(_ pid: pid_t, children: Bool = false) -> Int {
+    guard let line = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+          let close = line.lastIndex(of: ")") else { return 0 }
+    let fields = line[line.index(after: close)...].split(separator: " ")
+    // After the name: state is field 3, utime 14, stime 15, cutime 16, cstime 17.
+    let own = Int(fields[11])! + Int(fields[12])!
+    return children ? own + Int(fields[13])! + Int(fields[14])! : own
+}
+
+/// The cluster's CPU: the postmaster with the children it has reaped, and every live child.
+/// (Counting reaped children keeps the sum from falling when a backend exits.)
+func postgresTicks(_ postmaster: pid_t) -> Int {
+    var total = ticks(postmaster, children: true)
+    for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+        guard let pid = pid_t(entry), let line = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = line.lastIndex(of: ")") else { continue }
+        let fields = line[line.index(after: close)...].split(separator: " ")
+        if pid_t(fields[1]) == postmaster { total += Int(fields[11])! + Int(fields[12])! }
+    }
+    return total
+}
+
+/// The floor of a cross-checked Alipay or WeChat Pay callback on one core: one RSA-2048
+/// signature (the query request) and two verifications (the notify and the query's
+/// answer), with libcrypto as the workers use it; µs of CPU, the median of five 1 s slices.
+func floorMicroseconds() -> Double {
+    let key = RSAPrivateKey.generate()
+    let message = Array(repeating: UInt8(ascii: "a"), count: 700)
+    let signature = key.signSHA256(message)
+    let publicKey = key.publicKey
+    var slices: [Double] = []
+    for _ in 0..<5 {
+        let start = ContinuousClock.now
+        var count = 0
+        while seconds(since: start) < 1 {
+            for _ in 0..<10 {
+                precondition(key.signSHA256(message).count == 256)
+                precondition(publicKey.isValidSHA256Signature(signature, for: message))
+                precondition(publicKey.isValidSHA256Signature(signature, for: message))
+            }
+            count += 10
+        }
+        slices.append(seconds(since: start) * 1e6 / Double(count))
+    }
+    return slices.sorted()[2]
+}
+
 let options = Options(CommandLine.arguments)
 let connection = try Connection(options.databaseURL)
 try PayhookSchema.migrate(on: connection)
@@ -71,7 +127,8 @@ let server = try await ChannelSimulatorServer.start(simulator)
 let folder = SimulatorDirectory(path: options.directory)
 try folder.writeKeys(channels, baseURL: server.baseURL)
 let configuration = try folder.writeConfiguration(channels, baseURL: server.baseURL, options: .init(
-    databaseURL: options.databaseURL, receiverListen: "127.0.0.1:0"))
+    databaseURL: options.databaseURL, receiverListen: "127.0.0.1:0", crossCheck: options.crossCheck))
+let floorBefore = floorMicroseconds()
 
 log("signing \(options.callbacks) notifies (not timed)")
 let prepareClock = ContinuousClock.now
@@ -123,23 +180,27 @@ posix_spawn_file_actions_addopen(&actions, 1, workerLog, O_WRONLY | O_CREAT | O_
 posix_spawn_file_actions_adddup2(&actions, 1, 2)
 var worker: pid_t = 0
 let clock = ContinuousClock.now
+let postgres0 = postgresTicks(options.postmaster), self0 = ticks(getpid())
 guard posix_spawn(&worker, options.payhook, &actions, nil, argv, envp) == 0 else { fatalError("cannot start payhook work") }
 
-var lastDone = 0
+var lastLeft = options.callbacks
 var lastReport = ContinuousClock.now
+// The partial indexes hold only unfinished rows: a cheap question, asked every 100 ms.
 while true {
-    let done = try connection.query("SELECT count(*) FROM callback_jobs WHERE state <> 'pending' AND state <> 'processing'")[0]
+    let left = try connection.query("SELECT count(*) FROM callback_jobs WHERE state IN ('pending', 'processing')")[0]
         .decode(0, as: Int.self)
-    if done >= options.callbacks { break }
+    if left == 0 { break }
     if seconds(since: lastReport) >= 5 {
-        log(String(format: "%d done, %.0f/s over the last 5 s", done, Double(done - lastDone) / seconds(since: lastReport)))
-        lastDone = done
+        log(String(format: "%d left, %.0f/s over the last 5 s", left, Double(lastLeft - left) / seconds(since: lastReport)))
+        lastLeft = left
         lastReport = ContinuousClock.now
     }
     if seconds(since: clock) > 900 { fatalError("the queue did not drain in 15 minutes") }
-    try await Task.sleep(for: .milliseconds(20))
+    try await Task.sleep(for: .milliseconds(100))
 }
 let elapsed = seconds(since: clock)
+let workerTicks = ticks(worker), postgresUsed = postgresTicks(options.postmaster) - postgres0
+let selfUsed = ticks(getpid()) - self0
 kill(worker, SIGTERM)
 var status: Int32 = 0
 waitpid(worker, &status, 0)
@@ -156,7 +217,16 @@ let transitions = try totals.decode(2, as: Int.self)
 let queries = simulator.queryCount(channel: SimulatedChannels.alipayID) + simulator.queryCount(channel: SimulatedChannels.wechatPayID)
 let correct = paid == options.callbacks && done == options.callbacks && transitions == options.callbacks
 let verdict = correct ? "every order paid exactly once" : "MISMATCH: \(paid) paid, \(done) done, \(transitions) transitions"
-print(String(format: "payhook drain: %d callbacks in %.2f s = %.0f callbacks/s", options.callbacks, elapsed,
-             Double(options.callbacks) / elapsed) + " (\(queries) query API calls; \(verdict))")
+let floorAfter = floorMicroseconds()
+let floor = (floorBefore + floorAfter) / 2
+let hz = Double(sysconf(Int32(_SC_CLK_TCK)))
+func perCallback(_ used: Int) -> Double { Double(used) / hz * 1e6 / Double(options.callbacks) }
+let workerUS = perCallback(workerTicks), postgresUS = perCallback(postgresUsed), channelsUS = perCallback(selfUsed)
+print(String(format: "payhook drain (cross_check: %@): %d callbacks in %.2f s = %.0f callbacks/s", options.crossCheck,
+             options.callbacks, elapsed, Double(options.callbacks) / elapsed) + " (\(queries) query API calls; \(verdict))")
+print(String(format: "CPU per callback: payhook work %.0f µs, PostgreSQL %.0f µs, simulated channels and this monitor %.0f µs; "
+             + "floor %.0f µs (one RSA-2048 sign + two verifies, one core, %.0f / %.0f before / after); payhook work / floor = %.2f",
+             workerUS, postgresUS, channelsUS, floor, floorBefore, floorAfter, workerUS / floor))
 print(String(format: "PAYHOOK_RATE=%.0f", Double(options.callbacks) / elapsed))
+print(String(format: "PAYHOOK_CPU=%.0f %.0f %.0f %.0f", workerUS, postgresUS, channelsUS, floor))
 exit(correct ? 0 : 1)
