@@ -255,6 +255,12 @@ extension PayhookConfiguration {
 
         section = try ConfigReader(top.raw("webhook_delivery"), path: "webhook_delivery")
         delivery = DeliveryConfiguration(connection: connection, workerName: worker.workerName)
+        if let keep = partitions.keepSeconds {
+            var retention = DeliveryRetention.Settings()
+            retention.keepSeconds = keep
+            retention.every = partitions.every
+            delivery.retention = retention
+        }
         delivery.threads = try section.integer("threads", default: delivery.threads, range: 1...64)
         delivery.maxInFlightPerEndpoint = try section.integer(
             "max_in_flight_per_endpoint", default: delivery.maxInFlightPerEndpoint, range: 1...10_000)

@@ -65,6 +65,9 @@ public final class Deliverer: Sendable {
             spawn("payhook-deliver-\(index)") { self.runThread(index: index) }
         }
         spawn("payhook-deliver-gauges") { self.runGauges() }
+        if let retention = configuration.retention {
+            spawn("payhook-deliver-retention") { self.runRetention(DeliveryRetention(settings: retention)) }
+        }
         logger.info("webhook delivery started", metadata: [
             "worker": "\(configuration.workerName)", "threads": "\(configuration.threads)",
             "endpoints": "\(endpoints.keys.sorted().joined(separator: ","))",
@@ -112,6 +115,22 @@ public final class Deliverer: Sendable {
         withConnection(role: "deliver-gauges") { connection throws(PostgresError) in
             metrics.status(try DeliveryStatus.read(on: connection))
             threads.pause(.seconds(5))
+        }
+    }
+
+    /// Every worker process runs one; the advisory lock lets one act at a time.
+    private func runRetention(_ retention: DeliveryRetention) {
+        withConnection(role: "deliver-retention") { connection throws(PostgresError) in
+            if let report = try retention.run(on: connection) {
+                metrics.pruned(report)
+                if report.events > 0 || report.kept > 0 {
+                    logger.info("delivered events past retention removed", metadata: [
+                        "events": "\(report.events)", "deliveries": "\(report.deliveries)",
+                        "attempts": "\(report.attempts)", "kept_undelivered": "\(report.kept)",
+                    ])
+                }
+            }
+            threads.pause(retention.settings.every)
         }
     }
 

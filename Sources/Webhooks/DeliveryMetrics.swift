@@ -29,6 +29,13 @@ public final class DeliveryMetrics: Sendable {
 
     func databaseError() { counter("payhook_webhook_database_errors_total", []).increment() }
 
+    /// Rows removed by retention, by table (`events`, `deliveries`, `attempts`).
+    func pruned(_ report: DeliveryRetention.Report) {
+        for (kind, count) in [("events", report.events), ("deliveries", report.deliveries), ("attempts", report.attempts)] where count > 0 {
+            counter("payhook_webhook_pruned_total", [("kind", kind)]).increment(by: count)
+        }
+    }
+
     func status(_ status: DeliveryStatus) {
         for endpoint in status.endpoints {
             let dimensions = [("endpoint", endpoint.id)]

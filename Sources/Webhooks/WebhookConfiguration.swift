@@ -47,6 +47,8 @@ public struct DeliveryConfiguration: Sendable {
     public var pollInterval: Duration = .milliseconds(500)
     /// Prefix of `locked_by`; the thread number is appended. Default `host:pid`.
     public var workerName: String
+    /// Retention of delivered events (`retention:`); nil keeps every row. Default nil.
+    public var retention: DeliveryRetention.Settings?
 
     public init(connection: Connection.Configuration, workerName: String) {
         self.connection = connection

@@ -76,6 +76,18 @@ import Testing
         #expect(tls.apiTLS == nil)
     }
 
+    @Test func retentionCoversTheQueueAndTheWebhookRows() throws {
+        let defaults = try PayhookConfiguration.parse(yaml: "database: {url: x}")
+        #expect(defaults.worker.partitions?.keepSeconds == Int64(604_800))
+        #expect(defaults.delivery.retention?.keepSeconds == Int64(604_800))
+        #expect(defaults.delivery.retention?.every == .seconds(300))
+        let short = try PayhookConfiguration.parse(yaml: "database: {url: x}\nretention: {keep_days: 0.5, run_every_seconds: 60}")
+        #expect(short.worker.partitions?.keepSeconds == 43_200 && short.delivery.retention?.keepSeconds == 43_200)
+        #expect(short.delivery.retention?.every == .seconds(60))
+        let off = try PayhookConfiguration.parse(yaml: "database: {url: x}\nretention: {enabled: false}")
+        #expect(off.worker.partitions?.keepSeconds == nil && off.delivery.retention == nil)
+    }
+
     @Test func workerAndReconcileSettings() throws {
         let configuration = try PayhookConfiguration.parse(yaml: """
             database: {url: x}
