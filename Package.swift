@@ -329,7 +329,8 @@ let package = Package(
         ),
         .testTarget(
             name: "ChannelsTests",
-            dependencies: ["Channels", "ChannelClients", "PayhookCore", "Simulator"],
+            dependencies: ["Channels", "ChannelClients", "PayhookCore", "Simulator",
+                           .product(name: "X509", package: "swift-certificates")],
             resources: [.copy("Fixtures")],
             swiftSettings: swiftSettings
         ),
