@@ -82,6 +82,26 @@ import Testing
         await server.stop()
     }
 
+    /// `payhook sim channels --alipay-cert-mode`: the folder holds the certificates and
+    /// payhook.yaml configures them; the loaded channel has the simulator's SNs.
+    @Test func simulatorFolderConfiguresCertificateMode() throws {
+        let folder = SimulatorDirectory(path: directory + "/sim")
+        try folder.writeKeys(channels, baseURL: "http://127.0.0.1:4321")
+        let file = try folder.writeConfiguration(
+            channels, baseURL: "http://127.0.0.1:4321", options: .init(databaseURL: "postgres://x@127.0.0.1/x"))
+        let text = try String(contentsOfFile: file, encoding: .utf8)
+        #expect(text.contains("alipay_cert_mode: true") && !text.contains("alipay_public_key_file"))
+        let loaded = try PayhookConfiguration.load(path: file, environment: [:]).loadChannels()
+        guard case .alipay(let alipay)? = loaded.first(where: { $0.channelID == SimulatedChannels.alipayID }),
+            let mode = alipay.certificateMode
+        else {
+            Issue.record("expected Alipay in certificate mode")
+            return
+        }
+        #expect(mode.appCertSN == channels.alipayCertificates?.appCertSN)
+        #expect(mode.rootCertSN == channels.alipayCertificates?.rootCertSN)
+    }
+
     @Test func loadsAndFailsClosed() throws {
         #expect(configError(yaml()) == nil)
         for key in ["app_cert_file", "alipay_cert_file", "alipay_root_cert_file"] {
