@@ -40,7 +40,7 @@ public struct ChannelClient: Sendable {
 
     private func downloadCertificate(_ sn: String, _ alipay: AlipayAdapter) async throws(QueryError) {
         let metadata: Logger.Metadata = ["channel": "\(alipay.channelID)", "alipay_cert_sn": "\(sn)"]
-        do {
+        do throws(QueryError) {
             let request = try alipay.certificateDownloadRequest(sn: sn, now: Date())
             let response = try await transport.send(request, timeout: adapter.queryTimeout)
             try await alipay.acceptDownloadedCertificate(response, sn: sn, now: Date())

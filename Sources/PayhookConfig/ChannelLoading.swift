@@ -93,13 +93,19 @@ extension ChannelSettings {
     /// an error names the setting and the file.
     private func loadAlipayCertificates() throws(ConfigError) -> AlipayCertificateMode {
         let app = try file("app_cert_file") { (path: String) throws(KeyLoadError) -> AlipayCertificateFile in
-            do { return try AlipayCertificateFile(pemRepresentation: try KeyFiles.readText(path)) } catch { throw error.naming(path) }
+            do throws(KeyLoadError) {
+                return try AlipayCertificateFile(pemRepresentation: try KeyFiles.readText(path))
+            } catch { throw error.naming(path) }
         }
         let alipay = try file("alipay_cert_file") { (path: String) throws(KeyLoadError) -> AlipayCertificateFile in
-            do { return try AlipayCertificateFile(pemRepresentation: try KeyFiles.readText(path)) } catch { throw error.naming(path) }
+            do throws(KeyLoadError) {
+                return try AlipayCertificateFile(pemRepresentation: try KeyFiles.readText(path))
+            } catch { throw error.naming(path) }
         }
         let roots = try file("alipay_root_cert_file") { (path: String) throws(KeyLoadError) -> AlipayRootBundle in
-            do { return try AlipayRootBundle(pemRepresentation: try KeyFiles.readText(path)) } catch { throw error.naming(path) }
+            do throws(KeyLoadError) {
+                return try AlipayRootBundle(pemRepresentation: try KeyFiles.readText(path))
+            } catch { throw error.naming(path) }
         }
         return AlipayCertificateMode(appCertificate: app, alipayCertificate: alipay, rootBundle: roots)
     }

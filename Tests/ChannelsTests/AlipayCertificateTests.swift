@@ -87,13 +87,14 @@ final class CountingTransport: QueryTransport, @unchecked Sendable {
     /// Java's RFC 2253 form: special characters escaped, an attribute without a keyword
     /// (e-mail) as its OID and the value's DER in hex, multi-valued RDNs joined with `+`.
     @Test func issuerNameAsJavaWritesIt() throws {
+        typealias Attribute = RelativeDistinguishedName.Attribute
         let name = DistinguishedName([
-            RelativeDistinguishedName(try .init(type: .RDNAttributeType.countryName, printableString: "CN")),
+            RelativeDistinguishedName(try Attribute(type: .RDNAttributeType.countryName, printableString: "CN")),
             RelativeDistinguishedName([
-                .init(type: .RDNAttributeType.organizationName, utf8String: "Ant, Inc"),
-                .init(type: .RDNAttributeType.organizationalUnitName, utf8String: "CA"),
+                Attribute(type: .RDNAttributeType.organizationName, utf8String: "Ant, Inc"),
+                Attribute(type: .RDNAttributeType.organizationalUnitName, utf8String: "CA"),
             ]),
-            RelativeDistinguishedName(try .init(type: .RDNAttributeType.emailAddress, ia5String: "a@b.cn")),
+            RelativeDistinguishedName(try Attribute(type: .RDNAttributeType.emailAddress, ia5String: "a@b.cn")),
         ])
         let rendered = AlipayCertificateSN.issuerName(name)
         #expect(rendered.hasPrefix("1.2.840.113549.1.9.1=#16066140622e636e,"))

@@ -36,7 +36,7 @@ extension AlipayAdapter {
     /// remembered (``AlipayCertificateMode/refusalMemory``) and never used.
     public func acceptDownloadedCertificate(_ response: ChannelResponse, sn: String, now: Date) async throws(QueryError) {
         guard let mode = configuration.certificateMode else { throw .permanent(.invalidRequest, "alipay_cert_mode is off") }
-        do {
+        do throws(QueryError) {
             let key = try await downloadedKey(response, sn: sn, mode: mode, now: now)
             mode.remember(sn: sn, key: key)
         } catch {

@@ -27,6 +27,7 @@ public final class SimulatedAlipayCertificates: Sendable {
     struct State {
         var current: (sn: String, key: RSAPrivateKey)
         var issued: [String: String]
+        var downloads = 0
     }
 
     /// A new root, an app certificate for `appKey` and an Alipay certificate for `alipayKey`,
@@ -71,6 +72,11 @@ public final class SimulatedAlipayCertificates: Sendable {
 
     /// The PEM `alipay.open.app.alipaycert.download` answers for `sn`, if Alipay issued it.
     public func certificatePEM(sn: String) -> String? { state.withLock { $0.issued[sn] } }
+
+    /// Download calls answered so far (any SN).
+    public var downloadCount: Int { state.withLock { $0.downloads } }
+
+    func countDownload() { state.withLock { $0.downloads += 1 } }
 
     /// Issues a new Alipay certificate from the root for `key` (Alipay keeps the key when it
     /// reissues, so by default the current one) and signs answers under it from now on.
@@ -162,6 +168,7 @@ extension AlipayChannelSide {
     /// names, base64, as `alipay_cert_content`; an SN never issued is a business failure.
     func certificateDownload(_ read: AlipayGatewayRequest) -> ChannelResponse {
         guard let certificates else { return error("40002", "isv.invalid-method", node: read.node).response }
+        certificates.countDownload()
         guard let sn = read.biz["alipay_cert_sn"]?.stringValue, let pem = certificates.certificatePEM(sn: sn) else {
             return businessFailure(node: read.node, subCode: "isv.cert-not-exist", subMsg: "证书不存在")
         }
