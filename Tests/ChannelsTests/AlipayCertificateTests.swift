@@ -2,6 +2,7 @@ import ChannelClients
 import Foundation
 import PayhookCore
 import Simulator
+import SwiftASN1
 import Testing
 import X509
 @testable import Channels
@@ -160,7 +161,8 @@ final class CountingTransport: QueryTransport, @unchecked Sendable {
         // Signed with the rest: removing one breaks the app's signature.
         let pairs = try #require(FormEncoding.parse(request.body))
         let content = try #require(AlipaySignature.signContent(pairs.filter { $0.key != "sign" }, excludingSignType: false))
-        let signature = try #require(AlipaySignature.decodeBase64(try #require(fields.raw("sign"))))
+        let signText = try #require(fields.raw("sign"))
+        let signature = try #require(AlipaySignature.decodeBase64(signText))
         #expect(channels.alipayAppKey.publicKey.isValidSHA256Signature(signature, for: content))
         let without = try #require(AlipaySignature.signContent(pairs.filter { $0.key != "sign" && $0.key != "app_cert_sn" },
                                                                excludingSignType: false))
