@@ -41,12 +41,42 @@ final class CountingTransport: QueryTransport, @unchecked Sendable {
 
 @Suite struct AlipayCertificateSNTests {
     /// go-pay/gopay `alipay/sign_test.go` TestGetCertSN: the root SN of Alipay's own bundle.
-    /// The SM2 root does not parse here and is skipped; E1 is ECDSA and left out.
+    /// The SM2 root does not parse here and is skipped; nor does E1 (ECDSA P-384) in
+    /// swift-certificates 1.21.1, which is not RSA-signed and so not part of the SN anyway.
     @Test func gopayRootSNVector() throws {
         let bundle = try AlipayRootBundle(pemRepresentation: Fixture.text("alipay_root_cert_gopay.crt"))
         #expect(bundle.sn == "687b59193f3f462dd5336e5abf83c5d8_02941eef3187dddf3d3b83462e1dfcf6")
-        #expect(bundle.skipped == 1)
-        #expect(bundle.certificates.count == 3)
+        #expect(bundle.skipped == 2)
+        // The two RSA roots stay as trust anchors for downloaded certificates.
+        #expect(bundle.certificates.map { AlipayCertificateSN.issuerName($0.subject) } == [
+            "CN=Ant Financial Certification Authority R1,OU=Certification Authority,O=Ant Financial,C=CN",
+            "CN=iTrusChina Class 2 Root CA - G3,OU=China Trust Network,O=iTrusChina,C=CN",
+        ])
+    }
+
+    /// Alipay's real certificate as gopay ships it (the leaf, then the Class 2 R1
+    /// intermediate) chains to the real R1 root of the bundle: the check Payhook runs on a
+    /// download accepts what Alipay hands out. The SN checked with pyca/cryptography. Its PEM
+    /// lines are 76 characters long, as Java writes them: read all the same.
+    @Test func alipaysRealCertificateChainsToItsRealRoot() async throws {
+        let alipay = try AlipayCertificateFile(pemRepresentation: Fixture.text("alipay_cert_gopay.crt"))
+        #expect(alipay.sn == "f51911a196031df9fdd0c1d7ca67bf26")
+        let mode = AlipayCertificateMode(
+            appCertificate: alipay, alipayCertificate: alipay,
+            rootBundle: try AlipayRootBundle(pemRepresentation: Fixture.text("alipay_root_cert_gopay.crt")))
+        let within = Date(timeIntervalSince1970: 1_800_000_000)  // 2027-01-15, inside every date of the chain
+        let key = try await mode.trust(downloadedPEM: Fixture.text("alipay_cert_gopay.crt"), sn: alipay.sn, now: within)
+        #expect(key.pemRepresentation == alipay.publicKey.pemRepresentation)
+        // The leaf alone does not reach the root (the intermediate is missing).
+        let leaf = try #require(AlipayCertificateSN.pemBlocks(Fixture.text("alipay_cert_gopay.crt")).first)
+        await #expect(throws: QueryError.transient(.certificateUntrusted, "alipay_cert_sn \(alipay.sn) does not chain to alipay_root_cert_file")) {
+            _ = try await mode.trust(downloadedPEM: leaf, sn: alipay.sn, now: within)
+        }
+        // After the leaf's notAfter (2030-03-01): expired.
+        await #expect(throws: QueryError.self) {
+            _ = try await mode.trust(downloadedPEM: Fixture.text("alipay_cert_gopay.crt"), sn: alipay.sn,
+                                     now: Date(timeIntervalSince1970: 1_900_000_000))
+        }
     }
 
     @Test func decimalSerials() {

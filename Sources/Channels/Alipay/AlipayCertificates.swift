@@ -1,5 +1,6 @@
 public import Foundation
-package import X509
+// The SPI validates the chain's dates at the caller's `now` (tests), not at the clock's.
+@_spi(FixedExpiryValidationTime) package import X509
 import Crypto
 import _CryptoExtras
 import SwiftASN1
@@ -75,7 +76,7 @@ public final class AlipayCertificateMode: Sendable {
         let blocks = AlipayCertificateSN.pemBlocks(pem)
         var chain: [Certificate] = []
         for block in blocks {
-            guard let certificate = try? Certificate(pemEncoded: block) else {
+            guard let certificate = try? AlipayCertificateSN.certificate(pemBlock: block) else {
                 throw .transient(.certificateUntrusted, "the downloaded certificate does not parse")
             }
             chain.append(certificate)
@@ -93,7 +94,7 @@ public final class AlipayCertificateMode: Sendable {
         guard let rsa = _RSA.Signing.PublicKey(leaf.publicKey), rsa.keySizeInBits >= 2048 else {
             throw .transient(.certificateUntrusted, "alipay_cert_sn \(sn) does not hold an RSA key of 2048 bits or more")
         }
-        var verifier = Verifier(rootCertificates: CertificateStore(roots)) { RFC5280Policy() }
+        var verifier = Verifier(rootCertificates: CertificateStore(roots)) { RFC5280Policy(fixedExpiryValidationTime: now) }
         let result = await verifier.validate(leaf: leaf, intermediates: CertificateStore(chain.dropFirst()))
         guard case .validCertificate = result else {
             throw .transient(.certificateUntrusted, "alipay_cert_sn \(sn) does not chain to alipay_root_cert_file")
@@ -121,7 +122,7 @@ public struct AlipayCertificateFile: Sendable {
             throw KeyLoadError(file: nil, problem: "holds no PEM certificate")
         }
         let certificate: Certificate
-        do { certificate = try Certificate(pemEncoded: first) } catch {
+        do { certificate = try AlipayCertificateSN.certificate(pemBlock: first) } catch {
             throw KeyLoadError(file: nil, problem: "not a PEM X.509 certificate")
         }
         guard let rsa = _RSA.Signing.PublicKey(certificate.publicKey), rsa.keySizeInBits >= 2048 else {
@@ -149,11 +150,11 @@ public struct AlipayRootBundle: Sendable {
         var sns: [String] = []
         var skipped = 0
         for block in blocks {
-            // A block that is not even base64 DER is a broken file, not an unsupported algorithm.
-            guard (try? PEMDocument(pemString: block)) != nil else {
+            // A block that is not even base64 is a broken file, not an unsupported algorithm.
+            guard AlipayCertificateSN.der(pemBlock: block) != nil else {
                 throw KeyLoadError(file: nil, problem: "holds a PEM block that is not base64 DER")
             }
-            guard let certificate = try? Certificate(pemEncoded: block) else {
+            guard let certificate = try? AlipayCertificateSN.certificate(pemBlock: block) else {
                 skipped += 1
                 continue
             }
@@ -227,6 +228,20 @@ package enum AlipayCertificateSN {
             number = quotient
         }
         return String(decoding: digits.reversed(), as: UTF8.self)
+    }
+
+    /// The DER inside a PEM block, whatever its line length: Alipay's Java-written files
+    /// wrap at 76 characters, which swift-asn1's PEM reader (64 only) refuses.
+    static func der(pemBlock block: String) -> [UInt8]? {
+        let body = block.replacingOccurrences(of: "-----BEGIN CERTIFICATE-----", with: "")
+            .replacingOccurrences(of: "-----END CERTIFICATE-----", with: "").filter { !$0.isWhitespace }
+        guard let data = Data(base64Encoded: body), !data.isEmpty else { return nil }
+        return Array(data)
+    }
+
+    static func certificate(pemBlock block: String) throws -> Certificate {
+        guard let der = der(pemBlock: block) else { throw KeyLoadError(file: nil, problem: "not base64") }
+        return try Certificate(derEncoded: der)
     }
 
     /// The `CERTIFICATE` PEM blocks of a file, in order.
