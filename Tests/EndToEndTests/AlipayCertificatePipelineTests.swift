@@ -12,7 +12,7 @@ import Testing
 /// parse. The workers' queries carry both SNs, answers are verified by the SN they name, a
 /// reissued certificate is downloaded and checked, and one that fails the check is refused:
 /// the callback retries as `query_unavailable` and the order is never applied.
-@Suite(.serialized, .timeLimit(.minutes(3))) struct AlipayCertificateModeTests {
+@Suite(.serialized, .timeLimit(.minutes(3))) struct AlipayCertificatePipelineTests {
     @Test func paysThroughRotation() async throws {
         let harness = try await PipelineHarness(alipayCertMode: true)
         defer { Task { await harness.tearDown() } }
@@ -38,6 +38,20 @@ import Testing
         #expect(try harness.orderStatus("CERT-E2E-2") == "paid")
         #expect(certificates.downloadCount >= 1)
         #expect(certificates.issuedSNs.contains(rotated))
+    }
+
+    /// As an operator meets it: a missing certificate file is exit 2 naming the key and the file.
+    @Test func aMissingCertificateFileIsExitTwoNamingTheKey() async throws {
+        let harness = try await PipelineHarness(alipayCertMode: true)
+        defer { Task { await harness.tearDown() } }
+        let file = harness.directory.configurationFile
+        let text = try String(contentsOfFile: file, encoding: .utf8)
+        let rootFile = try #require(text.split(separator: "\n").first { $0.contains("alipay_root_cert_file:") })
+        try text.replacingOccurrences(of: "alipayRootCert.crt", with: "missing-root.crt").write(toFile: file, atomically: true, encoding: .utf8)
+        let refused = try await ChildProcess.payhookAsync(["work", "--config", file])
+        #expect(refused.status == 2, "\(refused.output)")
+        #expect(refused.output.contains("channels[0].alipay_root_cert_file") && refused.output.contains("missing-root.crt"),
+                "\(refused.output) (\(rootFile))")
     }
 
     enum BadCertificate: String, CaseIterable, Sendable {
