@@ -336,7 +336,8 @@ let package = Package(
         ),
         .testTarget(
             name: "ChannelsTests",
-            dependencies: ["Channels", "ChannelClients", "PayhookCore", "Simulator"],
+            dependencies: ["Channels", "ChannelClients", "PayhookCore", "Simulator",
+                           .product(name: "X509", package: "swift-certificates"), .product(name: "SwiftASN1", package: "swift-asn1")],
             resources: [.copy("Fixtures")],
             swiftSettings: swiftSettings
         ),

@@ -21,11 +21,19 @@ extension ChannelSettings {
 
     private func loadAlipay() throws(ConfigError) -> AlipayConfiguration {
         let sellerID = settings["seller_id"].flatMap { $0.isEmpty ? nil : $0 }
+        var certificateMode: AlipayCertificateMode?
+        let alipayKey: RSAPublicKey
+        if alipayCertificateMode {
+            let mode = try loadAlipayCertificates()
+            (certificateMode, alipayKey) = (mode, mode.configuredKey)
+        } else {
+            alipayKey = try file("alipay_public_key_file", KeyFiles.publicKey)
+        }
         var configuration = AlipayConfiguration(
             channelID: id, appID: required("app_id"), sellerID: sellerID,
-            alipayPublicKey: try file("alipay_public_key_file", KeyFiles.publicKey),
+            alipayPublicKey: alipayKey,
             appPrivateKey: try file("app_private_key_file", KeyFiles.privateKey),
-            gatewayURL: required("gateway_url"), allowedIPs: try allowlist())
+            gatewayURL: required("gateway_url"), allowedIPs: try allowlist(), certificateMode: certificateMode)
         if let milliseconds = integer("query_timeout_ms") { configuration.queryTimeout = .milliseconds(milliseconds) }
         switch settings["allow_sign_type_rsa"] {
         case nil, "false": break
@@ -81,6 +89,27 @@ extension ChannelSettings {
         return configuration
     }
 
+    /// `app_cert_file`, `alipay_cert_file` and `alipay_root_cert_file`, each read and parsed;
+    /// an error names the setting and the file.
+    private func loadAlipayCertificates() throws(ConfigError) -> AlipayCertificateMode {
+        let app = try file("app_cert_file") { (path: String) throws(KeyLoadError) -> AlipayCertificateFile in
+            do throws(KeyLoadError) {
+                return try AlipayCertificateFile(pemRepresentation: try KeyFiles.readText(path))
+            } catch { throw error.naming(path) }
+        }
+        let alipay = try file("alipay_cert_file") { (path: String) throws(KeyLoadError) -> AlipayCertificateFile in
+            do throws(KeyLoadError) {
+                return try AlipayCertificateFile(pemRepresentation: try KeyFiles.readText(path))
+            } catch { throw error.naming(path) }
+        }
+        let roots = try file("alipay_root_cert_file") { (path: String) throws(KeyLoadError) -> AlipayRootBundle in
+            do throws(KeyLoadError) {
+                return try AlipayRootBundle(pemRepresentation: try KeyFiles.readText(path))
+            } catch { throw error.naming(path) }
+        }
+        return AlipayCertificateMode(appCertificate: app, alipayCertificate: alipay, rootBundle: roots)
+    }
+
     private func key(_ name: String) -> String { "\(keyPath).\(name)" }
 
     /// The key file the setting `name` names, read by `reader`.
@@ -112,7 +141,7 @@ extension ChannelSettings {
         let configuration = try load()
         var transport = HTTPClientTransport(channelID: id, logger: logger)
         if let client = try trustedClient() { transport.client = client }
-        return configuration.makeClient(transport: transport)
+        return configuration.makeClient(transport: transport, logger: logger)
     }
 
     /// The client that trusts only `ca_file`'s CAs; nil without `ca_file`.

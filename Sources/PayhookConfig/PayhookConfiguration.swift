@@ -82,8 +82,10 @@ public struct ChannelSettings: Sendable, Equatable {
     ]
 
     static let keys: [ChannelType: (required: [String], optional: [String], integers: [String], maps: [String])] = [
-        .alipay: (["app_id", "alipay_public_key_file", "app_private_key_file", "gateway_url"],
-                  ["seller_id", "allow_sign_type_rsa"], ["query_timeout_ms"], []),
+        // alipay_public_key_file is required in public-key mode (checkAlipayMode).
+        .alipay: (["app_id", "app_private_key_file", "gateway_url"],
+                  ["seller_id", "allow_sign_type_rsa", "alipay_public_key_file"] + ChannelSettings.alipayCertificateKeys,
+                  ["query_timeout_ms"], []),
         .wechatpayV3: (["mchid", "appid", "apiv3_key_file", "merchant_private_key_file", "merchant_serial_no",
                         "api_base_url"], [], ["max_clock_skew_seconds", "query_timeout_ms"], ["platform_public_key_files"]),
         .points: (["partner_id", "hmac_secret_file", "api_base_url"], [], ["max_clock_skew_seconds", "query_timeout_ms"], []),
@@ -417,6 +419,7 @@ extension PayhookConfiguration {
             throw ConfigError(key: "\(path).ca_file", problem: "must name a PEM file of CA certificates")
         }
         try reader.rejectUnknownKeys()
+        if type == .alipay { try ChannelSettings.checkAlipayMode(settings, path: path) }
         // Without it a notify's merchant is unchecked, so it could not stand for the query.
         if crossCheck == .whenUnverified, type == .alipay, settings["seller_id"].map({ !$0.isEmpty }) != true {
             throw ConfigError(key: "\(path).seller_id", problem: "is required with cross_check: when_unverified")

@@ -30,6 +30,7 @@ import NIOCore
 /// | `POST /_sim/notify-faults` | control: `{"never_sent_rate":…,"sent_twice_rate":…,"attempts":…,"backoff_ms":…}` sets the defaults; with `"channel"`, `"out_trade_no"` and `"faults":["never_sent","sent_twice","normal"]` scripts one order's next notifies |
 /// | `POST /_sim/call-faults` | control: `{"error_rate":…,"timeout_rate":…,"latency_ms":…,"error_status":…}` for creation and close calls; with `"channel"`, `"out_trade_no"` and `"steps":["http_error:500","timeout","lost_answer","latency_ms:200","normal"]` scripts one order's next calls |
 /// | `POST /_sim/points/outcomes` | control: `{"user_id":…,"outcome":"paid"\|"failed"\|"processing"}`: how that member's next deducts end |
+/// | `POST /_sim/alipay/rotate-cert` | control (certificate mode): Alipay reissues its certificate (same key); answers `{"alipay_cert_sn":…}`, served by `alipay.open.app.alipaycert.download` |
 ///
 /// ```swift
 /// let simulator = ChannelSimulator(channels: .generate())
@@ -215,6 +216,11 @@ public final class ChannelSimulatorServer: Sendable {
             else { return json(#"{"error":"body must be {\"user_id\":…,\"outcome\":\"paid\"|\"failed\"|\"processing\"}"}"#, status: .badRequest) }
             simulator.setDeductOutcome(userID: userID, outcome)
             return json(JSONValue.object(["user_id": .string(userID), "outcome": .string(outcome.rawValue)]).serialized())
+        case (.post, "/_sim/alipay/rotate-cert"):
+            guard let sn = try? simulator.rotateAlipayCertificate() else {
+                return json(#"{"error":"alipay is not in certificate mode (payhook sim channels --alipay-cert-mode)"}"#, status: .conflict)
+            }
+            return json(JSONValue.object(["alipay_cert_sn": .string(sn)]).serialized())
         default:
             return json(#"{"error":"no such control route"}"#, status: .notFound)
         }

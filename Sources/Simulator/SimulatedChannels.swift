@@ -34,6 +34,10 @@ public struct SimulatedChannels: Sendable {
     public var wechatMchID = "1900000001"
     public var wechatAppID = "wx0000000000000001"
 
+    /// Alipay in certificate mode (its certificates made from ``alipayKey`` and
+    /// ``alipayAppKey``); nil: public-key mode. Default nil.
+    public var alipayCertificates: SimulatedAlipayCertificates?
+
     public var pointsPartnerID = "site-001"
     /// The points partner's HMAC secret (ASCII).
     public var pointsSecret: String
@@ -61,7 +65,8 @@ public struct SimulatedChannels: Sendable {
 
     /// Alipay's side; it checks query requests with the app's public key.
     public var alipaySide: AlipayChannelSide {
-        AlipayChannelSide(alipayPrivateKey: alipayKey, appPublicKey: alipayAppKey.publicKey, appID: alipayAppID, sellerID: alipaySellerID)
+        AlipayChannelSide(alipayPrivateKey: alipayKey, appPublicKey: alipayAppKey.publicKey, appID: alipayAppID, sellerID: alipaySellerID,
+                          certificates: alipayCertificates)
     }
 
     /// WeChat Pay's side; it checks query requests' `Authorization` with the merchant's public key.
@@ -86,11 +91,18 @@ public struct SimulatedChannels: Sendable {
     /// (the started simulator's `http://127.0.0.1:PORT`) and `allowed_ips` loopback.
     public func configurations(baseURL: String, queryTimeout: Duration = .milliseconds(3000)) -> [ChannelConfiguration] {
         let loopback = [CIDR.parse("127.0.0.1/32")!, CIDR.parse("::1/128")!]
+        // The simulator's own certificates, made by it: they parse.
+        let certificateMode = alipayCertificates.map { certificates in
+            AlipayCertificateMode(
+                appCertificate: try! AlipayCertificateFile(pemRepresentation: certificates.appCertificatePEM),
+                alipayCertificate: try! AlipayCertificateFile(pemRepresentation: certificates.alipayCertificatePEM),
+                rootBundle: try! AlipayRootBundle(pemRepresentation: certificates.rootBundlePEM))
+        }
         return [
             .alipay(AlipayConfiguration(
                 channelID: Self.alipayID, appID: alipayAppID, sellerID: alipaySellerID, alipayPublicKey: alipayKey.publicKey,
                 appPrivateKey: alipayAppKey, gatewayURL: Self.alipayGatewayURL(baseURL: baseURL), allowedIPs: loopback,
-                queryTimeout: queryTimeout)),
+                queryTimeout: queryTimeout, certificateMode: certificateMode)),
             .wechatPay(WeChatPayConfiguration(
                 channelID: Self.wechatPayID, mchID: wechatMchID, appID: wechatAppID, apiV3Key: SharedSecret(text: wechatAPIv3Key),
                 platformKeys: [wechatPlatformSerial: wechatPlatformKey.publicKey], merchantPrivateKey: wechatMerchantKey,

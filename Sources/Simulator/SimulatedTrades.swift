@@ -164,6 +164,8 @@ extension ChannelSimulator {
                 return refusedCall(channel: channel, alipay.error("40002", "isv.invalid-parameter", node: read.node, subMsg: "out_trade_no"))
             }
             return await performCall(channel: channel, outTradeNo: outTradeNo) { alipayClose(read, outTradeNo: outTradeNo, now: now) }
+        case AlipayAdapter.certificateDownloadMethod:
+            return alipay.certificateDownload(read)
         default:
             return alipay.error("40002", "isv.invalid-method", node: read.node).response
         }

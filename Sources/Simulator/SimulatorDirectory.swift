@@ -91,6 +91,10 @@ public struct SimulatorDirectory: Sendable {
     var wechatMerchantPrivateKeyFile: String { keysDirectory + "/wechat_merchant_private.pem" }
     var wechatAPIv3KeyFile: String { keysDirectory + "/wechat_apiv3.key" }
     var pointsSecretFile: String { keysDirectory + "/points.secret" }
+    // Certificate mode: rewritten at every start (the simulator's root key is not kept).
+    var appCertFile: String { keysDirectory + "/appCertPublicKey.crt" }
+    var alipayCertFile: String { keysDirectory + "/alipayCertPublicKey_RSA2.crt" }
+    var alipayRootCertFile: String { keysDirectory + "/alipayRootCert.crt" }
 
     /// Whether keys were written here before.
     public var hasKeys: Bool { FileManager.default.fileExists(atPath: manifestFile) }
@@ -128,6 +132,11 @@ public struct SimulatorDirectory: Sendable {
         try write(channels.wechatMerchantKey.pkcs8PEMRepresentation, to: wechatMerchantPrivateKeyFile, secret: true)
         try write(channels.wechatAPIv3Key + "\n", to: wechatAPIv3KeyFile, secret: true)
         try write(channels.pointsSecret + "\n", to: pointsSecretFile, secret: true)
+        if let certificates = channels.alipayCertificates {
+            try write(certificates.appCertificatePEM, to: appCertFile, secret: false)
+            try write(certificates.alipayCertificatePEM, to: alipayCertFile, secret: false)
+            try write(certificates.rootBundlePEM, to: alipayRootCertFile, secret: false)
+        }
         if !files.fileExists(atPath: adminTokenFile) {
             try write(Nonce.random(40) + "\n", to: adminTokenFile, secret: true)
         }
@@ -193,6 +202,13 @@ public struct SimulatorDirectory: Sendable {
         }
     }
 
+    /// `alipay_public_key_file`, or certificate mode's four settings (one YAML line each).
+    func alipayKeySettings(_ channels: SimulatedChannels) -> String {
+        guard channels.alipayCertificates != nil else { return "alipay_public_key_file: \(quoted(alipayPublicKeyFile))" }
+        return ["alipay_cert_mode: true", "app_cert_file: \(quoted(appCertFile))", "alipay_cert_file: \(quoted(alipayCertFile))",
+                "alipay_root_cert_file: \(quoted(alipayRootCertFile))"].joined(separator: "\n    ")
+    }
+
     /// The `payhook.yaml` text for the channels in this folder, querying under `baseURL`.
     /// An `https://` base URL is trusted through this folder's ``caFile`` (`ca_file`); a plain
     /// `http://` one is allowed by `insecure_http: true`.
@@ -232,7 +248,7 @@ public struct SimulatorDirectory: Sendable {
                 type: alipay
                 app_id: \(quoted(channels.alipayAppID))
                 seller_id: \(quoted(channels.alipaySellerID))
-                alipay_public_key_file: \(quoted(alipayPublicKeyFile))
+                \(alipayKeySettings(channels))
                 app_private_key_file: \(quoted(appPrivateKeyFile))
                 gateway_url: \(quoted(SimulatedChannels.alipayGatewayURL(baseURL: baseURL)))
                 \(transport)

@@ -68,6 +68,8 @@ struct SimChannels: AsyncParsableCommand {
     var crossCheck: String = "always"
     @Flag(help: "Serve HTTPS with a CA the simulator makes (DIR/ca.pem, kept); payhook.yaml trusts it (ca_file) instead of insecure_http.")
     var tls = false
+    @Flag(name: .customLong("alipay-cert-mode"), help: "Alipay in certificate mode: certificates made at each start (DIR/keys/*.crt), payhook.yaml with alipay_cert_mode: true; POST /_sim/alipay/rotate-cert reissues Alipay's.")
+    var alipayCertMode = false
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0 to 65535") }
@@ -85,7 +87,10 @@ struct SimChannels: AsyncParsableCommand {
 
     func run() async throws {
         let directory = SimulatorDirectory(path: directory.dir)
-        let channels = directory.hasKeys ? try directory.loadKeys().channels : SimulatedChannels.generate()
+        var channels = directory.hasKeys ? try directory.loadKeys().channels : SimulatedChannels.generate()
+        if alipayCertMode {
+            channels.alipayCertificates = try SimulatedAlipayCertificates(appKey: channels.alipayAppKey, alipayKey: channels.alipayKey)
+        }
         let simulator = ChannelSimulator(channels: channels, defaultBehaviour: DefaultQueryBehaviour(
             errorRate: errorRate, timeoutRate: timeoutRate, latency: .milliseconds(latencyMilliseconds)))
         simulator.defaultNotifyBehaviour = DefaultNotifyBehaviour(neverSentRate: notifyNeverRate, sentTwiceRate: notifyTwiceRate)

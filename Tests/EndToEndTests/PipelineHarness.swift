@@ -44,10 +44,16 @@ final class PipelineHarness: @unchecked Sendable {
     /// `tls`: the certificates the simulator serves (default: a new CA and a loopback
     /// certificate from it); `trustedCAPEM`: what the channels' `ca_file` holds (default:
     /// that CA); `plainHTTP`: no TLS at all (`insecure_http: true`).
+    /// `alipayCertMode`: Alipay in certificate mode, with certificates the simulator makes.
     init(database: TestDatabase? = nil, queryTimeoutMilliseconds: Int = 1000, crossCheck: String? = nil,
-         tls: SimulatorTLS? = nil, trustedCAPEM: String? = nil, plainHTTP: Bool = false) async throws {
+         tls: SimulatorTLS? = nil, trustedCAPEM: String? = nil, plainHTTP: Bool = false,
+         alipayCertMode: Bool = false) async throws {
         self.database = try database ?? TestDatabase.create()
-        channels = SimulatedChannels.generate()
+        var channels = SimulatedChannels.generate()
+        if alipayCertMode {
+            channels.alipayCertificates = try SimulatedAlipayCertificates(appKey: channels.alipayAppKey, alipayKey: channels.alipayKey)
+        }
+        self.channels = channels
         simulator = ChannelSimulator(channels: channels)
         let served = try plainHTTP ? nil : (tls ?? SimulatorTLS.generate())
         server = try await ChannelSimulatorServer.start(simulator, tls: served)

@@ -52,10 +52,11 @@ public struct AlipayAdapter: ChannelAdapter {
         guard let content = AlipaySignature.signContent(fields) else {
             throw .malformed("repeated parameter")
         }
+        let key = notifyKey(fields)
         let valid =
             switch algorithm {
-            case .rsa2: configuration.alipayPublicKey.isValidSHA256Signature(signature, for: content)
-            case .rsa: configuration.alipayPublicKey.isValidSHA1Signature(signature, for: content)
+            case .rsa2: key.isValidSHA256Signature(signature, for: content)
+            case .rsa: key.isValidSHA1Signature(signature, for: content)
             }
         guard valid else { throw Rejection(.badSignature) }
 
@@ -94,6 +95,17 @@ public struct AlipayAdapter: ChannelAdapter {
             paidAt: paidAt, payer: fields.ascii("buyer_id") ?? fields.ascii("buyer_open_id"))
         return PaymentNotification(evidence: evidence, channelType: .alipay, eventID: fields.ascii("notify_id"),
                                    subject: subject)
+    }
+
+    /// The key a notify is verified with: in certificate mode the trusted certificate its
+    /// `alipay_cert_sn` names, if it names one; otherwise the configured Alipay key or
+    /// certificate (a reissued Alipay certificate keeps its key, so an SN not known yet
+    /// still verifies with the configured one, or fails as a bad signature).
+    func notifyKey(_ fields: DecodedForm) -> RSAPublicKey {
+        if let mode = configuration.certificateMode, let sn = fields.ascii("alipay_cert_sn"), let key = mode.publicKey(sn: sn) {
+            return key
+        }
+        return configuration.alipayPublicKey
     }
 
     public func unverifiedOutTradeNo(_ raw: RawCallback) -> String? {

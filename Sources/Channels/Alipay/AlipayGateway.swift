@@ -24,6 +24,11 @@ enum AlipayGateway {
             .init(key: "timestamp", value: Array(Timestamps.formatAlipay(now).utf8)),
             .init(key: "version", value: Array("1.0".utf8)),
         ]
+        if let mode = configuration.certificateMode {
+            // Certificate mode: both SNs are ordinary parameters, signed with the rest.
+            pairs.append(.init(key: "app_cert_sn", value: Array(mode.appCertSN.utf8)))
+            pairs.append(.init(key: "alipay_root_cert_sn", value: Array(mode.rootCertSN.utf8)))
+        }
         if let notifyURL { pairs.append(.init(key: "notify_url", value: Array(notifyURL.utf8))) }
         if let returnURL { pairs.append(.init(key: "return_url", value: Array(returnURL.utf8))) }
         pairs.append(.init(key: "biz_content", value: Array(bizContent.serialized().utf8)))
@@ -64,25 +69,50 @@ enum AlipayGateway {
             throw .transient(.httpStatus, "HTTP \(response.status)")
         }
         guard response.status == 200 else { throw .permanent(.httpStatus, "HTTP \(response.status)") }
-        let (nodeRange, signature) = try response.body.withUnsafeBufferPointer { bytes throws(QueryError) -> (Range<Int>, String?) in
+        let signed = try signedNode(response, node: responseNode)
+        var verified = false
+        if let signature = signed.signature {
+            let key = try verificationKey(certSN: signed.certSN, configuration: configuration)
+            guard let signatureBytes = AlipaySignature.decodeBase64(signature),
+                key.isValidSHA256Signature(signatureBytes, for: response.body[signed.nodeRange])
+            else { throw .permanent(.badSignature, "response signature") }
+            verified = true
+        }
+        let nodeRange = signed.nodeRange
+        // Checked already as part of the whole answer, so this parse does not fail.
+        guard let body = try? JSONValue.parse(response.body[nodeRange]) else { throw .permanent(.malformedResponse, "not JSON") }
+        return Answer(body: body, code: body["code"]?.stringValue ?? "", subCode: body["sub_code"]?.stringValue ?? "", verified: verified)
+    }
+
+    /// Where an answer's node sits in the bytes, and its siblings `sign` and `alipay_cert_sn`.
+    struct SignedNode {
+        var nodeRange: Range<Int>
+        var signature: String?
+        var certSN: String?
+    }
+
+    static func signedNode(_ response: ChannelResponse, node responseNode: String) throws(QueryError) -> SignedNode {
+        try response.body.withUnsafeBufferPointer { bytes throws(QueryError) -> SignedNode in
             guard let view = JSONObjectView(bytes) else { throw .permanent(.malformedResponse, "not a JSON object") }
             // The answer or the error node, whichever comes first.
             let nodes = [view[responseNode], view["error_response"]].compactMap { $0 }
             guard let node = nodes.min(by: { $0.range.lowerBound < $1.range.lowerBound }) else {
                 throw .permanent(.malformedResponse, "no \(responseNode)")
             }
-            return (node.range, view["sign"]?.string)
+            return SignedNode(nodeRange: node.range, signature: view["sign"]?.string, certSN: view["alipay_cert_sn"]?.string)
         }
-        var verified = false
-        if let signature {
-            guard let signatureBytes = AlipaySignature.decodeBase64(signature),
-                configuration.alipayPublicKey.isValidSHA256Signature(signatureBytes, for: response.body[nodeRange])
-            else { throw .permanent(.badSignature, "response signature") }
-            verified = true
+    }
+
+    /// The key that verifies an answer: in certificate mode the one of the certificate its
+    /// `alipay_cert_sn` names (the client has downloaded an unknown one before the answer is
+    /// read; one still unknown here is a transient `unknown_key`), or the configured
+    /// certificate's when it names none; in public-key mode the configured key.
+    static func verificationKey(certSN: String?, configuration: AlipayConfiguration) throws(QueryError) -> RSAPublicKey {
+        guard let mode = configuration.certificateMode, let certSN, !certSN.isEmpty else { return configuration.alipayPublicKey }
+        guard let key = mode.publicKey(sn: certSN) else {
+            throw .transient(.unknownKey, "alipay_cert_sn \(Rejection.quoted(certSN)) is not a trusted certificate")
         }
-        // Checked already as part of the whole answer, so this parse does not fail.
-        guard let body = try? JSONValue.parse(response.body[nodeRange]) else { throw .permanent(.malformedResponse, "not JSON") }
-        return Answer(body: body, code: body["code"]?.stringValue ?? "", subCode: body["sub_code"]?.stringValue ?? "", verified: verified)
+        return key
     }
 
     /// The error for an answer no caller took as a result: `20000`, `isp.*`,

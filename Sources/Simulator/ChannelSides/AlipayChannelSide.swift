@@ -93,13 +93,22 @@ public struct AlipayChannelSide: Sendable {
     public var appPublicKey: RSAPublicKey?
     public var appID: String
     public var sellerID: String
+    /// Certificate mode: requests must name the app's and root's SNs, and everything is
+    /// signed with the current certificate's key, answers naming its `alipay_cert_sn`.
+    /// Default nil (public-key mode).
+    public var certificates: SimulatedAlipayCertificates?
 
-    public init(alipayPrivateKey: RSAPrivateKey, appPublicKey: RSAPublicKey?, appID: String, sellerID: String) {
+    public init(alipayPrivateKey: RSAPrivateKey, appPublicKey: RSAPublicKey?, appID: String, sellerID: String,
+                certificates: SimulatedAlipayCertificates? = nil) {
         self.alipayPrivateKey = alipayPrivateKey
         self.appPublicKey = appPublicKey
         self.appID = appID
         self.sellerID = sellerID
+        self.certificates = certificates
     }
+
+    /// The key notifies and answers are signed with now.
+    var signingKey: RSAPrivateKey { certificates?.current.key ?? alipayPrivateKey }
 
     public enum Charset: String, Sendable { case utf8 = "utf-8", gbk }
 
@@ -146,7 +155,7 @@ public struct AlipayChannelSide: Sendable {
     private func signedForm(_ fields: [(String, String)], charset: AlipayCharset, signType: String) -> [FormEncoding.Pair] {
         var pairs = fields.map { FormEncoding.Pair(key: $0.0, value: charset.encode($0.1) ?? Array($0.1.utf8)) }
         let content = AlipaySignature.signContent(pairs, excludingSignType: true)!
-        let signature = signType == "RSA" ? alipayPrivateKey.signSHA1(content) : alipayPrivateKey.signSHA256(content)
+        let signature = signType == "RSA" ? signingKey.signSHA1(content) : signingKey.signSHA256(content)
         pairs.append(.init(key: "sign", value: Array(AlipaySignature.base64(signature).utf8)))
         pairs.append(.init(key: "sign_type", value: Array(signType.utf8)))
         return pairs
@@ -193,6 +202,7 @@ public struct AlipayChannelSide: Sendable {
                 appPublicKey.isValidSHA256Signature(signature, for: content)
             else { return .failure(error("40002", "isv.invalid-signature", node: node)) }
         }
+        if let refusal = certificateRefusal(fields, node: node) { return .failure(refusal) }
         guard let bizBytes = fields.raw("biz_content"), let biz = try? JSONValue.parse(bizBytes), case .object = biz else {
             return .failure(error("40002", "isv.missing-biz-content", node: node))
         }
@@ -252,8 +262,10 @@ public struct AlipayChannelSide: Sendable {
 
     private func signedResponse(node: String, inner: JSONValue) -> ChannelResponse {
         let innerText = inner.serialized()
-        let sign = AlipaySignature.base64(alipayPrivateKey.signSHA256(Array(innerText.utf8)))
-        let text = "{\"\(node)\":\(innerText),\"sign\":\"\(sign)\"}"
+        let signer = certificates?.current ?? (sn: "", key: alipayPrivateKey)
+        let sign = AlipaySignature.base64(signer.key.signSHA256(Array(innerText.utf8)))
+        let certSN = signer.sn.isEmpty ? "" : ",\"alipay_cert_sn\":\"\(signer.sn)\""
+        let text = "{\"\(node)\":\(innerText)\(certSN),\"sign\":\"\(sign)\"}"
         return ChannelResponse(status: 200, headers: [HeaderField(name: "Content-Type", value: "text/html;charset=utf-8")], body: Array(text.utf8))
     }
 
