@@ -132,6 +132,21 @@ public enum RefundStore {
         }
     }
 
+    /// Refunds still `processing` and not asked about within `everySeconds`, oldest first,
+    /// stamped (`updated_at`) so that sweepers on other hosts skip them for that long.
+    public static func claimProcessing(limit: Int, everySeconds: Int, on connection: Connection) throws(PostgresError) -> [RefundRecord] {
+        try records(connection.query(prepared: "payhook_refunds_processing_claim", """
+            UPDATE order_refunds SET updated_at = now()
+            WHERE (out_trade_no, out_refund_no) IN (
+                SELECT out_trade_no, out_refund_no FROM order_refunds
+                WHERE status = 'processing' AND updated_at < now() - $2 * interval '1 second'
+                ORDER BY updated_at
+                LIMIT $1
+                FOR UPDATE SKIP LOCKED)
+            RETURNING \(columns)
+            """, [.int64(Int64(limit)), .int64(Int64(everySeconds))]))
+    }
+
     /// Marks a refund the channel refused for good as `failed` (only while it is processing).
     public static func fail(outTradeNo: String, refundNo: String, detail: String, on connection: Connection) throws(PostgresError) {
         try connection.transaction { connection throws(PostgresError) in

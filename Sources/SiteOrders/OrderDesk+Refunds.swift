@@ -119,6 +119,27 @@ extension OrderDesk {
         return Refunded(kind: kind, order: order, refund: refund)
     }
 
+    /// Asks the channels about refunds still `processing` (a lost answer, a 5xx, `PROCESSING`),
+    /// as a repeat of the request would (the sweeper's third task); returns how many it asked about.
+    public func settleProcessingRefunds(limit: Int, everySeconds: Int) async throws(OrderError) -> Int {
+        let claimed = try await db { try RefundStore.claimProcessing(limit: limit, everySeconds: everySeconds, on: $0) }
+        for refund in claimed {
+            let outTradeNo = refund.outTradeNo
+            guard let client = clients[refund.channel],
+                  let order = try await db({ try SiteOrderStore.find(outTradeNo, on: $0) }) else { continue }
+            let request = ChannelRefundRequest(
+                outTradeNo: outTradeNo, refundNo: refund.refundNo, amountMinor: refund.amountMinor,
+                orderAmountMinor: order.amountMinor, currency: refund.currency, reason: refund.reason,
+                notifyURL: urls.notifyURL(channel: order.channel))
+            do { _ = try await confirmRefund(request, client: client, kind: .repeated) } catch {
+                logger.warning("processing refund not settled yet", metadata: [
+                    "channel": "\(refund.channel)", "out_trade_no": "\(outTradeNo)", "error": "\(error)",
+                ])
+            }
+        }
+        return claimed.count
+    }
+
     /// The order, its events and its refunds, by either id.
     public func lookup(_ id: String) async throws(OrderError) -> (SiteOrderStore.StoredOrder, [OrderLookup.Event], [RefundRecord])? {
         try await db { connection in

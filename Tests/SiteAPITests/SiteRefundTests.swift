@@ -134,4 +134,23 @@ import Testing
             #expect(harness.simulator.order(channel: "wechatpay", outTradeNo: number)?.refundedMinor == 400, "refunded once at the channel")
         }
     }
+
+    @Test(arguments: ["alipay", "wechatpay"])
+    func theSweeperSettlesARefundLeftProcessing(channel: String) async throws {
+        try await APIHarness.with { harness in
+            let number = "SR_SWEEP_\(channel)"
+            try paid(harness, number, channel: channel)
+            harness.simulator.scriptCalls(channel: channel, outTradeNo: number, [.httpError(502)])
+            let first = try await harness.desk.refund(number, body: Array(#"{"out_refund_no":"RF-S","amount":"10.00"}"#.utf8))
+            #expect(first.refund.status == .processing)
+            // Asked about only once it is older than the interval.
+            #expect(try await harness.desk.settleProcessingRefunds(limit: 10, everySeconds: 600) == 0)
+            try harness.database.connect().query("UPDATE order_refunds SET updated_at = now() - interval '1 hour'")
+            #expect(try await harness.desk.settleProcessingRefunds(limit: 10, everySeconds: 600) == 1)
+            let connection = try harness.database.connect()
+            #expect(try RefundStore.record(outTradeNo: number, refundNo: "RF-S", on: connection)?.status == .succeeded)
+            #expect(try SiteOrderStore.find(number, on: connection)?.status == .refunded)
+            #expect(harness.simulator.order(channel: channel, outTradeNo: number)?.refundedMinor == 1000)
+        }
+    }
 }
