@@ -13,14 +13,18 @@ public struct PaymentNotification: Sendable, Hashable {
     public var points: Int64?
     /// Order subject text where the channel sends one (Alipay `subject`, decoded from its charset).
     public var subject: String?
+    /// Set when the notify reports a refund (Alipay `refund_fee`/`gmt_refund`, WeChat Pay
+    /// `REFUND.*`): then `evidence.status` is `.other("REFUND")`, never a payment.
+    public var refund: RefundEvidence?
 
     public init(evidence: OrderEvidence, channelType: ChannelType, eventID: String?, points: Int64? = nil,
-                subject: String? = nil) {
+                subject: String? = nil, refund: RefundEvidence? = nil) {
         self.evidence = evidence
         self.channelType = channelType
         self.eventID = eventID
         self.points = points
         self.subject = subject
+        self.refund = refund
     }
 
     /// The evidence's fields read through the notification (`notification.outTradeNo`).

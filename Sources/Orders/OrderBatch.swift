@@ -8,7 +8,7 @@ public enum EvidenceSource: String, Sendable, Hashable {
 
 /// One row for `order_events`.
 public struct OrderEventRecord: Sendable, Equatable {
-    public enum Kind: String, Sendable { case transition, duplicate, conflict }
+    public enum Kind: String, Sendable { case transition, duplicate, conflict, refund }
 
     public var outTradeNo: String
     public var callbackID: Int64?
@@ -20,9 +20,16 @@ public struct OrderEventRecord: Sendable, Equatable {
     /// Why a conflict is flagged; stored at the front of `detail` (`amount_mismatch: …`).
     public var reason: ReasonCode?
     public var detail: String?
+    /// The refund the event is about, if any (`order_events.out_refund_no`).
+    public var refundNo: String?
+    /// For a refund that gave money back, its amount: such an event is `order.refunded`.
+    public var refundMinor: Int64?
 
     public init(outTradeNo: String, callbackID: Int64?, source: EvidenceSource, kind: Kind, fromStatus: OrderStatus?,
-                toStatus: OrderStatus?, flagged: Bool, reason: ReasonCode? = nil, detail: String?) {
+                toStatus: OrderStatus?, flagged: Bool, reason: ReasonCode? = nil, detail: String?,
+                refundNo: String? = nil, refundMinor: Int64? = nil) {
+        self.refundNo = refundNo
+        self.refundMinor = refundMinor
         self.outTradeNo = outTradeNo
         self.callbackID = callbackID
         self.source = source
@@ -69,8 +76,13 @@ public struct OrderBatchPlan: Sendable, Equatable {
     /// The orders that change, in their final state.
     public var updates: [OrderSnapshot]
     public var events: [OrderEventRecord]
+    /// One per refund item, after the payments; nil where the order does not exist.
+    public var refundDecisions: [RefundDecision?] = []
+    /// The refunds to write (insert or update), each key once, in its final state.
+    public var refundWrites: [RefundRecord] = []
 
-    public init(items: [ApplyItem], orders: [String: OrderSnapshot], now: Date) {
+    public init(items: [ApplyItem], refunds: [RefundItem] = [], orders: [String: OrderSnapshot],
+                knownRefunds: [RefundRecord.Key: RefundRecord] = [:], now: Date) {
         var current = orders
         var changed: [String] = []
         decisions = []
@@ -103,6 +115,60 @@ public struct OrderBatchPlan: Sendable, Equatable {
                 break
             }
         }
+        // Refunds after payments: a paid notify and its refund in one batch apply in that order.
+        var known = knownRefunds
+        var writeOrder: [RefundRecord.Key] = []
+        for item in refunds {
+            let refund = item.evidence
+            guard let order = current[refund.outTradeNo] else {
+                refundDecisions.append(nil)
+                continue
+            }
+            let key = RefundRecord.Key(outTradeNo: refund.outTradeNo, refundNo: refund.refundNo)
+            let before = known[key]
+            let decision = RefundStateMachine.decide(order, known: before, refund)
+            refundDecisions.append(decision)
+            let note = item.note.map { "; " + $0 } ?? ""
+            func record(_ status: RefundStatus, amount: Int64) {
+                known[key] = RefundRecord(
+                    outTradeNo: refund.outTradeNo, refundNo: refund.refundNo, channel: refund.channel,
+                    channelRefundID: refund.channelRefundID ?? before?.channelRefundID, amountMinor: amount,
+                    currency: refund.currency, status: status, reason: before?.reason,
+                    refundedAt: status == .succeeded ? refund.refundedAt ?? now : nil)
+                if !writeOrder.contains(key) { writeOrder.append(key) }
+            }
+            switch decision {
+            case .refund(let from, let to, let amount):
+                var next = order
+                next.refundedMinor += amount
+                next.status = to
+                current[order.outTradeNo] = next
+                if !changed.contains(order.outTradeNo) { changed.append(order.outTradeNo) }
+                record(.succeeded, amount: amount)
+                events.append(OrderEventRecord(
+                    outTradeNo: order.outTradeNo, callbackID: item.callbackID, source: item.source, kind: .refund,
+                    fromStatus: from, toStatus: to, flagged: false,
+                    detail: "refunded \(amount) (minor units), \(next.refundedMinor) of \(order.amountMinor) in all" + note,
+                    refundNo: refund.refundNo, refundMinor: amount))
+            case .state(let status):
+                record(status, amount: refund.amountMinor ?? before?.amountMinor ?? 0)
+                events.append(OrderEventRecord(
+                    outTradeNo: order.outTradeNo, callbackID: item.callbackID, source: item.source, kind: .refund,
+                    fromStatus: order.status, toStatus: order.status, flagged: false,
+                    detail: "refund \(status.rawValue), no money moved" + note, refundNo: refund.refundNo))
+            case .duplicate(let status):
+                events.append(OrderEventRecord(
+                    outTradeNo: order.outTradeNo, callbackID: item.callbackID, source: item.source, kind: .duplicate,
+                    fromStatus: status, toStatus: status, flagged: false, detail: "refund repeated" + note,
+                    refundNo: refund.refundNo))
+            case .conflict(let reason, let detail):
+                events.append(OrderEventRecord(
+                    outTradeNo: order.outTradeNo, callbackID: item.callbackID, source: item.source, kind: .conflict,
+                    fromStatus: order.status, toStatus: nil, flagged: true, reason: reason, detail: detail + note,
+                    refundNo: refund.refundNo))
+            }
+        }
+        refundWrites = writeOrder.compactMap { known[$0] }
         updates = changed.compactMap { current[$0] }
     }
 }

@@ -1,7 +1,7 @@
 public import Foundation
 public import Postgres
 
-/// The transactional outbox: every order transition and flagged conflict that an apply
+/// The transactional outbox: every order transition, refund and flagged conflict that an apply
 /// commits also commits one event row, in the same statement as its `order_events` row,
 /// with a stable id and the exact body the site will be sent. An event exists if and only
 /// if its change committed. After commit PostgreSQL delivers `NOTIFY payhook_order_events`
@@ -51,15 +51,17 @@ public enum OrderOutbox {
     static let insertEventsSQL = """
         WITH input AS (
             SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[],
-                                 $7::text[]::boolean[], $8::text[], $9::text[]) WITH ORDINALITY
+                                 $7::text[]::boolean[], $8::text[], $9::text[], $10::text[], $11::bigint[]) WITH ORDINALITY
                 AS input(out_trade_no, callback_id, source, kind, from_status, to_status, flagged, detail, reason,
-                         position)
+                         out_refund_no, refund_minor, position)
         ), inserted AS (
             INSERT INTO order_events
-                (out_trade_no, callback_id, source, kind, from_status, to_status, flagged, detail, reason)
-            SELECT out_trade_no, callback_id, source, kind, from_status, to_status, flagged, detail, reason
+                (out_trade_no, callback_id, source, kind, from_status, to_status, flagged, detail, reason,
+                 out_refund_no, refund_minor)
+            SELECT out_trade_no, callback_id, source, kind, from_status, to_status, flagged, detail, reason,
+                   out_refund_no, refund_minor
             FROM input ORDER BY position
-            RETURNING id, out_trade_no, kind, to_status, flagged, reason, created_at
+            RETURNING id, out_trade_no, kind, to_status, flagged, reason, created_at, out_refund_no, refund_minor
         ), outbox AS (
             INSERT INTO order_outbox (event_id, order_event_id, kind, out_trade_no, payload, created_at)
             SELECT e.event_id, e.id, e.type, e.out_trade_no,
@@ -78,15 +80,27 @@ public enum OrderOutbox {
                            'status', o.status,
                            'paid_at', to_char(o.paid_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
                            'reason', e.reason,
-                           'reported_status', CASE WHEN e.kind = 'conflict' THEN e.to_status END))::text,
+                           'reported_status', CASE WHEN e.kind = 'conflict' THEN e.to_status END,
+                           'refunded_amount', (o.refunded_minor / 100)::text || '.' || lpad((o.refunded_minor % 100)::text, 2, '0'),
+                           'refunded_minor', o.refunded_minor,
+                           'refund', CASE WHEN e.out_refund_no IS NOT NULL THEN json_build_object(
+                               'out_refund_no', e.out_refund_no,
+                               'channel_refund_id', r.channel_refund_id,
+                               'amount', (r.amount_minor / 100)::text || '.' || lpad((r.amount_minor % 100)::text, 2, '0'),
+                               'amount_minor', r.amount_minor,
+                               'status', r.status,
+                               'refunded_at', to_char(r.refunded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')) END))::text,
                    e.created_at
             FROM (SELECT inserted.*, 'evt_' || replace(gen_random_uuid()::text, '-', '') AS event_id,
                          CASE WHEN kind = 'conflict' THEN 'order.conflict'
+                              WHEN kind = 'refund' THEN 'order.refunded'
                               WHEN to_status = 'paid' THEN 'order.paid'
                               ELSE 'order.closed' END AS type
                   FROM inserted
-                  WHERE kind = 'transition' AND to_status IN ('paid', 'closed') OR kind = 'conflict' AND flagged) AS e
+                  WHERE kind = 'transition' AND to_status IN ('paid', 'closed') OR kind = 'conflict' AND flagged
+                     OR kind = 'refund' AND refund_minor IS NOT NULL) AS e
             JOIN orders AS o ON o.out_trade_no = e.out_trade_no
+            LEFT JOIN order_refunds AS r ON r.out_trade_no = e.out_trade_no AND r.out_refund_no = e.out_refund_no
             RETURNING event_id
         )
         SELECT pg_notify('\(notifyChannel)', event_id) FROM outbox

@@ -8,6 +8,7 @@ public enum OrderSchema {
         SchemaMigration(id: "0003_orders_reconciled_at", sql: reconciledAt),
         SchemaMigration(id: "0005_order_outbox", sql: OrderOutbox.migration),
         SchemaMigration(id: "0007_site_orders", sql: SiteOrderStore.migration),
+        SchemaMigration(id: "0009_order_refunds", sql: RefundStore.migration),
     ]
 
     static let orders = """

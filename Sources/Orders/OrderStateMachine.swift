@@ -4,6 +4,11 @@ public import Foundation
 /// An order's status in the site's `orders` table.
 public enum OrderStatus: String, Sendable, Hashable, CaseIterable {
     case created, paid, closed
+    /// Paid, then refunded in full (`refunded_minor == amount_minor`).
+    case refunded
+
+    /// Whether the order was paid (a refund does not undo that it was).
+    public var wasPaid: Bool { self == .paid || self == .refunded }
 }
 
 /// One row of `orders`, as read (under lock when it is about to change).
@@ -17,9 +22,12 @@ public struct OrderSnapshot: Sendable, Equatable {
     public var paidAt: Date?
     /// The payer as the channel named them when the order was paid.
     public var payer: String?
+    /// What succeeded refunds gave back, in minor units.
+    public var refundedMinor: Int64
 
     public init(outTradeNo: String, channel: String, channelTradeNo: String?, amountMinor: Int64, currency: String,
-                status: OrderStatus, paidAt: Date?, payer: String? = nil) {
+                status: OrderStatus, paidAt: Date?, payer: String? = nil, refundedMinor: Int64 = 0) {
+        self.refundedMinor = refundedMinor
         self.outTradeNo = outTradeNo
         self.channel = channel
         self.channelTradeNo = channelTradeNo
@@ -79,6 +87,14 @@ public enum OrderStateMachine {
             return .duplicate(.closed)
         case (.closed, .paid):
             return .conflict(.statusRegression, detail: "paid order reported closed")
+        case (.paid, .refunded):
+            if let known = order.channelTradeNo, let claimed = evidence.channelTradeNo, known != claimed {
+                return .conflict(.tradeNoMismatch, detail: "order paid by another channel trade number")
+            }
+            return .duplicate(.refunded)
+        case (.closed, .refunded):
+            // Alipay states a fully refunded trade TRADE_CLOSED: what the order is already.
+            return .duplicate(.refunded)
         }
     }
 

@@ -19,7 +19,7 @@ public enum OrderStore {
         let unique = Array(Set(outTradeNos)).sorted()
         guard !unique.isEmpty else { return [:] }
         let sql = """
-            SELECT out_trade_no, channel, channel_trade_no, amount_minor, currency, status, paid_at, payer
+            SELECT out_trade_no, channel, channel_trade_no, amount_minor, currency, status, paid_at, payer, refunded_minor
             FROM orders WHERE out_trade_no = ANY($1::text[]) ORDER BY out_trade_no
             """ + (lock ? " FOR UPDATE" : "")
         let result = try connection.query(prepared: lock ? "payhook_orders_lock" : "payhook_orders_fetch", sql,
@@ -31,10 +31,18 @@ public enum OrderStore {
 
     /// Locks the orders the items name, decides each item in turn and writes the result.
     /// Call inside a transaction: the locks hold until it ends.
-    public static func apply(_ items: [ApplyItem], now: Date = Date(), on connection: Connection) throws(PostgresError) -> OrderBatchPlan {
-        guard !items.isEmpty else { return OrderBatchPlan(items: [], orders: [:], now: now) }
-        let orders = try lock(items.map(\.evidence.outTradeNo), on: connection)
-        let plan = OrderBatchPlan(items: items, orders: orders, now: now)
+    /// Refund items are decided after the payment items, against the refunds already
+    /// recorded; all the orders both name are locked together, in key order.
+    public static func apply(_ items: [ApplyItem], refunds: [RefundItem] = [], now: Date = Date(),
+                             on connection: Connection) throws(PostgresError) -> OrderBatchPlan {
+        guard !items.isEmpty || !refunds.isEmpty else { return OrderBatchPlan(items: [], orders: [:], now: now) }
+        let orders = try lock(items.map(\.evidence.outTradeNo) + refunds.map(\.evidence.outTradeNo), on: connection)
+        // Read under the orders' locks: every refund write locks its order first.
+        var known: [RefundRecord] = []
+        if !refunds.isEmpty { known = try RefundStore.records(Set(refunds.map(\.evidence.outTradeNo)).sorted(), on: connection) }
+        let plan = OrderBatchPlan(items: items, refunds: refunds, orders: orders,
+                                  knownRefunds: Dictionary(known.map { ($0.key, $0) }, uniquingKeysWith: { first, _ in first }),
+                                  now: now)
         try write(plan, on: connection)
         return plan
     }
@@ -45,16 +53,18 @@ public enum OrderStore {
             try connection.query(prepared: "payhook_orders_update", """
                 UPDATE orders AS o
                 SET status = u.status, channel_trade_no = u.channel_trade_no, paid_at = u.paid_at, payer = u.payer,
-                    updated_at = now()
-                FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[])
-                    AS u(out_trade_no, status, channel_trade_no, paid_at, payer)
+                    refunded_minor = u.refunded_minor, updated_at = now()
+                FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::bigint[])
+                    AS u(out_trade_no, status, channel_trade_no, paid_at, payer, refunded_minor)
                 WHERE o.out_trade_no = u.out_trade_no
                 """, [
                     .textArray(plan.updates.map(\.outTradeNo)), .textArray(plan.updates.map(\.status.rawValue)),
                     .textArray(plan.updates.map(\.channelTradeNo)), .timestamptzArray(plan.updates.map(\.paidAt)),
-                    .textArray(plan.updates.map(\.payer)),
+                    .textArray(plan.updates.map(\.payer)), .int64Array(plan.updates.map(\.refundedMinor)),
                 ])
         }
+        // Before the events: an `order.refunded` body reads the refund and the order as written.
+        if !plan.refundWrites.isEmpty { try RefundStore.write(plan.refundWrites, on: connection) }
         if !plan.events.isEmpty {
             try insert(plan.events, on: connection)
         }
@@ -68,7 +78,8 @@ public enum OrderStore {
                 .textArray(events.map(\.source.rawValue)), .textArray(events.map(\.kind.rawValue)),
                 .textArray(events.map(\.fromStatus?.rawValue)), .textArray(events.map(\.toStatus?.rawValue)),
                 .textArray(events.map { $0.flagged ? "true" : "false" }), .textArray(events.map(\.storedDetail)),
-                .textArray(events.map(\.reason?.rawValue)),
+                .textArray(events.map(\.reason?.rawValue)), .textArray(events.map(\.refundNo)),
+                .int64Array(events.map(\.refundMinor)),
             ])
     }
 
@@ -83,7 +94,7 @@ public enum OrderStore {
             UPDATE orders SET reconciled_at = now()
             WHERE out_trade_no = ANY($1::text[]) AND status = 'created'
               AND (reconciled_at IS NULL OR reconciled_at < now() - $2 * interval '1 second')
-            RETURNING out_trade_no, channel, channel_trade_no, amount_minor, currency, status, paid_at, payer
+            RETURNING out_trade_no, channel, channel_trade_no, amount_minor, currency, status, paid_at, payer, refunded_minor
             """, [.textArray(Array(Set(outTradeNos)).sorted()), .int64(Int64(everySeconds))])
         return try snapshots(result)
     }
@@ -103,7 +114,7 @@ public enum OrderStore {
                 ORDER BY created_at
                 LIMIT $1
                 FOR UPDATE SKIP LOCKED)
-            RETURNING out_trade_no, channel, channel_trade_no, amount_minor, currency, status, paid_at, payer
+            RETURNING out_trade_no, channel, channel_trade_no, amount_minor, currency, status, paid_at, payer, refunded_minor
             """, [.int64(Int64(limit)), .int64(Int64(afterSeconds)), .int64(Int64(everySeconds)),
                   .int64(Int64(maxAgeSeconds))])
         return try snapshots(result)
@@ -115,7 +126,7 @@ public enum OrderStore {
                 outTradeNo: try row.decode(0), channel: try row.decode(1), channelTradeNo: try row.decode(2),
                 amountMinor: try row.decode(3), currency: try row.decode(4), status: try .decoded(row.decode(5)),
                 paidAt: try row.decode(6),
-                payer: try row.decode(7))
+                payer: try row.decode(7), refundedMinor: try row.decode(8))
         }
     }
 }
@@ -124,7 +135,7 @@ extension OrderStatus {
     /// `orders.status` as read. Its CHECK allows only these; anything else is a schema the code does not know.
     static func decoded(_ text: String) throws(PostgresError) -> OrderStatus {
         guard let status = OrderStatus(rawValue: text) else {
-            throw PostgresError(code: .decoding, context: "orders.status is not one of created, paid, closed")
+            throw PostgresError(code: .decoding, context: "orders.status is not one of created, paid, closed, refunded")
         }
         return status
     }

@@ -61,10 +61,12 @@ public enum SiteOrderStore {
         public var paidAt: Date?
         public var updatedAt: Date
         public var requestDigest: [UInt8]?
+        /// What succeeded refunds gave back, in minor units.
+        public var refundedMinor: Int64 = 0
 
         public var snapshot: OrderSnapshot {
             OrderSnapshot(outTradeNo: outTradeNo, channel: channel, channelTradeNo: channelTradeNo, amountMinor: amountMinor,
-                          currency: currency, status: status, paidAt: paidAt, payer: payer)
+                          currency: currency, status: status, paidAt: paidAt, payer: payer, refundedMinor: refundedMinor)
         }
     }
 
@@ -95,7 +97,8 @@ public enum SiteOrderStore {
 
     static let columns = """
         out_trade_no, channel, scene, channel_trade_no, amount_minor, currency, status, subject, description,
-        expires_at, return_url, attach, payer_details::text, payer, created_at, paid_at, updated_at, request_digest
+        expires_at, return_url, attach, payer_details::text, payer, created_at, paid_at, updated_at, request_digest,
+        refunded_minor
         """
 
     /// Writes the order and its `created` event, or reads the order that already holds the
@@ -206,7 +209,7 @@ public enum SiteOrderStore {
                 status: try .decoded(row.decode(6)), subject: try row.decode(7), description: try row.decode(8), expiresAt: try row.decode(9),
                 returnURL: try row.decode(10), attach: try row.decode(11), payerJSON: try row.decode(12),
                 payer: try row.decode(13), createdAt: try row.decode(14), paidAt: try row.decode(15),
-                updatedAt: try row.decode(16), requestDigest: try row.decode(17))
+                updatedAt: try row.decode(16), requestDigest: try row.decode(17), refundedMinor: try row.decode(18))
         }
     }
 }

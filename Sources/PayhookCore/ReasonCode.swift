@@ -76,3 +76,14 @@ extension ReasonCode {
     /// The stored row cannot be read back (a corrupt column): an operator must look.
     public static let corruptRow = ReasonCode(rawValue: "corrupt_row")
 }
+
+// Refunds.
+extension ReasonCode {
+    /// A refund that would take back more than the order was paid: flagged, never applied.
+    public static let refundExceedsPaid = ReasonCode(rawValue: "refund_exceeds_paid")
+    /// A refund reported for an order that is not paid: never read as a payment.
+    public static let refundUnpaid = ReasonCode(rawValue: "refund_for_unpaid_order")
+    /// A known refund number reported with another amount, or a finished refund reported again
+    /// in another state.
+    public static let refundMismatch = ReasonCode(rawValue: "refund_mismatch")
+}

@@ -46,7 +46,7 @@ public final class ReturnPages: Sendable {
             return Self.page(.confirming, outTradeNo: outTradeNo, returnURL: nil)
         }
         switch order.status {
-        case .paid: return Self.page(.paid, outTradeNo: outTradeNo, returnURL: order.returnURL)
+        case .paid, .refunded: return Self.page(.paid, outTradeNo: outTradeNo, returnURL: order.returnURL)
         case .closed: return Self.page(.closed, outTradeNo: outTradeNo, returnURL: order.returnURL)
         case .created: break
         }

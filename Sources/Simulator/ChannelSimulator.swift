@@ -181,6 +181,9 @@ public final class ChannelSimulator: Sendable {
             // The merchant signs the target without the base URL's path, as for api.mch.weixin.qq.com.
             var request = request
             request.path = String(path.dropFirst("/wechatpay".count))
+            if request.path.hasPrefix(WeChatPayRefund.refundsPath) {
+                return await wechatPayRefunds(request, now: now)
+            }
             if method == "POST" { return await wechatPayCall(request, now: now) }
             return await answer(channel: SimulatedChannels.wechatPayID, read: wechatPay.readQueryRequest(request, now: now), now: now)
         }

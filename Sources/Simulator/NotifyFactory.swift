@@ -130,6 +130,24 @@ public struct NotifyFactory: Sendable {
         }
     }
 
+    /// A refund notify for `refund` of `order` (the order as the channel's books hold it
+    /// after the refund): Alipay's `trade_status_sync` with `refund_fee`/`gmt_refund`/
+    /// `out_biz_no`, WeChat Pay's `REFUND.*`. `forged`: signed with a key that is not the channel's.
+    public func refundNotify(channel: String, order: ChannelOrder, refund: SimulatedRefund, eventID: String,
+                             forged: Bool = false, now: Date = Date()) -> SimulatedNotify {
+        switch channel {
+        case SimulatedChannels.alipayID:
+            return SimulatedNotify(
+                channel: channel,
+                headers: [HeaderField(name: "Content-Type", value: "application/x-www-form-urlencoded; charset=utf-8")],
+                body: (forged ? forgedAlipay : alipay).refundNotifyBody(for: order, refund: refund, notifyID: eventID, notifyTime: now))
+        default:
+            precondition(channel == SimulatedChannels.wechatPayID, "the points partner sends no refund notify")
+            let (headers, body) = (forged ? forgedWeChatPay : wechatPay).refundNotify(for: order, refund: refund, eventID: eventID, timestamp: now)
+            return SimulatedNotify(channel: channel, headers: headers, body: body)
+        }
+    }
+
     /// Pads the body past ``oversizeBytes`` in the channel's own syntax (an extra form field or JSON member).
     private func padPastLimit(_ notify: inout SimulatedNotify) {
         let padding = String(repeating: "x", count: max(0, oversizeBytes + 1 - notify.body.count) + 16)

@@ -159,6 +159,17 @@ extension ChannelSimulator {
                     alipayPrecreate(read, order: order, linkBase: base, now: now)
                 }
             }
+        case AlipayRefund.queryMethod:
+            guard let outTradeNo = read.biz["out_trade_no"]?.stringValue, let refundNo = read.biz["out_request_no"]?.stringValue else {
+                return refusedCall(channel: channel, alipay.error("40002", "isv.missing-biz-content", node: read.node))
+            }
+            let book = state.withLock { state -> ChannelOrder? in
+                state.channelQueries[channel, default: 0] += 1
+                return state.books[channel]?[outTradeNo]
+            }
+            return alipay.refundQueryResponse(for: book, outTradeNo: outTradeNo, refundNo: refundNo)
+        case AlipayRefund.refundMethod:
+            return await alipayRefund(read, now: now)
         case "alipay.trade.close":
             guard let outTradeNo = read.biz["out_trade_no"]?.stringValue, !outTradeNo.isEmpty else {
                 return refusedCall(channel: channel, alipay.error("40002", "isv.invalid-parameter", node: read.node, subMsg: "out_trade_no"))
@@ -483,9 +494,12 @@ extension ChannelSimulator {
 
     // MARK: Points
 
-    /// `POST {base}/v2/deducts` (protocol version 2); the reverse call is not simulated.
+    /// `POST {base}/v2/deducts` and `…/{out_trade_no}/reverse` (protocol version 2).
     func pointsCall(_ request: ReceivedRequest, now: Date) async -> ChannelResponse {
         let channel = SimulatedChannels.pointsID
+        if request.path.hasPrefix("/points/api/v2/deducts/"), request.path.hasSuffix("/reverse") {
+            return await pointsReverse(request, now: now)
+        }
         guard request.path == "/points/api/v2/deducts" else {
             return points.error(404, "NOT_FOUND", "no such resource", now: now).response
         }

@@ -8,7 +8,7 @@ import Orders
 public import SiteOrders
 
 /// The site-facing API on its own listener (`api.listen`), never on the channels' notify
-/// port: create, close and look up orders. Every route needs the bearer token; every
+/// port: create, close, refund and look up orders. Every route needs the bearer token; every
 /// answer is JSON, errors as `{"code","message"}` (`docs/openapi.yaml`).
 public struct SiteAPI: Sendable {
     public struct Configuration: Sendable, Equatable {
@@ -43,8 +43,16 @@ public struct SiteAPI: Sendable {
         }
         router.get("/v1/orders/:id") { _, context in
             let id = try context.parameters.require("id")
-            guard let (order, events) = try await desk.find(id) else { throw OrderError.orderNotFound() }
-            return Self.json(OrderView.found(order, events: events))
+            guard let (order, events, refunds) = try await desk.lookup(id) else { throw OrderError.orderNotFound() }
+            return Self.json(OrderView.found(order, events: events, refunds: refunds))
+        }
+        router.post("/v1/orders/:id/refunds") { request, context in
+            let id = try context.parameters.require("id")
+            try Self.requireJSON(request)
+            let body = try await Self.body(request, limit: configuration.maxBodyBytes)
+            let refunded = try await desk.refund(id, body: body)
+            let status: HTTPResponse.Status = refunded.confirming ? .accepted : refunded.kind == .new ? .created : .ok
+            return Self.json(OrderView.refunded(refunded), status: status)
         }
         router.post("/v1/orders/:id/close") { _, context in
             let id = try context.parameters.require("id")
@@ -121,7 +129,7 @@ struct ErrorMiddleware: RouterMiddleware {
         switch parts.count {
         case 3: return "POST"
         case 4 where !parts[3].isEmpty: return "GET"
-        case 5 where !parts[3].isEmpty && parts[4] == "close": return "POST"
+        case 5 where !parts[3].isEmpty && (parts[4] == "close" || parts[4] == "refunds"): return "POST"
         default: return nil
         }
     }

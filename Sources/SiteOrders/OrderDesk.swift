@@ -164,7 +164,7 @@ public struct OrderDesk: Sendable {
     public func close(_ id: String, source: EvidenceSource = .api) async throws(OrderError) -> SiteOrderStore.StoredOrder {
         guard let order = try await db({ try SiteOrderStore.find(id, on: $0) }) else { throw .orderNotFound() }
         switch order.status {
-        case .paid: throw .orderPaid()
+        case .paid, .refunded: throw .orderPaid()
         case .closed: return order
         case .created: break
         }
@@ -264,7 +264,7 @@ public struct OrderDesk: Sendable {
         }
     }
 
-    private func db<T: Sendable>(_ body: @escaping @Sendable (Connection) throws -> T) async throws(OrderError) -> T {
+    func db<T: Sendable>(_ body: @escaping @Sendable (Connection) throws -> T) async throws(OrderError) -> T {
         do { return try await database.run(body) } catch {
             logger.error("order database call failed", metadata: ["error": "\(error)"])
             throw .databaseUnavailable()

@@ -44,6 +44,16 @@ public struct OrderError: Error, Sendable, Hashable, CustomStringConvertible {
     public static func channelUnavailable(_ detail: String) -> OrderError {
         OrderError(503, "channel_unavailable", "the channel did not answer usably: \(detail)")
     }
+    public static func invalidRefundNo(_ problem: String) -> OrderError { OrderError(400, "invalid_out_refund_no", "out_refund_no \(problem)") }
+    public static func refundConflict() -> OrderError {
+        OrderError(409, "refund_conflict", "out_refund_no is taken by a different request")
+    }
+    public static func orderNotRefundable(_ status: String) -> OrderError {
+        OrderError(409, "order_not_refundable", "the order is \(status); only a paid order can be refunded")
+    }
+    public static func refundExceedsPaid(_ remaining: String) -> OrderError {
+        OrderError(409, "refund_exceeds_paid", "at most \(remaining) is left to refund (refunds in flight count)")
+    }
     public static func databaseUnavailable() -> OrderError { OrderError(503, "database_unavailable", "the database is unavailable") }
     public static func notFound() -> OrderError { OrderError(404, "not_found", "no such route") }
     public static func methodNotAllowed() -> OrderError { OrderError(405, "method_not_allowed", "method not allowed on this route") }
@@ -57,6 +67,7 @@ public struct OrderError: Error, Sendable, Hashable, CustomStringConvertible {
         "invalid_amount", "amount_out_of_range", "unknown_channel", "unsupported_scene", "unsupported_currency",
         "invalid_out_trade_no", "missing_payer_field", "invalid_expiry", "order_conflict", "order_not_found",
         "order_paid", "order_paying", "channel_refused", "channel_unavailable", "database_unavailable", "not_found",
-        "method_not_allowed", "unsupported_media_type", "internal_error",
+        "method_not_allowed", "unsupported_media_type", "internal_error", "invalid_out_refund_no", "refund_conflict",
+        "order_not_refundable", "refund_exceeds_paid",
     ]
 }

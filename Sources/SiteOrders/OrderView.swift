@@ -17,11 +17,33 @@ public enum OrderView {
         ]))
     }
 
-    public static func found(_ order: SiteOrderStore.StoredOrder, events: [OrderLookup.Event]) -> [UInt8] {
+    public static func found(_ order: SiteOrderStore.StoredOrder, events: [OrderLookup.Event],
+                             refunds: [RefundRecord] = []) -> [UInt8] {
         bytes(.object([
             .init(key: "order", value: self.order(order)),
             .init(key: "events", value: .array(events.map(event))),
+            .init(key: "refunds", value: .array(refunds.map(refund))),
         ]))
+    }
+
+    public static func refunded(_ refunded: OrderDesk.Refunded) -> [UInt8] {
+        bytes(.object([
+            .init(key: "refund", value: refund(refunded.refund)), .init(key: "order", value: order(refunded.order)),
+            .init(key: "confirming", value: .bool(refunded.confirming)),
+        ]))
+    }
+
+    static func refund(_ refund: RefundRecord) -> JSONValue {
+        .object([
+            .init(key: "out_refund_no", value: .string(refund.refundNo)),
+            .init(key: "channel_refund_id", value: text(refund.channelRefundID)),
+            .init(key: "status", value: .string(refund.status.rawValue)),
+            .init(key: "amount", value: .string(Money.format(minorUnits: refund.amountMinor))),
+            .init(key: "amount_minor", value: .number(String(refund.amountMinor))),
+            .init(key: "currency", value: .string(refund.currency)),
+            .init(key: "reason", value: text(refund.reason)),
+            .init(key: "refunded_at", value: time(refund.refundedAt)),
+        ])
     }
 
     public static func closed(_ order: SiteOrderStore.StoredOrder) -> [UInt8] {
@@ -51,6 +73,8 @@ public enum OrderView {
             .init(key: "created_at", value: time(order.createdAt)),
             .init(key: "paid_at", value: time(order.paidAt)),
             .init(key: "updated_at", value: time(order.updatedAt)),
+            .init(key: "refunded_amount", value: .string(Money.format(minorUnits: order.refundedMinor))),
+            .init(key: "refunded_minor", value: .number(String(order.refundedMinor))),
         ])
     }
 

@@ -12,6 +12,15 @@ struct QueryKey: Hashable, Sendable {
 
 typealias QueryAnswer = Result<OrderQueryResult, QueryError>
 
+/// One question for a channel's refund-query API.
+struct RefundQueryKey: Hashable, Sendable {
+    let channel: String
+    let outTradeNo: String
+    let refundNo: String
+}
+
+typealias RefundAnswer = Result<RefundQueryResult, QueryError>
+
 /// What the verify stage found for one claimed callback.
 enum Verification: Sendable {
     case verified(PaymentNotification)
@@ -36,6 +45,10 @@ struct BatchPlan {
             case query(OrderEvidence)
             /// Apply this evidence under lock; the decision gives the outcome.
             case apply(ApplyItem)
+            /// A refund notify: ask the channel's refund query before applying.
+            case refundQuery(RefundEvidence)
+            /// Apply this refund under lock.
+            case applyRefund(RefundItem)
         }
 
         let claimed: ClaimedCallback
@@ -58,6 +71,9 @@ struct BatchPlan {
         /// For each item, the job it finishes; nil for a reconciliation item.
         var itemJobs: [Int?]
         var events: [OrderEventRecord]
+        var refunds: [RefundItem] = []
+        /// For each refund, the job it finishes.
+        var refundJobs: [Int] = []
     }
 
     /// Rejections after which the channel is asked about the order anyway: a misconfigured
@@ -91,7 +107,7 @@ struct BatchPlan {
             case .verified(let notification):
                 Job(claimed: callback, outTradeNo: Self.storable(notification.outTradeNo),
                     channelTradeNo: notification.channelTradeNo.flatMap(Self.storable),
-                    intent: .query(notification.evidence))
+                    intent: notification.refund.map { Job.Intent.refundQuery($0) } ?? .query(notification.evidence))
             }
         }
     }
@@ -145,7 +161,20 @@ struct BatchPlan {
                 if Self.reconcileAfter.contains(reason), order.status == .created {
                     reconcileCandidates.append(outTradeNo)
                 }
-            case .finished, .apply:
+            case .refundQuery(let refund):
+                guard let order = orders[refund.outTradeNo] else {
+                    jobs[index].intent = .finished(rules.unknownOrder(attempt: job.claimed.attempt))
+                    continue
+                }
+                if order.status == .created {
+                    // Never read as a payment; its payment may be on its way: wait, then dead.
+                    jobs[index].intent = .finished(rules.transient(
+                        attempt: job.claimed.attempt, reason: .refundUnpaid, error: "refund notify for an order that is not paid"))
+                } else if order.status == .closed || order.channel != refund.channel || order.currency != refund.currency {
+                    // A conflict whatever the channel answers: decided under lock, no query.
+                    jobs[index].intent = .applyRefund(RefundItem(source: .callback, callbackID: job.claimed.id, evidence: refund))
+                }
+            case .finished, .apply, .applyRefund:
                 break
             }
         }
@@ -183,6 +212,50 @@ struct BatchPlan {
             }
         }
         return keys
+    }
+
+    /// The refund questions, each refund once, in batch order.
+    var refundQuestions: [RefundQueryKey] {
+        var seen: Set<RefundQueryKey> = []
+        var keys: [RefundQueryKey] = []
+        for job in jobs {
+            guard case .refundQuery(let refund) = job.intent else { continue }
+            let key = RefundQueryKey(channel: refund.channel, outTradeNo: refund.outTradeNo, refundNo: refund.refundNo)
+            if seen.insert(key).inserted { keys.append(key) }
+        }
+        return keys
+    }
+
+    /// Stage 4 for refunds, with the refund queries' answers.
+    mutating func answerRefunds(_ answers: [RefundQueryKey: RefundAnswer]) {
+        for index in jobs.indices {
+            let job = jobs[index]
+            guard case .refundQuery(let refund) = job.intent else { continue }
+            let attempt = job.claimed.attempt
+            let answer = answers[RefundQueryKey(channel: refund.channel, outTradeNo: refund.outTradeNo, refundNo: refund.refundNo)]
+            switch answer {
+            case nil:
+                jobs[index].intent = .finished(.dead(reason: .unknownChannel, error: "channel is not configured"))
+            case .failure(let error) where error.isTransient:
+                jobs[index].intent = .finished(rules.transient(attempt: attempt, reason: .queryUnavailable, error: error.description))
+            case .failure(let error):
+                jobs[index].intent = .finished(.dead(reason: .queryFailed, error: error.description))
+            case .success(let result):
+                switch RefundAgreement.check(refund, result) {
+                case .confirms(let confirmed):
+                    jobs[index].intent = .applyRefund(RefundItem(source: .callback, callbackID: job.claimed.id, evidence: confirmed))
+                case .notYet(let reason):
+                    jobs[index].intent = .finished(rules.transient(attempt: attempt, reason: reason,
+                                                                   error: "the channel does not confirm the refund yet"))
+                case .disagrees(let detail):
+                    jobs[index].intent = .finished(.rejected(reason: .queryMismatch, error: detail))
+                    jobs[index].conflictEvent = OrderEventRecord(
+                        outTradeNo: refund.outTradeNo, callbackID: job.claimed.id, source: .callback, kind: .conflict,
+                        fromStatus: orders[refund.outTradeNo]?.status, toStatus: nil, flagged: true, reason: .queryMismatch,
+                        detail: detail, refundNo: refund.refundNo)
+                }
+            }
+        }
     }
 
     /// Stage 4, with the channels' answers (a missing answer: no adapter for that channel).
@@ -245,6 +318,10 @@ struct BatchPlan {
                 commit.items.append(item)
                 commit.itemJobs.append(nil)
             }
+            if case .applyRefund(let refund) = job.intent {
+                commit.refunds.append(refund)
+                commit.refundJobs.append(index)
+            }
             if let event = job.conflictEvent { commit.events.append(event) }
         }
         return commit
@@ -252,7 +329,7 @@ struct BatchPlan {
 
     /// Every job's finish, once the orders decided the applied items (`decisions`, one per
     /// item of `commit`; nil where the order does not exist).
-    func finishes(_ commit: Commit, decisions: [OrderDecision?]) -> [QueueStore.Finish] {
+    func finishes(_ commit: Commit, decisions: [OrderDecision?], refundDecisions: [RefundDecision?] = []) -> [QueueStore.Finish] {
         var outcomes = jobs.map { job -> AttemptOutcome? in
             if case .finished(let outcome) = job.intent { return outcome }
             return nil
@@ -260,6 +337,10 @@ struct BatchPlan {
         for (position, index) in commit.itemJobs.enumerated() {
             guard let index else { continue }
             outcomes[index] = decisions[position].map(rules.applied) ?? rules.unknownOrder(attempt: jobs[index].claimed.attempt)
+        }
+        for (position, index) in commit.refundJobs.enumerated() {
+            let decision = position < refundDecisions.count ? refundDecisions[position] : nil
+            outcomes[index] = decision.map(rules.appliedRefund) ?? rules.unknownOrder(attempt: jobs[index].claimed.attempt)
         }
         return jobs.enumerated().map { index, job in
             // A job the fence refused keeps no outcome; finish's own fence logs it as lease_lost.

@@ -77,6 +77,12 @@ final class BatchProcessor {
             }
             plan.answer(answers)
         }
+        let refundQuestions = plan.refundQuestions
+        if !refundQuestions.isEmpty {
+            let queryClock = ContinuousClock.now
+            plan.answerRefunds(QueryRound.askRefunds(refundQuestions, clients: clients))
+            metrics.stage("query", since: queryClock)
+        }
 
         // 4. One transaction: fence, orders, events, callback states.
         let applyClock = ContinuousClock.now
@@ -125,12 +131,17 @@ final class BatchProcessor {
         let claims = plan.jobs.map(\.claimed)
         let (commit, decisions, finishes, refused) = try connection.transaction { connection throws(PostgresError) in
             let commit = plan.commit(held: try store.holdLeases(claims, on: connection))
-            let orders = try OrderStore.apply(commit.items, on: connection)
+            let orders = try OrderStore.apply(commit.items, refunds: commit.refunds, on: connection)
             if !commit.events.isEmpty { try OrderStore.insert(commit.events, on: connection) }
-            let finishes = plan.finishes(commit, decisions: orders.decisions)
-            return (commit, orders.decisions, finishes, try store.finish(finishes, on: connection))
+            let finishes = plan.finishes(commit, decisions: orders.decisions, refundDecisions: orders.refundDecisions)
+            return (commit, orders, finishes, try store.finish(finishes, on: connection))
         }
-        record(plan, commit: commit, decisions: decisions, finishes: finishes, refused: refused)
+        record(plan, commit: commit, decisions: decisions.decisions, finishes: finishes, refused: refused)
+        for (decision, item) in zip(decisions.refundDecisions, commit.refunds) {
+            guard case .conflict(let reason, _)? = decision else { continue }
+            conflictRecorded(channel: item.evidence.channel, outTradeNo: item.evidence.outTradeNo, reason: reason,
+                             callbackID: item.callbackID)
+        }
     }
 
     private func record(_ plan: BatchPlan, commit: BatchPlan.Commit, decisions: [OrderDecision?],
@@ -199,3 +210,37 @@ enum QueryRound {
         return answers
     }
 }
+
+extension QueryRound {
+    /// The refund queries, as `ask`: signing and verifying on this thread, the sends in flight together.
+    static func askRefunds(_ questions: [RefundQueryKey], clients: [String: ChannelClient]) -> [RefundQueryKey: RefundAnswer] {
+        let asked = questions.compactMap { key in clients[key.channel].map { (key, $0) } }
+        // The notify path asks by the refund's numbers alone; amounts matter only to the points reverse.
+        let refunds = asked.map { key, _ in
+            ChannelRefundRequest(outTradeNo: key.outTradeNo, refundNo: key.refundNo, amountMinor: 0, orderAmountMinor: 0)
+        }
+        let requests = asked.indices.map { index in
+            Result { () throws(QueryError) -> ChannelRequest in
+                try asked[index].1.adapter.refundQueryRequest(refunds[index], now: Date())
+            }
+        }
+        let responses = concurrentlyAwait(asked.count) { index -> Result<ChannelResponse, QueryError> in
+            guard case .success(let request) = requests[index] else { return .failure(.transient(.invalidRequest)) }
+            do throws(QueryError) {
+                return .success(try await asked[index].1.send(request))
+            } catch {
+                return .failure(error)
+            }
+        }
+        var answers: [RefundQueryKey: RefundAnswer] = [:]
+        for (index, (key, client)) in asked.enumerated() {
+            answers[key] = requests[index].flatMap { _ in responses[index] }.flatMap { response in
+                Result { () throws(QueryError) -> RefundQueryResult in
+                    try client.adapter.refundQueryResult(response, refund: refunds[index], now: Date())
+                }
+            }
+        }
+        return answers
+    }
+}
+

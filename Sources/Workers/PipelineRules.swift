@@ -39,6 +39,40 @@ public enum QueryAgreement: Sendable, Equatable {
     }
 }
 
+/// What the channel's refund-query answer means for a verified refund notify. Pure.
+public enum RefundAgreement: Sendable, Equatable {
+    /// Apply this refund: the channel's statement, with the notify's ids and times kept.
+    case confirms(RefundEvidence)
+    /// The channel does not report the refund (or not as finished) yet: try again.
+    case notYet(reason: ReasonCode)
+    /// The channel contradicts the notify: flagged, never applied.
+    case disagrees(String)
+
+    public static func check(_ notified: RefundEvidence, _ answer: RefundQueryResult) -> RefundAgreement {
+        guard case .found(let stated) = answer else { return .notYet(reason: .queryNotFound) }
+        if stated.status == .processing, notified.status != .processing { return .notYet(reason: .queryPending) }
+        if stated.status != notified.status {
+            return .disagrees("channel says refund \(stated.status.rawValue), notify says \(notified.status.rawValue)")
+        }
+        if let amount = notified.amountMinor, amount != stated.amountMinor {
+            return .disagrees("channel says refund of \(stated.amountMinor.map(String.init) ?? "-"), notify says \(amount) (minor units)")
+        }
+        if stated.amountMinor == nil { return .disagrees("the channel names no refund amount") }
+        if let a = stated.channelRefundID, let b = notified.channelRefundID, a != b {
+            return .disagrees("channel refund ids differ")
+        }
+        if let a = stated.channelTradeNo, let b = notified.channelTradeNo, a != b {
+            return .disagrees("channel trade numbers differ")
+        }
+        var confirmed = stated
+        confirmed.channelRefundID = stated.channelRefundID ?? notified.channelRefundID
+        confirmed.channelTradeNo = stated.channelTradeNo ?? notified.channelTradeNo
+        confirmed.refundedAt = notified.refundedAt ?? stated.refundedAt
+        confirmed.totalRefundedMinor = notified.totalRefundedMinor ?? stated.totalRefundedMinor
+        return .confirms(confirmed)
+    }
+}
+
 /// How an attempt's result becomes the callback's next state. Pure.
 public struct OutcomeRules: Sendable {
     public var retry: RetryPolicy
@@ -68,6 +102,14 @@ public struct OutcomeRules: Sendable {
     public func applied(_ decision: OrderDecision) -> AttemptOutcome {
         switch decision {
         case .transition, .duplicate, .noChange: .done
+        case .conflict(let reason, let detail): .rejected(reason: reason, error: detail)
+        }
+    }
+
+    /// After refund evidence met the locked order.
+    public func appliedRefund(_ decision: RefundDecision) -> AttemptOutcome {
+        switch decision {
+        case .refund, .state, .duplicate: .done
         case .conflict(let reason, let detail): .rejected(reason: reason, error: detail)
         }
     }

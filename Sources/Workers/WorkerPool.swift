@@ -140,8 +140,16 @@ public final class WorkerPool: Sendable {
                     (try? await expiry.closeExpired(limit: sweeper.batchSize, everySeconds: every)) ?? 0
                 }[0]
             }
+            // Refunds whose outcome is unknown are asked about the same way: never left processing.
+            var settling = 0
+            if let expiry {
+                let every = configuration.reconcileEverySeconds
+                settling = concurrentlyAwait(1) { _ in
+                    (try? await expiry.settleProcessingRefunds(limit: sweeper.batchSize, everySeconds: every)) ?? 0
+                }[0]
+            }
             // A full batch means more are waiting: sweep again at once.
-            if swept < sweeper.batchSize, expired < sweeper.batchSize { pause(sweeper.interval) }
+            if swept < sweeper.batchSize, expired < sweeper.batchSize, settling < sweeper.batchSize { pause(sweeper.interval) }
         }
     }
 

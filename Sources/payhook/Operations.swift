@@ -94,6 +94,11 @@ struct OrdersCommand: AsyncParsableCommand {
             print("created         \(time.string(from: order.createdAt))")
             print("expires         \(order.expiresAt.map(time.string(from:)) ?? "-")")
             print("paid            \(order.paidAt.map(time.string(from:)) ?? "-")")
+            print("refunded        \(Money.format(minorUnits: order.refundedMinor)) \(order.currency)")
+            for refund in try RefundStore.records([order.outTradeNo], on: connection) {
+                print("  refund \(refund.refundNo)  \(Money.format(minorUnits: refund.amountMinor))  \(refund.status.rawValue)"
+                    + "  \(refund.channelRefundID ?? "-")")
+            }
             print("events:")
             if events.isEmpty { print("  (none)") }
             for event in events {

@@ -38,12 +38,15 @@ import Yams
         #expect(Set((create["properties"] as! [String: Any]).keys) == OrderRequest.fields)
         #expect(create["additionalProperties"] as? Bool == false)
         #expect(Set((Self.schema("Payer")["properties"] as! [String: Any]).keys) == OrderRequest.payerFields)
+        let refund = Self.schema("CreateRefund")
+        #expect(Set((refund["properties"] as! [String: Any]).keys) == RefundRequest.fields)
+        #expect(refund["additionalProperties"] as? Bool == false)
     }
 
     @Test func everyDocumentedRouteAnswersAndAnUndocumentedOneIsNotFound() async throws {
         try await APIHarness.with { harness in
             let paths = Self.document["paths"] as! [String: [String: Any]]
-            #expect(Set(paths.keys) == ["/v1/orders", "/v1/orders/{id}", "/v1/orders/{id}/close"])
+            #expect(Set(paths.keys) == ["/v1/orders", "/v1/orders/{id}", "/v1/orders/{id}/close", "/v1/orders/{id}/refunds"])
             // (path, method, documented statuses), read before the Sendable test closure.
             let operations: [(String, String, Set<String>)] = paths.flatMap { path, operations in
                 operations.map { method, operation in

@@ -44,7 +44,8 @@ import Testing
         try SchemaMigrations.apply([old0003], on: connection)
         try connection.query("INSERT INTO orders (out_trade_no, channel, amount_minor, reconciled_at) VALUES ('o', 'alipay', 1, now())")
         #expect(try PayhookSchema.migrate(on: connection)
-                == ["0003_orders_reconciled_at", "0004_header_arrays", "0005_order_outbox", "0006_webhooks", "0007_site_orders", "0008_queue_partitions"])
+                == ["0003_orders_reconciled_at", "0004_header_arrays", "0005_order_outbox", "0006_webhooks", "0007_site_orders", "0008_queue_partitions",
+                    "0009_order_refunds"])
         #expect(try connection.query("SELECT count(*) FROM orders WHERE reconciled_at IS NOT NULL")[0].decode(0, as: Int.self) == 1)
     }
 
@@ -59,8 +60,21 @@ import Testing
             #expect(error.sqlState == "23514")
         }
         do {
-            try connection.query("INSERT INTO orders (out_trade_no, channel, amount_minor, status) VALUES ('o', 'alipay', 1, 'refunded')")
+            try connection.query("INSERT INTO orders (out_trade_no, channel, amount_minor, status) VALUES ('o', 'alipay', 1, 'shipped')")
             Issue.record("the CHECK must refuse an unknown order status")
+        } catch {
+            #expect(error.sqlState == "23514")
+        }
+        // `refunded` is a status since refunds, and like `paid` it needs its paid time.
+        do {
+            try connection.query("INSERT INTO orders (out_trade_no, channel, amount_minor, status) VALUES ('o', 'alipay', 1, 'refunded')")
+            Issue.record("the CHECK must refuse a refunded order without paid_at")
+        } catch {
+            #expect(error.sqlState == "23514")
+        }
+        do {
+            try connection.query("INSERT INTO orders (out_trade_no, channel, amount_minor, status, paid_at, refunded_minor) VALUES ('o', 'alipay', 1, 'paid', now(), 2)")
+            Issue.record("the CHECK must refuse refunding more than the amount")
         } catch {
             #expect(error.sqlState == "23514")
         }

@@ -89,12 +89,15 @@ public struct AlipayAdapter: ChannelAdapter {
         }
         let currency = fields.ascii("trans_currency") ?? "CNY"
         let subject = fields.value("subject").flatMap { charset.decode(Array($0)) }
-        let evidence = OrderEvidence(
+        var evidence = OrderEvidence(
             channel: configuration.channelID, outTradeNo: outTradeNo, channelTradeNo: tradeNo, status: status,
             amountMinor: amount, currency: currency, merchant: MerchantIdentity(appID: appID, merchantID: sellerID),
             paidAt: paidAt, payer: fields.ascii("buyer_id") ?? fields.ascii("buyer_open_id"))
+        // A refund's TRADE_SUCCESS (partial) or TRADE_CLOSED (full) is never a payment or a close.
+        let refund = kind == .notify ? try AlipayRefund.notice(fields, evidence: evidence) : nil
+        if refund != nil { evidence.status = .other("REFUND") }
         return PaymentNotification(evidence: evidence, channelType: .alipay, eventID: fields.ascii("notify_id"),
-                                   subject: subject)
+                                   subject: subject, refund: refund)
     }
 
     /// The key a notify is verified with: in certificate mode the trusted certificate its

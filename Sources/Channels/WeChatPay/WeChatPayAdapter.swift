@@ -22,10 +22,16 @@ public struct WeChatPayAdapter: ChannelAdapter {
         try WeChatPaySignature.verify(
             headers: raw.headers, body: raw.body, keys: configuration.platformKeys,
             now: raw.receivedAt, maxSkewSeconds: configuration.maxClockSkewSeconds)
-        let (eventID, plaintext) = try raw.body.withUnsafeBufferPointer { body throws(Rejection) in
+        let (eventID, eventType, plaintext) = try raw.body.withUnsafeBufferPointer { body throws(Rejection) in
             guard let envelope = JSONObjectView(body) else { throw .malformed("body is not a JSON object") }
             guard let resource = envelope["resource"]?.object else { throw .malformed("resource missing or not an object") }
-            return (envelope["id"]?.string, try WeChatPaySignature.decrypt(resource: resource, key: configuration.apiV3Key))
+            return (envelope["id"]?.string, envelope["event_type"]?.string,
+                    try WeChatPaySignature.decrypt(resource: resource, key: configuration.apiV3Key))
+        }
+        // REFUND.SUCCESS, REFUND.ABNORMAL, REFUND.CLOSED: a refund, never a payment.
+        if let eventType, eventType.hasPrefix("REFUND.") {
+            let (order, refund) = try WeChatPayRefund.refund(bytes: plaintext, configuration: configuration)
+            return PaymentNotification(evidence: order, channelType: .wechatpayV3, eventID: eventID, refund: refund)
         }
         let order = try Self.transaction(plaintext, configuration: configuration)
         return PaymentNotification(evidence: order, channelType: .wechatpayV3, eventID: eventID)

@@ -30,6 +30,11 @@ public struct ChannelOrder: Sendable, Hashable {
     /// False while Alipay does not know the trade yet (a precreated QR code nobody scanned):
     /// queries and closes then answer `ACQ.TRADE_NOT_EXIST`. Default true.
     public var existsAtChannel: Bool
+    /// The trade's refunds, oldest first.
+    public var refunds: [SimulatedRefund] = []
+
+    /// What succeeded refunds gave back.
+    public var refundedMinor: Int64 { refunds.filter { $0.status == .succeeded }.reduce(0) { $0 + $1.amountMinor } }
 
     public init(
         outTradeNo: String, channelTradeNo: String, status: PaymentStatus, amountMinor: Int64,
@@ -52,6 +57,29 @@ public struct ChannelOrder: Sendable, Hashable {
         self.payerID = payerID
         self.creationBody = creationBody
         self.existsAtChannel = existsAtChannel
+    }
+}
+
+/// One refund of a simulated trade.
+public struct SimulatedRefund: Sendable, Hashable {
+    /// The merchant's number (Alipay `out_request_no`, WeChat Pay `out_refund_no`, points `reverse_no`).
+    public var refundNo: String
+    /// The channel's id (WeChat Pay `refund_id`).
+    public var refundID: String
+    public var amountMinor: Int64
+    public var status: RefundStatus
+    public var refundedAt: Date?
+    /// The refund call's body, compared on a repeat.
+    public var requestBody: [UInt8]?
+
+    public init(refundNo: String, refundID: String, amountMinor: Int64, status: RefundStatus = .succeeded,
+                refundedAt: Date? = nil, requestBody: [UInt8]? = nil) {
+        self.refundNo = refundNo
+        self.refundID = refundID
+        self.amountMinor = amountMinor
+        self.status = status
+        self.refundedAt = refundedAt
+        self.requestBody = requestBody
     }
 }
 
@@ -135,6 +163,44 @@ public struct AlipayChannelSide: Sendable {
         if let attach = order.attach { fields.append(("passback_params", attach)) }
         fields.append(contentsOf: extra)
         return FormEncoding.encode(signedForm(fields, charset: cs, signType: signType))
+    }
+
+    /// The signed refund notify Alipay sends to the payment's `notify_url`: the trade's
+    /// status (`TRADE_SUCCESS` while some is left, `TRADE_CLOSED` once all is back) with
+    /// `refund_fee` (the refunded total), `gmt_refund` and `out_biz_no` (the refund's number).
+    public func refundNotifyBody(for order: ChannelOrder, refund: SimulatedRefund, notifyID: String, notifyTime: Date) -> [UInt8] {
+        var trade = order
+        trade.status = order.refundedMinor >= order.amountMinor ? .closed : .paid
+        return notifyBody(for: trade, notifyID: notifyID, notifyTime: notifyTime, extra: [
+            ("refund_fee", Money.format(minorUnits: order.refundedMinor)),
+            ("gmt_refund", Timestamps.formatAlipay(refund.refundedAt ?? notifyTime)),
+            ("out_biz_no", refund.refundNo),
+        ])
+    }
+
+    /// The signed `alipay.trade.fastpay.refund.query` answer: the refund with
+    /// `refund_status: REFUND_SUCCESS`, or, for a refund Alipay does not have (or that did not
+    /// succeed), `10000` without `refund_status`; no trade: `ACQ.TRADE_NOT_EXIST`.
+    public func refundQueryResponse(for order: ChannelOrder?, outTradeNo: String, refundNo: String) -> ChannelResponse {
+        let node = AlipayGatewayRequest.node(AlipayRefund.queryMethod)
+        guard let order else {
+            return businessFailure(node: node, subCode: "ACQ.TRADE_NOT_EXIST", subMsg: "交易不存在", outTradeNo: outTradeNo)
+        }
+        var members: [JSONValue.Member] = [
+            .init(key: "code", value: .string("10000")), .init(key: "msg", value: .string("Success")),
+            .init(key: "trade_no", value: .string(order.channelTradeNo)),
+            .init(key: "out_trade_no", value: .string(order.outTradeNo)),
+            .init(key: "out_request_no", value: .string(refundNo)),
+            .init(key: "total_amount", value: .string(Money.format(minorUnits: order.amountMinor))),
+        ]
+        if let refund = order.refunds.first(where: { $0.refundNo == refundNo }), refund.status == .succeeded {
+            members.append(.init(key: "refund_amount", value: .string(Money.format(minorUnits: refund.amountMinor))))
+            members.append(.init(key: "refund_status", value: .string("REFUND_SUCCESS")))
+            if let at = refund.refundedAt {
+                members.append(.init(key: "gmt_refund_pay", value: .string(Timestamps.formatAlipay(at))))
+            }
+        }
+        return answer(node: node, members)
     }
 
     /// The signed query string of the browser's return to `return_url` after paying (the

@@ -65,6 +65,79 @@ public struct WeChatPayChannelSide: Sendable {
         return (signedHeaders(body: body, timestamp: timestamp, nonce: nonce) + [HeaderField(name: "Content-Type", value: "application/json")], body)
     }
 
+    /// A refund object as WeChat Pay states it: in a notify's resource (`mchid`,
+    /// `refund_status`) or in a query or call answer (`status`).
+    func refundJSON(_ order: ChannelOrder, _ refund: SimulatedRefund, notify: Bool) -> JSONValue {
+        var members: [JSONValue.Member] = []
+        if notify { members.append(.init(key: "mchid", value: .string(mchID))) }
+        members += [
+            .init(key: "out_trade_no", value: .string(order.outTradeNo)),
+            .init(key: "transaction_id", value: .string(order.channelTradeNo)),
+            .init(key: "out_refund_no", value: .string(refund.refundNo)),
+            .init(key: "refund_id", value: .string(refund.refundID)),
+            .init(key: notify ? "refund_status" : "status", value: .string(Self.refundStatusText(refund.status))),
+        ]
+        if refund.status == .succeeded, let at = refund.refundedAt {
+            members.append(.init(key: "success_time", value: .string(Timestamps.formatRFC3339China(at))))
+        }
+        members.append(.init(key: "user_received_account", value: .string("支付用户零钱")))
+        members.append(.init(key: "amount", value: .object([
+            .init(key: "total", value: .number(String(order.amountMinor))),
+            .init(key: "refund", value: .number(String(refund.amountMinor))),
+            .init(key: "payer_total", value: .number(String(order.amountMinor))),
+            .init(key: "payer_refund", value: .number(String(refund.amountMinor))),
+            .init(key: "currency", value: .string(order.currency)),
+        ])))
+        return .object(members)
+    }
+
+    static func refundStatusText(_ status: RefundStatus) -> String {
+        switch status {
+        case .succeeded: "SUCCESS"
+        case .processing: "PROCESSING"
+        case .abnormal: "ABNORMAL"
+        case .closed, .failed: "CLOSED"
+        }
+    }
+
+    /// A signed `REFUND.SUCCESS` / `REFUND.ABNORMAL` / `REFUND.CLOSED` notify.
+    public func refundNotify(for order: ChannelOrder, refund: SimulatedRefund, eventID: String, timestamp: Date,
+                             nonce: String = Nonce.random(32), resourceNonce: String = Nonce.random(12)) -> (headers: [HeaderField], body: [UInt8]) {
+        let plaintext = Array(refundJSON(order, refund, notify: true).serialized().utf8)
+        let ciphertext = WeChatPaySignature.encrypt(plaintext: plaintext, key: apiV3Key, nonce: resourceNonce, associatedData: "refund")
+        let envelope = JSONValue.object([
+            .init(key: "id", value: .string(eventID)),
+            .init(key: "create_time", value: .string(Timestamps.formatRFC3339China(timestamp))),
+            .init(key: "resource_type", value: .string("encrypt-resource")),
+            .init(key: "event_type", value: .string("REFUND." + Self.refundStatusText(refund.status))),
+            .init(key: "summary", value: .string("退款状态变更")),
+            .init(key: "resource", value: .object([
+                "original_type": .string("refund"), "algorithm": .string("AEAD_AES_256_GCM"),
+                "ciphertext": .string(ciphertext), "associated_data": .string("refund"), "nonce": .string(resourceNonce),
+            ])),
+        ])
+        let body = Array(envelope.serialized().utf8)
+        return (signedHeaders(body: body, timestamp: timestamp, nonce: nonce) + [HeaderField(name: "Content-Type", value: "application/json")], body)
+    }
+
+    /// The out_refund_no a refund query asks for (`GET /v3/refund/domestic/refunds/{no}`), its signature checked.
+    func readRefundQueryRequest(_ request: ReceivedRequest, now: Date) -> Result<String, ChannelResponseError> {
+        let prefix = WeChatPayRefund.refundsPath + "/"
+        guard request.method == "GET", request.path.hasPrefix(prefix),
+            let decoded = FormEncoding.percentDecode(Array(request.path.dropFirst(prefix.count).utf8)),
+            let refundNo = Bytes.utf8String(decoded), !refundNo.isEmpty
+        else { return .failure(error(404, "NOT_FOUND", "no such resource", now: now)) }
+        if let refusal = checkAuthorization(request, now: now) { return .failure(refusal) }
+        return .success(refundNo)
+    }
+
+    /// The signed refund answer (nil: 404 RESOURCE_NOT_EXISTS).
+    public func refundResponse(for found: (ChannelOrder, SimulatedRefund)?, now: Date) -> ChannelResponse {
+        guard let (order, refund) = found else { return error(404, "RESOURCE_NOT_EXISTS", "退款单不存在", now: now).response }
+        let body = Array(refundJSON(order, refund, notify: false).serialized().utf8)
+        return .signedJSON(status: 200, body: body, signedHeaders: signedHeaders(body: body, timestamp: now))
+    }
+
     /// `Wechatpay-*` headers signing `body` at `timestamp`.
     public func signedHeaders(body: [UInt8], timestamp: Date, nonce: String = Nonce.random(32)) -> [HeaderField] {
         let ts = String(Int64(timestamp.timeIntervalSince1970.rounded(.down)))
