@@ -235,7 +235,7 @@ struct SimLoad: AsyncParsableCommand {
         let plan = await LoadPlan.make(factory: factory, mix: mix, count: orders)
         printError("run \(plan.runID): signed \(plan.sends.count) notifies for \(plan.orders.count) orders in \(seconds(ContinuousClock.now - signingStart))")
 
-        let connection = try Connection(database)
+        var connection = try Connection(database)
         if throughAPI {
             guard let configuration, let api = configuration.api else {
                 throw ValidationError("--through-api needs api.listen in \(directory.configurationFile)")
@@ -265,6 +265,8 @@ struct SimLoad: AsyncParsableCommand {
             try Data(result.sendsCSV(plan).utf8).write(to: URL(fileURLWithPath: sendsFile), options: .atomic)
         }
 
+        // A fresh connection for the checks: the database may have restarted while sending.
+        connection = try Connection(database)
         let drained = try await LoadCheck.waitForDrain(plan, on: connection, timeout: .seconds(waitSeconds)) { unfinished in
             printError("\rwaiting for the queue: \(unfinished) of the run's callbacks unfinished   ", newline: false)
         }
