@@ -116,7 +116,12 @@ mh_pg_up() {
   MH_DATABASE_URL="postgres://postgres@$(mh_ip db):$MH_PG_PORT/payhook"
 }
 mh_pg_crash() { mh_in db "$PAYHOOK_ROOT/Deploy/pg-cluster" stop "$MH_PG_DIR" immediate; }
-mh_pg_start() { mh_in db "$PAYHOOK_ROOT/Deploy/pg-cluster" start "$MH_PG_DIR" >/dev/null; }
+# Started again on its port (pg-cluster reuses it), or the hosts' URL would be wrong.
+mh_pg_start() {
+  local port
+  port=$(mh_in db "$PAYHOOK_ROOT/Deploy/pg-cluster" start "$MH_PG_DIR")
+  [ "$port" = "$MH_PG_PORT" ] || { echo "PostgreSQL came back on port $port, not $MH_PG_PORT" >&2; return 1; }
+}
 
 # The simulated site and channels on the sim host, and the configuration every host uses:
 # the generated payhook.yaml with the hosts' subnet as the channels' source addresses, plain
