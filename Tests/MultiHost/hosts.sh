@@ -183,6 +183,15 @@ mh_kill() {
   wait "${MH_PID[$1]}" 2>/dev/null || true
 }
 
+# SIGKILLs worker host N mid-batch: waits (up to 30 s) until it holds leases, kills it, and
+# counts the leases its dead process still holds (MH_KILL_HELD; 0: it died between batches).
+mh_kill_worker_mid_batch() {
+  local n=$1 dead=$MH_HOSTNAME:${MH_PID[w$1]}/ end=$(( SECONDS + 30 ))
+  until [ "$(mh_worker_leases "$n")" -gt 0 ] || [ $SECONDS -ge $end ]; do sleep 0.05; done
+  mh_kill "w$n"
+  MH_KILL_HELD=$(mh_sql -v prefix="$dead" <<<"SELECT count(*) FROM callback_jobs WHERE state = 'processing' AND starts_with(locked_by, :'prefix')")
+}
+
 # Leases the running process of worker host N holds now (rows it is processing).
 mh_worker_leases() {
   mh_sql -v prefix="$MH_HOSTNAME:${MH_PID[w$1]}/" <<<"SELECT count(*) FROM callback_jobs WHERE state = 'processing' AND starts_with(locked_by, :'prefix')"
@@ -267,7 +276,8 @@ mh_wait_load() { local status=0; wait "${MH_PID[$1]}" || status=$?; return $stat
 mh_cut_worker() {
   local n=$1 tries=0
   MH_CUT_HELD=0
-  mh_sql -c "CREATE TABLE IF NOT EXISTS mh_cut_leases (host text, callback_id bigint, attempts int)"
+  mh_sql -c "SET client_min_messages = warning" -c "CREATE TABLE IF NOT EXISTS mh_cut_leases (host text, callback_id bigint, attempts int)"
+  mh_sql -v host="w$n" <<<"DELETE FROM mh_cut_leases WHERE host = :'host'"
   while true; do
     mh_partition "w$n"
     MH_CUT_HELD=$(mh_sql -v host="w$n" -v prefix="$MH_HOSTNAME:${MH_PID[w$n]}/" <<<"
@@ -346,6 +356,12 @@ PY
     printf '    %s %s\n' "$host" "$count"
   done
   [ "$violations" -eq 0 ]
+}
+
+# Whether the running process of worker host N has had a late finish refused (in the table).
+mh_refused_any() {
+  [ "$(mh_sql -v prefix="$MH_HOSTNAME:${MH_PID[w$1]}/" <<<"SELECT count(*) FROM callback_attempts
+       WHERE outcome = 'lease_lost' AND starts_with(worker, :'prefix')")" -gt 0 ]
 }
 
 # The fence refusals the running process of worker host N counted in its metrics.
