@@ -18,12 +18,18 @@ public struct LoadRunner: Sendable {
         public var rate: Double?
         /// One request's deadline. Default 10 s.
         public var requestTimeout: Duration
+        /// Resend a notify that got no answer or a 5xx until this long after its first send,
+        /// as a channel resends until it is acknowledged (a receiver restarting, the database
+        /// down). Default zero: send once.
+        public var retryFor: Duration
 
-        public init(receiverURL: String, connections: Int = 32, rate: Double? = nil, requestTimeout: Duration = .seconds(10)) {
+        public init(receiverURL: String, connections: Int = 32, rate: Double? = nil, requestTimeout: Duration = .seconds(10),
+                    retryFor: Duration = .zero) {
             self.receiverURL = receiverURL
             self.connections = connections
             self.rate = rate
             self.requestTimeout = requestTimeout
+            self.retryFor = retryFor
         }
     }
 
@@ -36,6 +42,8 @@ public struct LoadRunner: Sendable {
         public var refused = 0
         /// No answer: connection failure or timeout.
         public var errors = 0
+        /// Resends of sends that got no answer or a 5xx (`retryFor`).
+        public var retried = 0
         public var elapsed: Duration = .zero
     }
 
@@ -98,6 +106,14 @@ public struct LoadRunner: Sendable {
 
     public init(options: Options) { self.options = options }
 
+    /// Whether a channel would send this notify again: no answer, or the receiver's 5xx.
+    public static func resends(_ status: Int?) -> Bool { status.map { (500..<600).contains($0) } ?? true }
+
+    /// The pause before resend number `attempt` (1-based): 250 ms doubling, at most 2 s.
+    public static func resendDelay(_ attempt: Int) -> Duration {
+        .milliseconds(250 << min(max(attempt - 1, 0), 3))
+    }
+
     /// Sends everything, calling `progress` about once a second from a background task.
     public func run(_ plan: LoadPlan, progress report: @escaping @Sendable (Progress) -> Void = { _ in }) async throws -> Result {
         var configuration = HTTPClient.Configuration()
@@ -145,17 +161,27 @@ public struct LoadRunner: Sendable {
                             // Open loop: each send has its slot in time, whatever the answers before it took.
                             try? await clock.sleep(until: start.advanced(by: interval * index))
                         }
-                        let sentAt = clock.now
+                        let firstSent = clock.now
                         let sentAtWall = Date()
                         var status: Int? = nil
-                        do {
-                            let response = try await client.execute(requests[index], timeout: .milliseconds(timeoutMilliseconds))
-                            _ = try await response.body.collect(upTo: 1 << 20)
-                            status = Int(response.status.code)
-                        } catch {
-                            status = nil
+                        var attemptStart = firstSent
+                        var resend = 0
+                        while true {
+                            attemptStart = clock.now
+                            do {
+                                let response = try await client.execute(requests[index], timeout: .milliseconds(timeoutMilliseconds))
+                                _ = try await response.body.collect(upTo: 1 << 20)
+                                status = Int(response.status.code)
+                            } catch {
+                                status = nil
+                            }
+                            guard Self.resends(status), clock.now < firstSent.advanced(by: options.retryFor) else { break }
+                            resend += 1
+                            shared.withLock { $0.progress.retried += 1 }
+                            try? await clock.sleep(for: Self.resendDelay(resend))
                         }
-                        let latency = clock.now - sentAt
+                        // The latency is the last attempt's; the send time stays the first's.
+                        let latency = clock.now - attemptStart
                         shared.withLock { state in
                             state.statuses[index] = status
                             state.sentAt[index] = sentAtWall

@@ -207,6 +207,9 @@ struct SimLoad: AsyncParsableCommand {
     @Flag(name: .customLong("through-api"), help: "Create the orders through the site API (api.listen of DIR/payhook.yaml), as a site does, instead of inserting them.")
     var throughAPI = false
 
+    @Option(name: .customLong("retry-seconds"), help: "Resend a notify that got no answer or a 5xx, as a channel does, for up to this many seconds after its first send.")
+    var retrySeconds: Int = 0
+
     @Option(name: .customLong("sends-file"), help: "Write one CSV line per send (sequence, order, kind, channel, wall-clock send time, HTTP status, microseconds to the answer) here.")
     var sendsFile: String?
 
@@ -215,6 +218,7 @@ struct SimLoad: AsyncParsableCommand {
         guard (1...4096).contains(connections) else { throw ValidationError("--connections must be 1 to 4096") }
         if let rate, rate <= 0 { throw ValidationError("--rate must be positive") }
         guard waitSeconds >= 0 else { throw ValidationError("--wait-seconds must be ≥ 0") }
+        guard retrySeconds >= 0 else { throw ValidationError("--retry-seconds must be ≥ 0") }
         do { _ = try LoadMix.parse(mix) } catch { throw ValidationError(error.description) }
     }
 
@@ -236,7 +240,7 @@ struct SimLoad: AsyncParsableCommand {
         let plan = await LoadPlan.make(factory: factory, mix: mix, count: orders)
         printError("run \(plan.runID): signed \(plan.sends.count) notifies for \(plan.orders.count) orders in \(seconds(ContinuousClock.now - signingStart))")
 
-        let connection = try Connection(database)
+        var connection = try Connection(database)
         if throughAPI {
             guard let configuration, let api = configuration.api else {
                 throw ValidationError("--through-api needs api.listen in \(directory.configurationFile)")
@@ -251,11 +255,13 @@ struct SimLoad: AsyncParsableCommand {
         try await plan.register(withSimulatorAt: simulatorURL, caFile: simulatorCA)
         printError("orders created and registered with the simulator at \(simulatorURL)")
 
-        let runner = LoadRunner(options: .init(receiverURL: receiverURL, connections: connections, rate: rate))
+        let runner = LoadRunner(options: .init(receiverURL: receiverURL, connections: connections, rate: rate,
+                                                  retryFor: .seconds(retrySeconds)))
         let result = try await runner.run(plan) { progress in
             let elapsed = max(0.001, Double(progress.elapsed.components.seconds) + Double(progress.elapsed.components.attoseconds) / 1e18)
-            printError(String(format: "\rsent %d (%.0f/s)  acked %d  refused %d  errors %d   ",
-                              progress.sent, Double(progress.sent) / elapsed, progress.acknowledged, progress.refused, progress.errors),
+            printError(String(format: "\rsent %d (%.0f/s)  acked %d  refused %d  errors %d  resent %d   ",
+                              progress.sent, Double(progress.sent) / elapsed, progress.acknowledged, progress.refused, progress.errors,
+                              progress.retried),
                        newline: false)
         }
         printError("")
@@ -264,6 +270,8 @@ struct SimLoad: AsyncParsableCommand {
             try Data(result.sendsCSV(plan).utf8).write(to: URL(fileURLWithPath: sendsFile), options: .atomic)
         }
 
+        // A fresh connection for the checks: the database may have restarted while sending.
+        connection = try Connection(database)
         let drained = try await LoadCheck.waitForDrain(plan, on: connection, timeout: .seconds(waitSeconds)) { unfinished in
             printError("\rwaiting for the queue: \(unfinished) of the run's callbacks unfinished   ", newline: false)
         }
@@ -290,6 +298,7 @@ struct SimLoad: AsyncParsableCommand {
         let elapsed = Double(result.duration.components.seconds) + Double(result.duration.components.attoseconds) / 1e18
         print("sent:          \(plan.sends.count) in \(String(format: "%.2f", elapsed)) s (\(String(format: "%.0f", Double(plan.sends.count) / max(elapsed, 0.001)))/s)")
         let counts = result.statusCounts.sorted { ($0.key ?? 0) < ($1.key ?? 0) }
+        if result.progress.retried > 0 { print("resent:        \(result.progress.retried) (no answer or 5xx, then sent again)") }
         print("answers:       " + counts.map { "\($0.key.map(String.init) ?? "none") × \($0.value)" }.joined(separator: ", "))
         let l = result.latencies
         print("latency:       p50 \(ms(l.p50))  p90 \(ms(l.p90))  p99 \(ms(l.p99))  max \(ms(l.maximum))")

@@ -121,3 +121,34 @@ import Testing
         }
     }
 }
+
+@Suite struct LoadRunnerResendTests {
+    @Test func resendsUntilAcknowledgedOnlyWhenAskedTo() async throws {
+        let plan = await LoadPlan.make(factory: NotifyFactoryTests.factory, mix: LoadMix(weights: [.valid: 1]), count: 6)
+        let inbox = try await NotifyInbox.start()
+
+        // Sent once: the three refused (500) stay refused.
+        inbox.refuse(next: 3)
+        let once = try await LoadRunner(options: .init(receiverURL: inbox.baseURL, connections: 1)).run(plan)
+        #expect(once.statuses.filter { $0 == 500 }.count == 3)
+        #expect(once.progress.retried == 0)
+
+        // Resent: every send ends acknowledged, each refusal cost one resend.
+        inbox.refuse(next: 3)
+        let resent = try await LoadRunner(options: .init(receiverURL: inbox.baseURL, connections: 1, retryFor: .seconds(60))).run(plan)
+        #expect(resent.statuses.allSatisfy { $0.map { (200..<300).contains($0) } == true })
+        #expect(resent.progress.retried == 3)
+        #expect(inbox.arrivals.count == 6 + 6 + 3)
+        await inbox.stop()
+    }
+
+    @Test func channelsResendOnlyWithoutAnAnswerOrAfterA5xx() {
+        #expect(LoadRunner.resends(nil))
+        #expect(LoadRunner.resends(503))
+        #expect(!LoadRunner.resends(200))
+        #expect(!LoadRunner.resends(413))
+        #expect(LoadRunner.resendDelay(1) == .milliseconds(250))
+        #expect(LoadRunner.resendDelay(4) == .seconds(2))
+        #expect(LoadRunner.resendDelay(40) == .seconds(2))
+    }
+}
