@@ -92,23 +92,27 @@ public struct Receiver: Sendable {
         }
     }
 
-    /// An application serving only the operations routes (for `payhook work`).
+    /// An application serving only the operations routes (for `payhook work`); `onListening`
+    /// runs once its socket is bound.
     public static func operationsApplication(host: String, port: Int, registry: PrometheusCollectorRegistry,
-                                             logger: Logger) -> some ApplicationProtocol {
+                                             logger: Logger,
+                                             onListening: @escaping @Sendable () -> Void = {}) -> some ApplicationProtocol {
         let router = Router()
         addOperationsRoutes(to: router, registry: registry)
         return Application(router: router, configuration: .init(address: .hostname(host, port: port), serverName: nil),
-                           logger: logger)
+                           onServerRunning: { _ in onListening() }, logger: logger)
     }
 
-    /// The application, with read timeouts so stalled clients are cut off.
-    public func buildApplication() -> some ApplicationProtocol {
+    /// The application, with read timeouts so stalled clients are cut off; `onListening`
+    /// runs once its socket is bound (systemd's `READY=1` waits for it).
+    public func buildApplication(onListening: @escaping @Sendable () -> Void = {}) -> some ApplicationProtocol {
         Application(
             router: buildRouter(),
             server: .verbatimHeadersHTTP1(configuration: .init(idleTimeout: TimeAmount(configuration.readTimeout)),
                                           readTimeout: TimeAmount(configuration.readTimeout), metrics: metrics),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port),
                                  serverName: nil),
+            onServerRunning: { _ in onListening() },
             logger: logger)
     }
 

@@ -51,9 +51,11 @@ public struct SiteAPI: Sendable {
         return router
     }
 
-    public func buildApplication() -> some ApplicationProtocol {
+    /// The application; `onListening` runs once its socket is bound.
+    public func buildApplication(onListening: @escaping @Sendable () -> Void = {}) -> some ApplicationProtocol {
         Application(router: buildRouter(),
                     configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),
+                    onServerRunning: { _ in onListening() },
                     logger: logger)
     }
 
