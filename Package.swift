@@ -433,6 +433,12 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The `payhook` command's own pieces (systemd's notify protocol), and the built binary under them.
+        .testTarget(
+            name: "PayhookCommandTests",
+            dependencies: ["payhook", "Postgres", "PostgresTestSupport", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "PayhookConfigTests",
             dependencies: [

@@ -95,18 +95,22 @@ public struct Receiver: Sendable {
         }
     }
 
-    /// An application serving only the operations routes (for `payhook work`).
+    /// An application serving only the operations routes (for `payhook work`); `onListening`
+    /// runs once its socket is bound.
     public static func operationsApplication(host: String, port: Int, registry: PrometheusCollectorRegistry,
-                                             logger: Logger) -> some ApplicationProtocol {
+                                             logger: Logger,
+                                             onListening: @escaping @Sendable () -> Void = {}) -> some ApplicationProtocol {
         let router = Router()
         addOperationsRoutes(to: router, registry: registry)
         return Application(router: router, configuration: .init(address: .hostname(host, port: port), serverName: nil),
-                           logger: logger)
+                           onServerRunning: { _ in onListening() }, logger: logger)
     }
 
     /// The application, with read timeouts so stalled clients are cut off; over TLS when
     /// `tls` is given (`receiver.tls`), the raw-header tap then reading decrypted bytes.
-    public func buildApplication(tls: TLSConfiguration? = nil) throws -> some ApplicationProtocol {
+    /// `onListening` runs once its socket is bound (systemd's `READY=1` waits for it).
+    public func buildApplication(tls: TLSConfiguration? = nil,
+                                 onListening: @escaping @Sendable () -> Void = {}) throws -> some ApplicationProtocol {
         let http1 = HTTPServerBuilder.verbatimHeadersHTTP1(
             configuration: .init(idleTimeout: TimeAmount(configuration.readTimeout)),
             readTimeout: TimeAmount(configuration.readTimeout), metrics: metrics)
@@ -115,6 +119,7 @@ public struct Receiver: Sendable {
             server: try tls.map { try .tls(http1, tlsConfiguration: $0) } ?? http1,
             configuration: .init(address: .hostname(configuration.host, port: configuration.port),
                                  serverName: nil),
+            onServerRunning: { _ in onListening() },
             logger: logger)
     }
 

@@ -61,11 +61,14 @@ public struct SiteAPI: Sendable {
         return router
     }
 
-    /// The application; over TLS when `tls` is given (`api.tls`).
-    public func buildApplication(tls: TLSConfiguration? = nil) throws -> some ApplicationProtocol {
+    /// The application; over TLS when `tls` is given (`api.tls`); `onListening` runs once
+    /// its socket is bound.
+    public func buildApplication(tls: TLSConfiguration? = nil,
+                                 onListening: @escaping @Sendable () -> Void = {}) throws -> some ApplicationProtocol {
         Application(router: buildRouter(),
                     server: try tls.map { try .tls(.http1(), tlsConfiguration: $0) } ?? .http1(),
                     configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),
+                    onServerRunning: { _ in onListening() },
                     logger: logger)
     }
 

@@ -25,6 +25,9 @@ public final class WorkerPool: Sendable {
     private let wakeups = DispatchSemaphore(value: 0)
     /// Wake-ups signalled and not yet taken, kept at most `threads`.
     private let pendingWakeups = Atomic<Int>(0)
+    /// Threads yet to open their first connection, and what runs when the last one has.
+    private let unconnected = Atomic<Int>(0)
+    private let connected = Mutex<(@Sendable () -> Void)?>(nil)
 
     public init(configuration: WorkerConfiguration, clients: [ChannelClient], expiry: OrderDesk? = nil,
                 metrics: WorkerMetrics = WorkerMetrics(), logger: Logger) {
@@ -36,7 +39,14 @@ public final class WorkerPool: Sendable {
         threads = ConnectionThreads(configuration: configuration.connection)
     }
 
-    public func start() {
+    /// Starts every thread; `onConnected` runs once each of them has opened its first
+    /// connection (systemd's `READY=1` for `payhook work` waits for it).
+    public func start(onConnected: @escaping @Sendable () -> Void = {}) {
+        var count = 2 + configuration.threads  // the listener and the gauges, besides the workers
+        if configuration.sweeper != nil { count += 1 }
+        if configuration.partitions != nil { count += 1 }
+        unconnected.store(count, ordering: .relaxed)
+        connected.withLock { $0 = onConnected }
         spawn("payhook-listen") { self.runListener() }
         for index in 0..<configuration.threads {
             spawn("payhook-work-\(index)") { self.runWorker(index: index) }
@@ -75,7 +85,16 @@ public final class WorkerPool: Sendable {
     /// Runs `body` with this thread's connection until shutdown, reconnecting after failures.
     private func withConnection(role: String, setUp: (Connection) throws(PostgresError) -> Void = { _ in },
                                 _ body: (Connection) throws(PostgresError) -> Void) {
-        threads.withConnection(setUp: setUp, onFailure: { error in
+        var first = true
+        threads.withConnection(setUp: { connection throws(PostgresError) in
+            try setUp(connection)
+            if first {
+                first = false
+                if unconnected.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 {
+                    connected.withLock { $0.take() }?()
+                }
+            }
+        }, onFailure: { error in
             metrics.databaseError()
             logger.error("database failure; reconnecting", metadata: [
                 "worker": "\(configuration.workerName)", "role": "\(role)", "error": "\(error)",

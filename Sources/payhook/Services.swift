@@ -27,7 +27,7 @@ enum Services {
 
     /// The receiver and what it needs, in start order: the enqueuer, readiness, HTTP.
     static func receiver(_ configuration: PayhookConfiguration, registry: PrometheusCollectorRegistry,
-                         logger: Logger) throws -> [any Service] {
+                         logger: Logger, onListening: @escaping @Sendable () -> Void = {}) throws -> [any Service] {
         // Key files first: a bad one stops the start before anything connects.
         let tls = try configuration.receiverTLS?.serverConfiguration()
         let connection = configuration.enqueuer.connection
@@ -47,11 +47,17 @@ enum Services {
         // Services stop in reverse order: the HTTP server first (in-flight requests finish
         // their commit and answer), then the enqueuer drains.
         return [EnqueuerService(enqueuer: enqueuer), ReadinessService(readiness: readiness),
-                try receiver.buildApplication(tls: tls)]
+                try receiver.buildApplication(tls: tls, onListening: onListening)]
+    }
+
+    /// Whether `siteAPI` makes a listener: `api.listen` and `site.public_base_url` both set.
+    static func hasSiteAPI(_ configuration: PayhookConfiguration) -> Bool {
+        configuration.api != nil && configuration.site != nil
     }
 
     /// The site API (nil without `api.listen`); it needs the admin token to answer anything.
-    static func siteAPI(_ configuration: PayhookConfiguration, logger: Logger) throws -> (any Service)? {
+    static func siteAPI(_ configuration: PayhookConfiguration, logger: Logger,
+                        onListening: @escaping @Sendable () -> Void = {}) throws -> (any Service)? {
         guard let api = configuration.api else { return nil }
         let tls = try configuration.apiTLS?.serverConfiguration()
         guard let desk = try orderDesk(configuration, logger: logger) else { return nil }
@@ -60,7 +66,8 @@ enum Services {
             throw ConfigError(key: "admin.token_file", problem: "must name a file holding the token (the site API requires it)")
         }
         logger.info("site API listening", metadata: ["address": "\(api.host):\(api.port)", "tls": "\(tls != nil)"])
-        return try SiteAPI(configuration: api, desk: desk, access: access, logger: logger).buildApplication(tls: tls)
+        return try SiteAPI(configuration: api, desk: desk, access: access, logger: logger)
+            .buildApplication(tls: tls, onListening: onListening)
     }
 
     /// Orders made and closed through the channels (nil without `site.public_base_url`):
@@ -94,10 +101,12 @@ enum Services {
         }
     }
 
-    /// Runs `services` until SIGTERM or SIGINT, then stops them in reverse order.
-    static func run(_ services: [any Service], logger: Logger) async throws {
+    /// Runs `services` until SIGTERM or SIGINT, then stops them in reverse order; systemd
+    /// hears `STOPPING=1` as that begins.
+    static func run(_ services: [any Service], notifier: SystemdNotifier, logger: Logger) async throws {
+        let all = services + [StoppingNotice(notifier: notifier)]
         let group = ServiceGroup(configuration: .init(
-            services: services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
+            services: all.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
     }
@@ -124,9 +133,10 @@ struct ReadinessService: Service {
 /// Runs the worker pool until shutdown; each thread then finishes the batch in hand.
 struct WorkerService: Service {
     let pool: WorkerPool
+    var onConnected: @Sendable () -> Void = {}
 
     func run() async throws {
-        pool.start()
+        pool.start(onConnected: onConnected)
         try? await gracefulShutdown()
         await pool.shutdown()
     }
