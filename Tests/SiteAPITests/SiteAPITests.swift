@@ -32,7 +32,8 @@ struct APIHarness {
         let database = try TestDatabase.create()
         let simulator = ChannelSimulator(channels: sharedChannels)
         let server = try await ChannelSimulatorServer.start(simulator)
-        let clients = simulator.channels.configurations(baseURL: channelBaseURL ?? server.baseURL, queryTimeout: .seconds(2))
+        // Generous: on two cores the concurrent suites can hold an answer back for seconds.
+        let clients = simulator.channels.configurations(baseURL: channelBaseURL ?? server.baseURL, queryTimeout: .seconds(8))
             .map { $0.makeClient() }
         let connection = SerialConnection(configuration: .init(conninfo: databaseURL ?? database.url))
         let desk = OrderDesk(clients: clients, urls: SiteURLs(publicBaseURL: "http://127.0.0.1:8080"),
