@@ -45,6 +45,22 @@ payhook_install_test_tools() {
   fi
 }
 
+# What Tests/Deploy/package-check needs besides: debootstrap (the image's root filesystem),
+# dpkg-dev (dpkg-shlibdeps), systemd (systemd-analyze verify).
+payhook_install_deploy_tools() {
+  local missing=()
+  command -v debootstrap >/dev/null || missing+=(debootstrap)
+  command -v dpkg-shlibdeps >/dev/null || missing+=(dpkg-dev)
+  command -v systemd-analyze >/dev/null || missing+=(systemd)
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "==> installing ${missing[*]}"
+    local sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo=sudo
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+}
+
 # Starts a cluster in .run/ (or /tmp when the server's account cannot reach .run/) and
 # exports PAYHOOK_CLUSTER_DIR and PAYHOOK_ADMIN_URL; removed again on exit.
 payhook_start_cluster() {
