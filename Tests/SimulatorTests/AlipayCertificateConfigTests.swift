@@ -42,6 +42,8 @@ import Testing
             ("alipay_cert_mode", "true"), ("app_cert_file", quoted(path("app_cert.crt"))),
             ("alipay_cert_file", quoted(path("alipay_cert.crt"))), ("alipay_root_cert_file", quoted(path("alipay_root_cert.crt"))),
             ("gateway_url", quoted(gateway)), ("insecure_http", "true"),
+            // The suites beside this one fill both cores: the simulator may take seconds.
+            ("query_timeout_ms", "15000"),
         ]
         for (key, value) in replace {
             if let index = settings.firstIndex(where: { $0.0 == key }) { settings[index].1 = value } else { settings.append((key, value)) }
