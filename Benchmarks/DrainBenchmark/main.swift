@@ -119,7 +119,7 @@ func floorMicroseconds() -> Double {
 let options = Options(CommandLine.arguments)
 let connection = try Connection(options.databaseURL)
 try PayhookSchema.migrate(on: connection)
-try connection.execute(script: "TRUNCATE webhook_attempts, webhook_deliveries, order_outbox, callback_payloads, callback_jobs, callback_attempts, order_events, orders")
+try connection.execute(script: "TRUNCATE webhook_attempts, webhook_deliveries, order_outbox, callback_payloads, callback_jobs, callback_attempts, order_events, orders CASCADE")
 
 let channels = SimulatedChannels.generate()
 let simulator = ChannelSimulator(channels: channels)

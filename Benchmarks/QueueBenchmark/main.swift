@@ -85,7 +85,7 @@ func callback(_ index: Int) -> RawCallback {
 func resetQueue() throws {
     let connection = try Connection(configuration: configuration)
     try connection.execute(script: """
-        TRUNCATE webhook_attempts, webhook_deliveries, order_outbox, callback_attempts, callback_jobs, callback_payloads, order_events, orders RESTART IDENTITY;
+        TRUNCATE webhook_attempts, webhook_deliveries, order_outbox, callback_attempts, callback_jobs, callback_payloads, order_events, orders RESTART IDENTITY CASCADE;
         CHECKPOINT;
         """)
 }
