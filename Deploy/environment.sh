@@ -4,6 +4,16 @@ set -euo pipefail
 PAYHOOK_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export PAYHOOK_ROOT
 
+# payhook_apt_install PACKAGE...: installs the packages named (none: nothing to do).
+payhook_apt_install() {
+  [ $# -gt 0 ] || return 0
+  echo "==> installing $*"
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
 payhook_install_packages() {
   [ -d /opt/swift/usr/bin ] && case ":$PATH:" in *":/opt/swift/usr/bin:"*) ;; *) PATH="/opt/swift/usr/bin:$PATH" ;; esac
   local missing=()
@@ -13,13 +23,7 @@ payhook_install_packages() {
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
   command -v runuser >/dev/null || missing+=(util-linux)
   command -v curl >/dev/null || missing+=(curl)
-  if [ ${#missing[@]} -gt 0 ]; then
-    echo "==> installing ${missing[*]}"
-    local sudo=""
-    [ "$(id -u)" -ne 0 ] && sudo=sudo
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  fi
+  payhook_apt_install "${missing[@]}"
   command -v swift >/dev/null || { echo "swift is not on PATH" >&2; exit 1; }
 }
 
@@ -27,12 +31,8 @@ payhook_install_packages() {
 # signatures), Debian's Chromium and chromedriver with Selenium (the browser test), and
 # schemathesis (the API against docs/openapi.yaml).
 payhook_install_test_tools() {
-  local sudo=""
-  [ "$(id -u)" -ne 0 ] && sudo=sudo
   if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
-    echo "==> installing chromium chromium-driver"
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null
+    payhook_apt_install chromium chromium-driver
   fi
   local package module missing=()
   for package in standardwebhooks:standardwebhooks selenium:selenium schemathesis:schemathesis; do
@@ -52,13 +52,7 @@ payhook_install_deploy_tools() {
   command -v debootstrap >/dev/null || missing+=(debootstrap)
   command -v dpkg-shlibdeps >/dev/null || missing+=(dpkg-dev)
   command -v systemd-analyze >/dev/null || missing+=(systemd)
-  if [ ${#missing[@]} -gt 0 ]; then
-    echo "==> installing ${missing[*]}"
-    local sudo=""
-    [ "$(id -u)" -ne 0 ] && sudo=sudo
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  fi
+  payhook_apt_install "${missing[@]}"
 }
 
 # Starts a cluster in .run/ (or /tmp when the server's account cannot reach .run/) and

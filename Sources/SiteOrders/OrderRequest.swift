@@ -33,13 +33,7 @@ public struct OrderRequest: Sendable, Equatable {
 
     /// Reads a JSON body. `channels` maps configured channel ids to their types.
     public static func parse(_ body: [UInt8], channels: [String: ChannelType], now: Date) throws(OrderError) -> OrderRequest {
-        guard let json = try? JSONValue.parse(body) else { throw .invalidJSON("the body is not JSON") }
-        guard case .object(let members) = json else { throw .invalidJSON("the body must be a JSON object") }
-        var seen: Set<String> = []
-        for member in members {
-            guard fields.contains(member.key) else { throw .unknownField(member.key) }
-            guard seen.insert(member.key).inserted else { throw .invalidField(member.key, "appears twice") }
-        }
+        let json = try RequestBody.object(body, fields: fields)
 
         let channel = try requiredString(json, "channel", max: 64)
         guard let type = channels[channel] else { throw .unknownChannel(channel) }

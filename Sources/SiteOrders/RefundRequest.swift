@@ -16,13 +16,7 @@ public struct RefundRequest: Sendable, Equatable {
     public static let maxReason = 80
 
     public static func parse(_ body: [UInt8]) throws(OrderError) -> RefundRequest {
-        guard let json = try? JSONValue.parse(body) else { throw .invalidJSON("the body is not JSON") }
-        guard case .object(let members) = json else { throw .invalidJSON("the body must be a JSON object") }
-        var seen: Set<String> = []
-        for member in members {
-            guard fields.contains(member.key) else { throw .unknownField(member.key) }
-            guard seen.insert(member.key).inserted else { throw .invalidField(member.key, "appears twice") }
-        }
+        let json = try RequestBody.object(body, fields: fields)
         let number: String
         switch json["out_refund_no"] {
         case nil, .null?: throw .missingField("out_refund_no")
