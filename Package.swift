@@ -275,7 +275,11 @@ let package = Package(
         ),
         .executableTarget(
             name: "DrainBenchmark",
-            dependencies: ["CallbackQueue", "Channels", "PayhookCore", "Postgres", "Simulator", "Workers"],
+            dependencies: [
+                "CallbackQueue", "Channels", "PayhookCore", "Postgres", "Simulator", "Workers",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
             path: "Benchmarks/DrainBenchmark",
             swiftSettings: swiftSettings
         ),

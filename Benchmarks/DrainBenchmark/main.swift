@@ -7,10 +7,12 @@
 //
 //   DrainBenchmark --database URL --payhook PATH --postmaster PID [--callbacks N] [--threads T]
 //                  [--batch B] [--cross-check always|when_unverified]
+import AsyncHTTPClient
 import CallbackQueue
 import Channels
 import Dispatch
 import Foundation
+import NIOCore
 import PayhookCore
 import Postgres
 import Simulator
@@ -55,6 +57,29 @@ func log(_ text: String) {
 func seconds(since start: ContinuousClock.Instant) -> Double {
     let elapsed = ContinuousClock.now - start
     return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+}
+
+/// A TCP port nothing listens on now (bound to port 0, then closed), for the worker's metrics.
+func unusedPort() -> Int {
+    let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(socket) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socket, $0, length) == 0 && getsockname(socket, $0, &length) == 0 }
+    }
+    precondition(bound, "cannot bind a port for the worker's metrics")
+    return Int(UInt16(bigEndian: address.sin_port))
+}
+
+/// The value of one series in a Prometheus text page (0 when absent).
+func metric(_ name: String, in page: String) -> Double {
+    for line in page.split(separator: "\n") where line.hasPrefix(name + " ") {
+        return Double(line.split(separator: " ").last ?? "") ?? 0
+    }
+    return 0
 }
 
 /// Runs `body` for each index across the cores.
@@ -170,6 +195,8 @@ var environment = ProcessInfo.processInfo.environment
 environment["PAYHOOK_WORKER_THREADS"] = String(options.threads)
 environment["PAYHOOK_WORKER_BATCH_SIZE"] = String(options.batch)
 environment["PAYHOOK_RECONCILE_ENABLED"] = "false"
+let metricsPort = unusedPort()
+environment["PAYHOOK_WORKER_METRICS_LISTEN"] = "127.0.0.1:\(metricsPort)"
 let arguments: [String] = [options.payhook, "work", "--config", configuration]
 let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
 let envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
@@ -201,6 +228,11 @@ while true {
 let elapsed = seconds(since: clock)
 let workerTicks = ticks(worker), postgresUsed = postgresTicks(options.postmaster) - postgres0
 let selfUsed = ticks(getpid()) - self0
+// Round trips per batch, as the worker counted them on its connections (claim to commit).
+let page = try await HTTPClient.shared.get(url: "http://127.0.0.1:\(metricsPort)/metrics").get()
+let pageText = page.body.map { String(buffer: $0) } ?? ""
+let batches = metric("payhook_worker_batch_round_trips_count", in: pageText)
+let roundTrips = metric("payhook_worker_batch_round_trips_sum", in: pageText)
 kill(worker, SIGTERM)
 var status: Int32 = 0
 waitpid(worker, &status, 0)
@@ -227,6 +259,9 @@ print(String(format: "payhook drain (cross_check: %@): %d callbacks in %.2f s = 
 print(String(format: "CPU per callback: payhook work %.0f µs, PostgreSQL %.0f µs, simulated channels and this monitor %.0f µs; "
              + "floor %.0f µs (one RSA-2048 sign + two verifies, one core, %.0f / %.0f before / after); payhook work / floor = %.2f",
              workerUS, postgresUS, channelsUS, floor, floorBefore, floorAfter, workerUS / floor))
+print(String(format: "database round trips per batch: %.2f over %.0f batches (%.1f callbacks a batch)",
+             batches > 0 ? roundTrips / batches : 0, batches, batches > 0 ? Double(options.callbacks) / batches : 0))
 print(String(format: "PAYHOOK_RATE=%.0f", Double(options.callbacks) / elapsed))
+print(String(format: "PAYHOOK_ROUND_TRIPS=%.2f", batches > 0 ? roundTrips / batches : 0))
 print(String(format: "PAYHOOK_CPU=%.0f %.0f %.0f %.0f", workerUS, postgresUS, channelsUS, floor))
 exit(correct ? 0 : 1)

@@ -126,7 +126,12 @@ public struct QueueStore: Sendable {
     @discardableResult
     public func finish(_ finishes: [Finish], on connection: Connection) throws(PostgresError) -> Set<Int64> {
         guard !finishes.isEmpty else { return [] }
-        let result = try connection.query(prepared: "payhook_finish", Self.finishSQL, [
+        return try refused(finishes, connection.query(finishStatement(finishes)))
+    }
+
+    /// `finish` as a statement, to send in a pipeline; `refused` reads its result.
+    public func finishStatement(_ finishes: [Finish]) -> SQLStatement {
+        SQLStatement(prepared: "payhook_finish", Self.finishSQL, [
             .int64Array(finishes.map(\.callbackID)),
             .int32Array(finishes.map(\.attempt)),
             .textArray(finishes.map(\.outcome.nextState.rawValue)),
@@ -141,6 +146,10 @@ public struct QueueStore: Sendable {
             .text(workerID),
             .timestamptzArray(finishes.map(\.receivedAt)),
         ])
+    }
+
+    /// The ids of `finishes` that the fence refused, from the result of `finishStatement`.
+    public func refused(_ finishes: [Finish], _ result: PostgresResult) throws(PostgresError) -> Set<Int64> {
         let finished = Set(try result.rows.map { row throws(PostgresError) in try row.decode(0, as: Int64.self) })
         return Set(finishes.map(\.callbackID)).subtracting(finished)
     }
@@ -151,9 +160,18 @@ public struct QueueStore: Sendable {
     /// (which applies the same fence) commits. Call inside a transaction.
     public func holdLeases(_ claims: [ClaimedCallback], on connection: Connection) throws(PostgresError) -> Set<Int64> {
         guard !claims.isEmpty else { return [] }
-        let result = try connection.query(prepared: "payhook_hold_leases", Self.holdSQL, [
+        return try held(claims, connection.query(holdStatement(claims)))
+    }
+
+    /// `holdLeases` as a statement, to send in a pipeline; `held` reads its result.
+    public func holdStatement(_ claims: [ClaimedCallback]) -> SQLStatement {
+        SQLStatement(prepared: "payhook_hold_leases", Self.holdSQL, [
             .int64Array(claims.map(\.id)), .text(workerID), .timestamptzArray(claims.map(\.receivedAt)),
         ])
+    }
+
+    /// The claims still held for that very attempt, from the result of `holdStatement`.
+    public func held(_ claims: [ClaimedCallback], _ result: PostgresResult) throws(PostgresError) -> Set<Int64> {
         var attempts: [Int64: Int32] = [:]
         for row in result.rows { attempts[try row.decode(0)] = try row.decode(1) }
         return Set(claims.filter { attempts[$0.id] == $0.attempt }.map(\.id))

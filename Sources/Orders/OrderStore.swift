@@ -16,14 +16,24 @@ public enum OrderStore {
     }
 
     private static func read(_ outTradeNos: [String], lock: Bool, on connection: Connection) throws(PostgresError) -> [String: OrderSnapshot] {
+        guard let statement = readStatement(outTradeNos, lock: lock) else { return [:] }
+        return try orders(connection.query(statement))
+    }
+
+    /// `fetch` or `lock` as a statement, to send in a pipeline (nil when no number is
+    /// named); `orders` reads its result.
+    public static func readStatement(_ outTradeNos: [String], lock: Bool) -> SQLStatement? {
         let unique = Array(Set(outTradeNos)).sorted()
-        guard !unique.isEmpty else { return [:] }
+        guard !unique.isEmpty else { return nil }
         let sql = """
             SELECT out_trade_no, channel, channel_trade_no, amount_minor, currency, status, paid_at, payer, refunded_minor
             FROM orders WHERE out_trade_no = ANY($1::text[]) ORDER BY out_trade_no
             """ + (lock ? " FOR UPDATE" : "")
-        let result = try connection.query(prepared: lock ? "payhook_orders_lock" : "payhook_orders_fetch", sql,
-                                          [.textArray(unique)])
+        return SQLStatement(prepared: lock ? "payhook_orders_lock" : "payhook_orders_fetch", sql, [.textArray(unique)])
+    }
+
+    /// The orders by number, from the result of `readStatement`.
+    public static func orders(_ result: PostgresResult) throws(PostgresError) -> [String: OrderSnapshot] {
         var orders: [String: OrderSnapshot] = [:]
         for order in try snapshots(result) { orders[order.outTradeNo] = order }
         return orders
@@ -49,8 +59,14 @@ public enum OrderStore {
 
     /// Writes a plan's order changes and events; call inside the transaction that locked the orders.
     public static func write(_ plan: OrderBatchPlan, on connection: Connection) throws(PostgresError) {
+        for statement in writeStatements(plan) { try connection.query(statement) }
+    }
+
+    /// `write` as statements, in the order they must run, to send in a pipeline.
+    public static func writeStatements(_ plan: OrderBatchPlan) -> [SQLStatement] {
+        var statements: [SQLStatement] = []
         if !plan.updates.isEmpty {
-            try connection.query(prepared: "payhook_orders_update", """
+            statements.append(SQLStatement(prepared: "payhook_orders_update", """
                 UPDATE orders AS o
                 SET status = u.status, channel_trade_no = u.channel_trade_no, paid_at = u.paid_at, payer = u.payer,
                     refunded_minor = u.refunded_minor, updated_at = now()
@@ -61,26 +77,30 @@ public enum OrderStore {
                     .textArray(plan.updates.map(\.outTradeNo)), .textArray(plan.updates.map(\.status.rawValue)),
                     .textArray(plan.updates.map(\.channelTradeNo)), .timestamptzArray(plan.updates.map(\.paidAt)),
                     .textArray(plan.updates.map(\.payer)), .int64Array(plan.updates.map(\.refundedMinor)),
-                ])
+                ]))
         }
         // Before the events: an `order.refunded` body reads the refund and the order as written.
-        if !plan.refundWrites.isEmpty { try RefundStore.write(plan.refundWrites, on: connection) }
-        if !plan.events.isEmpty {
-            try insert(plan.events, on: connection)
-        }
+        if !plan.refundWrites.isEmpty { statements.append(RefundStore.writeStatement(plan.refundWrites)) }
+        if !plan.events.isEmpty { statements.append(insertStatement(plan.events)) }
+        return statements
     }
 
     /// Writes order events and, in the same statement, the outbox event of each transition
     /// and flagged conflict (`OrderOutbox`); commits or rolls back with the change itself.
     public static func insert(_ events: [OrderEventRecord], on connection: Connection) throws(PostgresError) {
-        try connection.query(prepared: "payhook_order_events_insert", OrderOutbox.insertEventsSQL, [
-                .textArray(events.map(\.outTradeNo)), .int64Array(events.map(\.callbackID)),
-                .textArray(events.map(\.source.rawValue)), .textArray(events.map(\.kind.rawValue)),
-                .textArray(events.map(\.fromStatus?.rawValue)), .textArray(events.map(\.toStatus?.rawValue)),
-                .textArray(events.map { $0.flagged ? "true" : "false" }), .textArray(events.map(\.storedDetail)),
-                .textArray(events.map(\.reason?.rawValue)), .textArray(events.map(\.refundNo)),
-                .int64Array(events.map(\.refundMinor)),
-            ])
+        try connection.query(insertStatement(events))
+    }
+
+    /// `insert` as a statement, to send in a pipeline.
+    public static func insertStatement(_ events: [OrderEventRecord]) -> SQLStatement {
+        SQLStatement(prepared: "payhook_order_events_insert", OrderOutbox.insertEventsSQL, [
+            .textArray(events.map(\.outTradeNo)), .int64Array(events.map(\.callbackID)),
+            .textArray(events.map(\.source.rawValue)), .textArray(events.map(\.kind.rawValue)),
+            .textArray(events.map(\.fromStatus?.rawValue)), .textArray(events.map(\.toStatus?.rawValue)),
+            .textArray(events.map { $0.flagged ? "true" : "false" }), .textArray(events.map(\.storedDetail)),
+            .textArray(events.map(\.reason?.rawValue)), .textArray(events.map(\.refundNo)),
+            .int64Array(events.map(\.refundMinor)),
+        ])
     }
 
     /// Takes the right to ask the channel about these orders now: those still `created`

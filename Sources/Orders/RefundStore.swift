@@ -51,9 +51,14 @@ public enum RefundStore {
     /// The refunds of these orders.
     public static func records(_ outTradeNos: [String], on connection: Connection) throws(PostgresError) -> [RefundRecord] {
         guard !outTradeNos.isEmpty else { return [] }
-        return try records(connection.query(prepared: "payhook_refunds_of_orders", """
+        return try records(connection.query(recordsStatement(outTradeNos)))
+    }
+
+    /// `records` as a statement, to send in a pipeline; `records(_:)` reads its result.
+    public static func recordsStatement(_ outTradeNos: [String]) -> SQLStatement {
+        SQLStatement(prepared: "payhook_refunds_of_orders", """
             SELECT \(columns) FROM order_refunds WHERE out_trade_no = ANY($1::text[]) ORDER BY out_trade_no, created_at
-            """, [.textArray(outTradeNos)]))
+            """, [.textArray(outTradeNos)])
     }
 
     /// One refund, if recorded.
@@ -65,7 +70,12 @@ public enum RefundStore {
 
     /// Inserts or updates the refunds (their order rows locked by the caller's transaction).
     static func write(_ refunds: [RefundRecord], on connection: Connection) throws(PostgresError) {
-        try connection.query(prepared: "payhook_refunds_upsert", """
+        try connection.query(writeStatement(refunds))
+    }
+
+    /// `write` as a statement, to send in a pipeline.
+    static func writeStatement(_ refunds: [RefundRecord]) -> SQLStatement {
+        SQLStatement(prepared: "payhook_refunds_upsert", """
             INSERT INTO order_refunds AS r
                 (out_trade_no, out_refund_no, channel, channel_refund_id, amount_minor, currency, status, reason, refunded_at)
             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[],
@@ -163,7 +173,7 @@ public enum RefundStore {
         }
     }
 
-    private static func records(_ result: PostgresResult) throws(PostgresError) -> [RefundRecord] {
+    public static func records(_ result: PostgresResult) throws(PostgresError) -> [RefundRecord] {
         try result.rows.map { row throws(PostgresError) in
             let statusText: String = try row.decode(6)
             guard let status = RefundStatus(rawValue: statusText) else {

@@ -26,6 +26,9 @@ public final class Connection {
     var handle: OpaquePointer
     private var listeningChannels: [String] = []
     private var preparedStatements: Set<String> = []
+    /// Round trips to the server so far (a statement, a preparation, a script or a
+    /// pipeline each count one), so the workers can show what a batch costs.
+    public private(set) var roundTrips = 0
 
     public convenience init(_ conninfo: String) throws(PostgresError) {
         try self.init(configuration: Configuration(conninfo: conninfo))
@@ -79,6 +82,7 @@ public final class Connection {
     /// Runs one statement with bound parameters; results come back in binary format.
     @discardableResult
     public func query(_ sql: String, _ binds: [PostgresBind] = []) throws(PostgresError) -> PostgresResult {
+        roundTrips += 1
         let result = withParameters(binds) { types, values, lengths, formats in
             PQexecParams(handle, sql, Int32(binds.count), types, values, lengths, formats, 1)
         }
@@ -90,11 +94,13 @@ public final class Connection {
     @discardableResult
     public func query(prepared name: String, _ sql: String, _ binds: [PostgresBind] = []) throws(PostgresError) -> PostgresResult {
         if !preparedStatements.contains(name) {
+            roundTrips += 1
             let types = binds.map { Oid($0.typeOID) }
             let prepared = PQprepare(handle, name, sql, Int32(types.count), types)
             _ = try consume(prepared)
             preparedStatements.insert(name)
         }
+        roundTrips += 1
         let result = withParameters(binds) { _, values, lengths, formats in
             PQexecPrepared(handle, name, Int32(binds.count), values, lengths, formats, 1)
         }
@@ -103,6 +109,7 @@ public final class Connection {
 
     /// Runs SQL with no parameters, possibly several statements (migrations, DDL).
     public func execute(script sql: String) throws(PostgresError) {
+        roundTrips += 1
         _ = try consume(PQexec(handle, sql))
     }
 
@@ -129,6 +136,10 @@ public final class Connection {
     }
 
     // MARK: - Internals shared by the extensions
+
+    func isPrepared(_ name: String) -> Bool { preparedStatements.contains(name) }
+    func markPrepared(_ name: String) { preparedStatements.insert(name) }
+    func countRoundTrip() { roundTrips += 1 }
 
     func rememberListening(_ channel: String) {
         if !listeningChannels.contains(channel) { listeningChannels.append(channel) }

@@ -126,18 +126,44 @@ final class BatchProcessor {
     }
 
     /// Applies and finishes the plan in one transaction, only for callbacks this worker
-    /// still holds (the fence, row-locked until commit).
+    /// still holds (the fence, row-locked until commit), in two round trips: BEGIN, the
+    /// fence and the orders locked (with their refunds) in one pipeline; the decision here;
+    /// then the writes, the finishes and COMMIT in another.
     func commit(_ plan: BatchPlan, on connection: Connection) throws(PostgresError) {
         let claims = plan.jobs.map(\.claimed)
-        let (commit, decisions, finishes, refused) = try connection.transaction { connection throws(PostgresError) in
-            let commit = plan.commit(held: try store.holdLeases(claims, on: connection))
-            let orders = try OrderStore.apply(commit.items, refunds: commit.refunds, on: connection)
-            if !commit.events.isEmpty { try OrderStore.insert(commit.events, on: connection) }
-            let finishes = plan.finishes(commit, decisions: orders.decisions, refundDecisions: orders.refundDecisions)
-            return (commit, orders, finishes, try store.finish(finishes, on: connection))
+        // The orders every claim could write: locking one whose lease turns out lost costs
+        // nothing but the lock, and lets the fence and the locks share a round trip.
+        let possible = plan.commit(held: Set(claims.map(\.id)))
+        let lockStatement = OrderStore.readStatement(possible.items.map(\.evidence.outTradeNo)
+                                                     + possible.refunds.map(\.evidence.outTradeNo), lock: true)
+        let refundOrders = Set(possible.refunds.map(\.evidence.outTradeNo)).sorted()
+        var first = [SQLStatement("BEGIN"), store.holdStatement(claims)]
+        if let lockStatement { first.append(lockStatement) }
+        // Read under the orders' locks: every refund write locks its order first.
+        if !refundOrders.isEmpty { first.append(RefundStore.recordsStatement(refundOrders)) }
+
+        let commit: BatchPlan.Commit, decided: OrderBatchPlan, finishes: [QueueStore.Finish], refused: Set<Int64>
+        do {
+            let read = try connection.pipeline(first)
+            commit = plan.commit(held: try store.held(claims, read[1]))
+            let orders = lockStatement == nil ? [:] : try OrderStore.orders(read[2])
+            let known = refundOrders.isEmpty ? [] : try RefundStore.records(read[read.count - 1])
+            decided = OrderBatchPlan(items: commit.items, refunds: commit.refunds, orders: orders,
+                                     knownRefunds: Dictionary(known.map { ($0.key, $0) }, uniquingKeysWith: { first, _ in first }),
+                                     now: Date())
+            finishes = plan.finishes(commit, decisions: decided.decisions, refundDecisions: decided.refundDecisions)
+            var second = OrderStore.writeStatements(decided)
+            if !commit.events.isEmpty { second.append(OrderStore.insertStatement(commit.events)) }
+            second.append(store.finishStatement(finishes))
+            second.append(SQLStatement("COMMIT"))
+            let written = try connection.pipeline(second)
+            refused = try store.refused(finishes, written[written.count - 2])
+        } catch {
+            if connection.isConnected { _ = try? connection.query("ROLLBACK") }  // the original error matters more
+            throw error
         }
-        record(plan, commit: commit, decisions: decisions.decisions, finishes: finishes, refused: refused)
-        for (decision, item) in zip(decisions.refundDecisions, commit.refunds) {
+        record(plan, commit: commit, decisions: decided.decisions, finishes: finishes, refused: refused)
+        for (decision, item) in zip(decided.refundDecisions, commit.refunds) {
             guard case .conflict(let reason, _)? = decision else { continue }
             conflictRecorded(channel: item.evidence.channel, outTradeNo: item.evidence.outTradeNo, reason: reason,
                              callbackID: item.callbackID)
@@ -187,42 +213,38 @@ final class BatchProcessor {
 /// flight together.
 enum QueryRound {
     static func ask(_ questions: [QueryKey], clients: [String: ChannelClient]) -> [QueryKey: QueryAnswer] {
-        let asked = questions.compactMap { key in clients[key.channel].map { (key, $0) } }
-        let requests = asked.map { key, client in
-            Result { () throws(QueryError) -> ChannelRequest in try client.queryRequest(outTradeNo: key.outTradeNo) }
-        }
-        let responses = concurrentlyAwait(asked.count) { index -> Result<ChannelResponse, QueryError> in
-            guard case .success(let request) = requests[index] else { return .failure(.transient(.invalidRequest)) }
-            do throws(QueryError) {
-                return .success(try await asked[index].1.send(request))
-            } catch {
-                return .failure(error)
-            }
-        }
-        var answers: [QueryKey: QueryAnswer] = [:]
-        for (index, (key, client)) in asked.enumerated() {
-            answers[key] = requests[index].flatMap { _ in responses[index] }.flatMap { response in
-                Result { () throws(QueryError) -> OrderQueryResult in
-                    try client.queryResult(response, outTradeNo: key.outTradeNo)
-                }
-            }
-        }
-        return answers
+        round(questions, clients: clients, channel: \.channel,
+              request: { key, client throws(QueryError) in try client.queryRequest(outTradeNo: key.outTradeNo) },
+              result: { key, client, response throws(QueryError) in
+                  try client.queryResult(response, outTradeNo: key.outTradeNo)
+              })
     }
-}
 
-extension QueryRound {
-    /// The refund queries, as `ask`: signing and verifying on this thread, the sends in flight together.
+    /// The refund queries: the notify path asks by the refund's numbers alone (amounts
+    /// matter only to the points reverse).
     static func askRefunds(_ questions: [RefundQueryKey], clients: [String: ChannelClient]) -> [RefundQueryKey: RefundAnswer] {
-        let asked = questions.compactMap { key in clients[key.channel].map { (key, $0) } }
-        // The notify path asks by the refund's numbers alone; amounts matter only to the points reverse.
-        let refunds = asked.map { key, _ in
+        func refund(_ key: RefundQueryKey) -> ChannelRefundRequest {
             ChannelRefundRequest(outTradeNo: key.outTradeNo, refundNo: key.refundNo, amountMinor: 0, orderAmountMinor: 0)
         }
-        let requests = asked.indices.map { index in
-            Result { () throws(QueryError) -> ChannelRequest in
-                try asked[index].1.adapter.refundQueryRequest(refunds[index], now: Date())
-            }
+        return round(questions, clients: clients, channel: \.channel,
+                     request: { key, client throws(QueryError) in
+                         try client.adapter.refundQueryRequest(refund(key), now: Date())
+                     },
+                     result: { key, client, response throws(QueryError) in
+                         try client.adapter.refundQueryResult(response, refund: refund(key), now: Date())
+                     })
+    }
+
+    /// One round: each request built on this thread, the sends in flight together, each
+    /// answer read on this thread. A question whose channel has no client gets no answer.
+    private static func round<Key: Hashable & Sendable, Answer>(
+        _ questions: [Key], clients: [String: ChannelClient], channel: (Key) -> String,
+        request: (Key, ChannelClient) throws(QueryError) -> ChannelRequest,
+        result: (Key, ChannelClient, ChannelResponse) throws(QueryError) -> Answer
+    ) -> [Key: Result<Answer, QueryError>] {
+        let asked = questions.compactMap { key in clients[channel(key)].map { (key, $0) } }
+        let requests = asked.map { key, client in
+            Result { () throws(QueryError) -> ChannelRequest in try request(key, client) }
         }
         let responses = concurrentlyAwait(asked.count) { index -> Result<ChannelResponse, QueryError> in
             guard case .success(let request) = requests[index] else { return .failure(.transient(.invalidRequest)) }
@@ -232,15 +254,12 @@ extension QueryRound {
                 return .failure(error)
             }
         }
-        var answers: [RefundQueryKey: RefundAnswer] = [:]
+        var answers: [Key: Result<Answer, QueryError>] = [:]
         for (index, (key, client)) in asked.enumerated() {
             answers[key] = requests[index].flatMap { _ in responses[index] }.flatMap { response in
-                Result { () throws(QueryError) -> RefundQueryResult in
-                    try client.adapter.refundQueryResult(response, refund: refunds[index], now: Date())
-                }
+                Result { () throws(QueryError) -> Answer in try result(key, client, response) }
             }
         }
         return answers
     }
 }
-

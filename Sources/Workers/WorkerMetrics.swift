@@ -12,13 +12,19 @@ public final class WorkerMetrics: Sendable {
     private let timers = Mutex<[String: Timer]>([:])
     private let gauges = Mutex<[String: Gauge]>([:])
     private let batchSizes: Recorder
+    private let batchRoundTrips: Recorder
 
     public init(factory: any MetricsFactory = MetricsSystem.factory) {
         self.factory = factory
         batchSizes = Recorder(label: "payhook_worker_claim_batch_size", dimensions: [], aggregate: true, factory: factory)
+        batchRoundTrips = Recorder(label: "payhook_worker_batch_round_trips", dimensions: [], aggregate: true,
+                                   factory: factory)
     }
 
     func claimed(_ count: Int) { batchSizes.record(count) }
+
+    /// The database round trips one claimed batch took, from its claim to its commit.
+    func batchDone(roundTrips: Int) { batchRoundTrips.record(roundTrips) }
 
     func processed(channel: String, outcome: String, reason: ReasonCode?) {
         counter("payhook_worker_callbacks_total",

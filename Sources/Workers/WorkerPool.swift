@@ -112,6 +112,7 @@ public final class WorkerPool: Sendable {
             reconcileEverySeconds: configuration.reconcileEverySeconds, crossCheck: configuration.crossCheck,
             metrics: metrics, logger: workerLogger)
         withConnection(role: "worker") { connection throws(PostgresError) in
+            let roundTripsBefore = connection.roundTrips
             let claimed = try store.claim(limit: configuration.batchSize, on: connection)
             guard !claimed.isEmpty else {
                 // Idle: a NOTIFY (through the listener) or the poll interval, whichever first.
@@ -124,6 +125,7 @@ public final class WorkerPool: Sendable {
             if claimed.count == configuration.batchSize { wake() }
             metrics.claimed(claimed.count)
             try processor.process(claimed, on: connection)
+            metrics.batchDone(roundTrips: connection.roundTrips - roundTripsBefore)
         }
     }
 

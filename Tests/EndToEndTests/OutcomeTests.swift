@@ -243,6 +243,36 @@ import Workers
         #expect(try harness.orderStatus("CR-1") == "paid")
     }
 
+    /// #18: a batch of verified callbacks costs four database round trips (the claim, the
+    /// orders read, and the fenced transaction's two pipelines), plus each connection's
+    /// first preparation of the claim and the read.
+    @Test func aBatchTakesFourRoundTrips() async throws {
+        let harness = try await PipelineHarness()
+        defer { Task { await harness.tearDown() } }
+        let registry = PrometheusCollectorRegistry()
+        let metrics = WorkerMetrics(factory: PrometheusMetricsFactory(registry: registry))
+        @Sendable func channel(_ index: Int) -> String { index % 2 == 0 ? "alipay" : "wechatpay" }
+        let orders = try (0..<24).map { index in try harness.order("RT-\(index)", channel: channel(index)) }
+        try await harness.withPipeline(workers: false) { sender in
+            for (index, order) in orders.enumerated() {
+                try await sender.send(harness.notifies.notify(.valid, channel: channel(index), order: order, eventID: "\(index)"))
+            }
+        }
+        try await harness.withPipeline(metrics: metrics) { _ in try await harness.waitForDrain() }
+        for order in orders { #expect(try harness.orderStatus(order.outTradeNo) == "paid") }
+        let text = String(decoding: registry.emitToBuffer(), as: UTF8.self)
+        func value(_ name: String) -> Int? {
+            // Prometheus writes the sum as a float ("96.0").
+            text.split(separator: "\n").first { $0.hasPrefix(name + " ") }
+                .flatMap { Double($0.split(separator: " ")[1]) }.map { Int($0) }
+        }
+        let batches = try #require(value("payhook_worker_batch_round_trips_count"))
+        let roundTrips = try #require(value("payhook_worker_batch_round_trips_sum"))
+        #expect(batches >= 1)
+        #expect(roundTrips >= 4 * batches && roundTrips <= 4 * batches + 2 * harness.configuration.worker.threads,
+                "\(roundTrips) round trips in \(batches) batches")
+    }
+
     @Test func metricsCountOutcomesReasonsAndConflicts() async throws {
         let harness = try await PipelineHarness()
         defer { Task { await harness.tearDown() } }

@@ -140,18 +140,18 @@ import Testing
         let connection = try database.connect()
         try connection.execute(script: "CREATE TABLE p (v int PRIMARY KEY)")
         let results = try connection.pipeline([
-            PipelineStatement("INSERT INTO p VALUES ($1)", [.int32(1)]),
-            PipelineStatement("INSERT INTO p VALUES ($1)", [.int32(2)]),
-            PipelineStatement("SELECT count(*) FROM p"),
+            SQLStatement("INSERT INTO p VALUES ($1)", [.int32(1)]),
+            SQLStatement("INSERT INTO p VALUES ($1)", [.int32(2)]),
+            SQLStatement("SELECT count(*) FROM p"),
         ])
         #expect(try results[2][0].decode(0, as: Int.self) == 2)
 
         // A failing statement aborts the whole pipeline: nothing of it is committed.
         do {
             _ = try connection.pipeline([
-                PipelineStatement("INSERT INTO p VALUES ($1)", [.int32(3)]),
-                PipelineStatement("INSERT INTO p VALUES ($1)", [.int32(1)]),  // duplicate key
-                PipelineStatement("INSERT INTO p VALUES ($1)", [.int32(4)]),
+                SQLStatement("INSERT INTO p VALUES ($1)", [.int32(3)]),
+                SQLStatement("INSERT INTO p VALUES ($1)", [.int32(1)]),  // duplicate key
+                SQLStatement("INSERT INTO p VALUES ($1)", [.int32(4)]),
             ])
             Issue.record("expected the duplicate to fail")
         } catch {
@@ -160,6 +160,45 @@ import Testing
         #expect(try connection.query("SELECT count(*) FROM p")[0].decode(0, as: Int.self) == 2)
         // The connection is back in normal mode.
         #expect(try connection.query("SELECT 7")[0].decode(0, as: Int.self) == 7)
+    }
+
+    @Test func pipelinePreparesNamedStatementsOnceAndKeepsAnExplicitTransactionOpen() throws {
+        let connection = try database.connect()
+        try connection.execute(script: "CREATE TABLE q (v int PRIMARY KEY)")
+        let insert = "INSERT INTO q VALUES ($1) RETURNING v"
+        // A transaction over two pipelines, as the workers' apply: BEGIN in the first,
+        // COMMIT in the second; the named statement is prepared once, in the first.
+        let before = connection.roundTrips
+        let first = try connection.pipeline([
+            SQLStatement("BEGIN"), SQLStatement(prepared: "q_insert", insert, [.int32(1)]),
+            SQLStatement(prepared: "q_insert", insert, [.int32(2)]),
+        ])
+        #expect(try first[1][0].decode(0, as: Int.self) == 1 && first[2][0].decode(0, as: Int.self) == 2)
+        let other = try database.connect()
+        #expect(try other.query("SELECT count(*) FROM q")[0].decode(0, as: Int.self) == 0)  // not committed yet
+        _ = try connection.pipeline([SQLStatement(prepared: "q_insert", insert, [.int32(3)]), SQLStatement("COMMIT")])
+        #expect(connection.roundTrips - before == 2)
+        #expect(try other.query("SELECT count(*) FROM q")[0].decode(0, as: Int.self) == 3)
+        // Prepared once: running it alone now must not prepare it again (that would fail).
+        try connection.query(SQLStatement(prepared: "q_insert", insert, [.int32(4)]))
+
+        // A statement that fails inside the explicit transaction skips the rest, COMMIT too,
+        // and leaves the transaction aborted; a name first prepared after the failure is
+        // not taken as prepared.
+        _ = try connection.pipeline([SQLStatement("BEGIN"), SQLStatement(prepared: "q_insert", insert, [.int32(5)])])
+        do {
+            _ = try connection.pipeline([
+                SQLStatement(prepared: "q_insert", insert, [.int32(1)]),  // duplicate key
+                SQLStatement(prepared: "q_insert_late", insert, [.int32(6)]), SQLStatement("COMMIT"),
+            ])
+            Issue.record("expected the duplicate to fail")
+        } catch {
+            #expect(error.sqlState == "23505")
+        }
+        try connection.query("ROLLBACK")
+        #expect(try other.query("SELECT array_agg(v ORDER BY v)::text FROM q")[0].decode(0, as: String.self) == "{1,2,3,4}")
+        try connection.query(SQLStatement(prepared: "q_insert_late", insert, [.int32(6)]))
+        #expect(try other.query("SELECT count(*) FROM q")[0].decode(0, as: Int.self) == 5)
     }
 
     @Test func cancelStopsARunningStatement() async throws {
