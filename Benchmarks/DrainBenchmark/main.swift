@@ -215,12 +215,16 @@ guard posix_spawn(&worker, options.payhook, &actions, nil, argv, envp) == 0 else
 
 var lastLeft = options.callbacks
 var lastReport = ContinuousClock.now
-// The partial indexes hold only unfinished rows: a cheap question, asked every 100 ms.
+// Every 100 ms whether any unfinished row is left (one partial-index probe); the count only
+// every 5 s: counting every 100 ms cost PostgreSQL about 27 µs per callback
+// (pg_stat_statements), charged to Payhook's share.
 while true {
-    let left = try connection.query("SELECT count(*) FROM callback_jobs WHERE state IN ('pending', 'processing')")[0]
-        .decode(0, as: Int.self)
-    if left == 0 { break }
+    let unfinished = try connection.query(
+        "SELECT EXISTS (SELECT FROM callback_jobs WHERE state IN ('pending', 'processing'))")[0].decode(0, as: Bool.self)
+    if !unfinished { break }
     if seconds(since: lastReport) >= 5 {
+        let left = try connection.query("SELECT count(*) FROM callback_jobs WHERE state IN ('pending', 'processing')")[0]
+            .decode(0, as: Int.self)
         log(String(format: "%d left, %.0f/s over the last 5 s", left, Double(lastLeft - left) / seconds(since: lastReport)))
         lastLeft = left
         lastReport = ContinuousClock.now
