@@ -248,11 +248,17 @@ import Testing
                     }
                 } }
             }
-            try await Task.sleep(for: .seconds(8))
+            // At least 8 s (eight boundaries) and 1,200 callbacks: beside the concurrent suites
+            // on two cores the producers once stored only 100 in 8 s; give them up to 40 s.
+            let started = ContinuousClock.now
+            while ContinuousClock.now - started < .seconds(8)
+                || tally.value.inserted.count < 1_200 && ContinuousClock.now - started < .seconds(40) {
+                try await Task.sleep(for: .milliseconds(200))
+            }
             producing.withLock { $0 = false }
             // Let the workers drain what is left.
             let check = try database.connect()
-            for _ in 0..<200 {
+            for _ in 0..<800 {
                 let left: Int = try check.query("SELECT count(*) FROM callback_jobs WHERE state <> 'done'")[0].decode(0)
                 if left == 0 { break }
                 try await Task.sleep(for: .milliseconds(50))
