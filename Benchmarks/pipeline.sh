@@ -16,10 +16,12 @@ payhook_bench_build() {
 # Starts `payhook sim channels` with keys, simulator.json and payhook.yaml in DIR, writing
 # receiver.listen LISTEN and database.url DATABASE_URL; waits for payhook.yaml. Sets
 # PAYHOOK_SIM_PID. Usage: payhook_bench_start_channels DIR DATABASE_URL LISTEN
+# (SIM_CHANNELS_FLAGS: more flags for it, such as "--cross-check when_unverified").
 payhook_bench_start_channels() {
   local dir=$1 database_url=$2 listen=$3
+  # shellcheck disable=SC2086 # the flags are words
   "$PAYHOOK_BENCH_BIN" sim channels --dir "$dir" --port 0 --listen "$listen" --database-url "$database_url" \
-    >"$dir/sim-channels.log" 2>&1 &
+    ${SIM_CHANNELS_FLAGS:-} >"$dir/sim-channels.log" 2>&1 &
   PAYHOOK_CHILD_PIDS+=($!)
   PAYHOOK_SIM_PID=$!
   for _ in $(seq 300); do
