@@ -19,7 +19,7 @@ public final class Deliverer: Sendable {
     let metrics: DeliveryMetrics
     let logger: Logger
     private let threads: ConnectionThreads
-    private let wakeups: [DispatchSemaphore]
+    private let wakeups: [Wakeup]
 
     /// Builds an HTTP client per endpoint (its own trust roots where it has a `ca_file`).
     public init(configuration: DeliveryConfiguration, metrics: DeliveryMetrics = DeliveryMetrics(),
@@ -38,8 +38,10 @@ public final class Deliverer: Sendable {
             }
         }
         self.clients = clients
-        threads = ConnectionThreads(configuration: configuration.connection)
-        wakeups = (0..<configuration.threads).map { _ in DispatchSemaphore(value: 0) }
+        var connection = configuration.connection
+        connection.settings.merge(Connection.genericPlans) { configured, _ in configured }
+        threads = ConnectionThreads(configuration: connection)
+        wakeups = (0..<configuration.threads).map { _ in Wakeup() }
     }
 
     /// An endpoint's `ca_file` that does not read as PEM certificates.
@@ -106,7 +108,7 @@ public final class Deliverer: Sendable {
                 listeningOn = ObjectIdentifier(connection)
             }
             if !(try connection.waitForNotifications(timeout: configuration.pollInterval)).isEmpty {
-                for wakeup in wakeups { wakeup.signal() }
+                for wakeup in wakeups { wakeup.notify() }
             }
         }
     }
@@ -152,19 +154,47 @@ public final class Deliverer: Sendable {
             if giveUpAt == nil { giveUpAt = now + longest + .seconds(2) }
             return inFlight.values.contains { $0 > 0 } && now < giveUpAt!
         }
+        // A claim is asked for only when there may be something to claim: after a notify,
+        // after a claim that filled its room, or a poll interval after the last one (retries
+        // come due by time, and leases run out). Answers alone wake the thread to finish.
+        var mayHaveWork = true
+        var claimedAt = ContinuousClock.now
+        let disableAfter = Int64(ConnectionThreads.seconds(configuration.disableAfterFailing))
         withConnection(role: "deliver", while: keepGoing) {
             connection throws(PostgresError) in
-            if ContinuousClock.now - disabledReadAt > configuration.pollInterval {
+            let now = ContinuousClock.now
+            if now - disabledReadAt > configuration.pollInterval {
                 disabled = try DeliveryStore.disabledEndpoints(on: connection)
-                disabledReadAt = ContinuousClock.now
+                disabledReadAt = now
             }
-            var claimed: [ClaimedDelivery] = []
-            if !isStopping {
-                var room: [String: Int] = [:]
+            if wakeup.takeNotified() || now - claimedAt >= configuration.pollInterval { mayHaveWork = true }
+            let finishes = answers.take()
+            var room: [String: Int] = [:]
+            if mayHaveWork && !isStopping {
+                var finishing: [String: Int] = [:]
+                for finish in finishes { finishing[finish.delivery.endpointID, default: 0] += 1 }
                 for id in endpoints.keys where disabled[id] == nil {
-                    room[id] = configuration.maxInFlightPerEndpoint - inFlight[id, default: 0]
+                    room[id] = configuration.maxInFlightPerEndpoint - inFlight[id, default: 0] + finishing[id, default: 0]
                 }
-                claimed = try store.claim(room: room, on: connection)
+            }
+            let wanted = room.values.reduce(0) { $0 + max($1, 0) }
+            let result: DeliveryStore.FinishResult
+            let claimed: [ClaimedDelivery]
+            do throws(PostgresError) {
+                (result, claimed) = try store.finishAndClaim(finishes, disableAfterFailingSeconds: disableAfter,
+                                                             room: room, on: connection)
+            } catch {
+                answers.restore(finishes)  // written after the reconnect (the fence decides)
+                throw error
+            }
+            if wanted > 0 {
+                claimedAt = now
+                mayHaveWork = claimed.count == wanted
+            }
+            if !finishes.isEmpty {
+                for finish in finishes { inFlight[finish.delivery.endpointID, default: 1] -= 1 }
+                record(finishes, result)
+                disabled.merge(result.disabled) { current, _ in current }
             }
             for delivery in claimed {
                 guard let endpoint = endpoints[delivery.endpointID], let client = clients[delivery.endpointID] else { continue }
@@ -174,23 +204,7 @@ public final class Deliverer: Sendable {
                     answers.add(await Self.attempt(delivery, to: endpoint, client: client, schedule: schedule))
                 }
             }
-            let finishes = answers.take()
-            if !finishes.isEmpty {
-                let result: DeliveryStore.FinishResult
-                do throws(PostgresError) {
-                    result = try store.finish(finishes, disableAfterFailingSeconds: Int64(ConnectionThreads.seconds(configuration.disableAfterFailing)),
-                                              on: connection)
-                } catch {
-                    answers.restore(finishes)  // written after the reconnect (the fence decides)
-                    throw error
-                }
-                for finish in finishes { inFlight[finish.delivery.endpointID, default: 1] -= 1 }
-                record(finishes, result)
-                disabled.merge(result.disabled) { current, _ in current }
-            }
-            if claimed.isEmpty && finishes.isEmpty {
-                _ = wakeup.wait(timeout: .now() + ConnectionThreads.seconds(configuration.pollInterval))
-            }
+            if claimed.isEmpty && finishes.isEmpty { wakeup.wait(timeout: configuration.pollInterval) }
         }
     }
 
@@ -295,18 +309,43 @@ public final class Deliverer: Sendable {
 
 }
 
+/// What wakes a delivery thread: a notify of new deliveries (claim), or answers (finish).
+private final class Wakeup: Sendable {
+    private let semaphore = DispatchSemaphore(value: 0)
+    private let notified = Atomic<Bool>(false)
+
+    /// New deliveries may be due: the thread claims on its next turn.
+    func notify() {
+        notified.store(true, ordering: .releasing)
+        semaphore.signal()
+    }
+
+    func signal() { semaphore.signal() }
+
+    func takeNotified() -> Bool { notified.exchange(false, ordering: .acquiringAndReleasing) }
+
+    func wait(timeout: Duration) {
+        _ = semaphore.wait(timeout: .now() + ConnectionThreads.seconds(timeout))
+    }
+}
+
 /// Answers of requests in flight, handed from their tasks to the delivering thread.
 private final class Answers: Sendable {
     private let finished = Mutex<[DeliveryStore.Finish]>([])
-    private let wakeup: DispatchSemaphore
+    private let wakeup: Wakeup
 
-    init(wakeup: DispatchSemaphore) {
+    init(wakeup: Wakeup) {
         self.wakeup = wakeup
     }
 
+    /// Wakes the thread only for the first answer since it last took them: one turn
+    /// finishes them all, so one wakeup per batch, not per answer.
     func add(_ finish: DeliveryStore.Finish) {
-        finished.withLock { $0.append(finish) }
-        wakeup.signal()
+        let first = finished.withLock { finished in
+            finished.append(finish)
+            return finished.count == 1
+        }
+        if first { wakeup.signal() }
     }
 
     func restore(_ finishes: [DeliveryStore.Finish]) {

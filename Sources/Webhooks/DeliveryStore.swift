@@ -94,13 +94,22 @@ public struct DeliveryStore: Sendable {
 
     /// Claims due deliveries (and those whose lease expired), at most `room` for each endpoint.
     public func claim(room: [String: Int], on connection: Connection) throws(PostgresError) -> [ClaimedDelivery] {
+        guard let statement = claimStatement(room: room) else { return [] }
+        return try Self.claimed(try connection.query(statement))
+    }
+
+    /// The claim as a statement; nil when no endpoint has room.
+    func claimStatement(room: [String: Int]) -> SQLStatement? {
         let endpoints = room.filter { $0.value > 0 }.sorted { $0.key < $1.key }
-        guard !endpoints.isEmpty else { return [] }
-        let result = try connection.query(prepared: "payhook_deliveries_claim", Self.claimSQL, [
+        guard !endpoints.isEmpty else { return nil }
+        return SQLStatement(prepared: "payhook_deliveries_claim", Self.claimSQL, [
             .textArray(endpoints.map(\.key)), .int32Array(endpoints.map { Int32($0.value) }), .text(workerID),
             .int64(Int64((leaseSeconds * 1000).rounded())),
         ])
-        return try result.rows.map { row throws(PostgresError) in
+    }
+
+    static func claimed(_ result: PostgresResult) throws(PostgresError) -> [ClaimedDelivery] {
+        try result.rows.map { row throws(PostgresError) in
             let body: String = try row.decode(4)
             return ClaimedDelivery(id: try row.decode(0), attempt: try row.decode(1), eventID: try row.decode(2),
                                    endpointID: try row.decode(3), body: Array(body.utf8), committedAt: try row.decode(5))
@@ -143,7 +152,26 @@ public struct DeliveryStore: Sendable {
     public func finish(_ finishes: [Finish], disableAfterFailingSeconds: Int64,
                        on connection: Connection) throws(PostgresError) -> FinishResult {
         guard !finishes.isEmpty else { return FinishResult(refused: [], disabled: [:]) }
-        let result = try connection.query(prepared: "payhook_deliveries_finish", Self.finishSQL, [
+        return try Self.finished(finishes, try connection.query(
+            finishStatement(finishes, disableAfterFailingSeconds: disableAfterFailingSeconds)))
+    }
+
+    /// Finishes these attempts and claims again, in one round trip and one transaction: a
+    /// busy delivery thread's turn. The claim runs after the finish, so the room the finish
+    /// frees is claimed at once; either both commit or neither does.
+    public func finishAndClaim(_ finishes: [Finish], disableAfterFailingSeconds: Int64, room: [String: Int],
+                               on connection: Connection) throws(PostgresError) -> (FinishResult, [ClaimedDelivery]) {
+        guard !finishes.isEmpty else { return (FinishResult(refused: [], disabled: [:]), try claim(room: room, on: connection)) }
+        let finish = finishStatement(finishes, disableAfterFailingSeconds: disableAfterFailingSeconds)
+        guard let claim = claimStatement(room: room) else {
+            return (try Self.finished(finishes, try connection.query(finish)), [])
+        }
+        let results = try connection.pipeline([finish, claim])
+        return (try Self.finished(finishes, results[0]), try Self.claimed(results[1]))
+    }
+
+    func finishStatement(_ finishes: [Finish], disableAfterFailingSeconds: Int64) -> SQLStatement {
+        SQLStatement(prepared: "payhook_deliveries_finish", Self.finishSQL, [
             .int64Array(finishes.map(\.delivery.id)), .int32Array(finishes.map(\.delivery.attempt)),
             .textArray(finishes.map(\.outcome.nextState)), .textArray(finishes.map(\.outcome.label)),
             .int64Array(finishes.map(\.outcome.delayMilliseconds)),
@@ -152,6 +180,9 @@ public struct DeliveryStore: Sendable {
             .textArray(finishes.map(\.responseExcerpt)), .textArray(finishes.map(\.error)),
             .timestamptzArray(finishes.map(\.startedAt)), .text(workerID), .int64(disableAfterFailingSeconds),
         ])
+    }
+
+    static func finished(_ finishes: [Finish], _ result: PostgresResult) throws(PostgresError) -> FinishResult {
         var finished = Set<Int64>()
         var disabled: [String: String] = [:]
         for row in result.rows {

@@ -36,7 +36,9 @@ public final class WorkerPool: Sendable {
         self.clients = Dictionary(clients.map { ($0.channelID, $0) }, uniquingKeysWith: { first, _ in first })
         self.metrics = metrics
         self.logger = logger
-        threads = ConnectionThreads(configuration: configuration.connection)
+        var connection = configuration.connection
+        connection.settings.merge(Connection.genericPlans) { configured, _ in configured }
+        threads = ConnectionThreads(configuration: connection)
     }
 
     /// Starts every thread; `onConnected` runs once each of them has opened its first

@@ -121,6 +121,31 @@ import Testing
         #expect(count == 1)
     }
 
+    @Test func sessionSettingsHoldOnEveryConnectionAndAfterAReset() throws {
+        var configuration = Connection.Configuration(conninfo: database.url)
+        configuration.settings = Connection.genericPlans.merging(["application_name": "payhook-test-settings"]) { a, _ in a }
+        let connection = try Connection(configuration: configuration)
+        let show = "SELECT current_setting('plan_cache_mode'), current_setting('application_name')"
+        var row = try connection.query(show)[0]
+        #expect(try row.decode(0, as: String.self) == "force_generic_plan")
+        #expect(try row.decode(1, as: String.self) == "payhook-test-settings")
+        // A prepared statement with a parameter now runs a generic plan from its first execution.
+        try connection.query(prepared: "settings_probe", "SELECT count(*) FROM pg_class WHERE oid = $1::oid", [.int64(1259)])
+        let plans = try connection.query("SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE name = 'settings_probe'")[0]
+        #expect(try plans.decode(0, as: Int.self) == 1)
+        #expect(try plans.decode(1, as: Int.self) == 0)
+
+        let pid = try connection.query("SELECT pg_backend_pid()")[0].decode(0, as: Int.self)
+        try database.connect().query("SELECT pg_terminate_backend($1)", [.int32(Int32(pid))])
+        #expect(throws: PostgresError.self) { try connection.query("SELECT 1") }
+        try connection.reconnect()
+        row = try connection.query(show)[0]
+        #expect(try row.decode(0, as: String.self) == "force_generic_plan")
+        #expect(try row.decode(1, as: String.self) == "payhook-test-settings")
+        // Without settings the server's default stands.
+        #expect(try database.connect().query("SELECT current_setting('plan_cache_mode')")[0].decode(0, as: String.self) == "auto")
+    }
+
     @Test func notificationsArriveAndWaitsTimeOut() throws {
         let listener = try database.connect()
         let sender = try database.connect()

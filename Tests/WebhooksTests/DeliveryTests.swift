@@ -67,6 +67,51 @@ import Webhooks
             """, [.text(endpoint)]).rows.map { row throws(PostgresError) in try row.decode(0) }
     }
 
+    /// A busy thread's turn is one round trip: its answers finished, fenced by the lease of
+    /// that attempt, and new deliveries claimed in the same transaction. A worker whose leases
+    /// ran out and were taken over gets its late finishes refused and logged, and claims
+    /// nothing that another holds.
+    @Test func finishAndClaimIsOneRoundTripAndFencedByTheLease() throws {
+        let database = try TestDatabase.create()
+        let connection = try database.connect()
+        try DeliveryStore.syncEndpoints([try Self.endpoint("site", port: 9)], on: connection)
+        for index in 0..<3 { _ = try Self.pay("W-F\(index)", on: connection) }
+        let late = DeliveryStore(workerID: "late", leaseSeconds: 0.2)
+        let other = DeliveryStore(workerID: "other", leaseSeconds: 30)
+        let lateConnection = try database.connect()
+        let otherConnection = try database.connect()
+
+        let first = try late.claim(room: ["site": 2], on: lateConnection)
+        #expect(first.map(\.attempt) == [1, 1])
+        Thread.sleep(forTimeInterval: 0.4)
+        let (_, takenOver) = try other.finishAndClaim([], disableAfterFailingSeconds: 3600, room: ["site": 5], on: otherConnection)
+        #expect(takenOver.count == 3, "the two expired leases and the third, pending one")
+        #expect(Set(first.map(\.id)).isSubset(of: takenOver.map(\.id)))
+        #expect(takenOver.filter { first.map(\.id).contains($0.id) }.map(\.attempt) == [2, 2])
+
+        func delivered(_ delivery: ClaimedDelivery) -> DeliveryStore.Finish {
+            DeliveryStore.Finish(delivery: delivery, startedAt: Date(), outcome: .delivered, statusCode: 200, latencyMilliseconds: 3)
+        }
+        let trips = lateConnection.roundTrips
+        let (refusedLate, claimedLate) = try late.finishAndClaim(first.map(delivered), disableAfterFailingSeconds: 3600,
+                                                                 room: ["site": 5], on: lateConnection)
+        #expect(lateConnection.roundTrips == trips + 1, "the finish and the claim went in one round trip")
+        #expect(refusedLate.refused == Set(first.map(\.id)))
+        #expect(claimedLate.isEmpty, "the other worker holds every delivery")
+        #expect(try Self.attemptOutcomes(connection) == ["lease_lost", "lease_lost"])
+        #expect(try Self.deliveries(connection).map(\.state) == ["processing", "processing", "processing"])
+
+        let (accepted, claimedAgain) = try other.finishAndClaim(takenOver.map(delivered), disableAfterFailingSeconds: 3600,
+                                                                room: ["site": 5], on: otherConnection)
+        #expect(accepted.refused.isEmpty)
+        #expect(claimedAgain.isEmpty)
+        #expect(try Self.deliveries(connection).map(\.state) == ["delivered", "delivered", "delivered"])
+        let attempts = try connection.query("""
+            SELECT a.worker, a.attempt, a.outcome FROM webhook_attempts a ORDER BY a.id
+            """).rows.map { row throws(PostgresError) in "\(try row.decode(0, as: String.self)) \(try row.decode(1, as: Int32.self)) \(try row.decode(2, as: String.self))" }
+        #expect(attempts.sorted() == ["late 1 lease_lost", "late 1 lease_lost", "other 1 delivered", "other 2 delivered", "other 2 delivered"])
+    }
+
     @Test(.timeLimit(.minutes(1))) func aDeliveryIsSignedAsTheSpecificationSays() async throws {
         let database = try TestDatabase.create()
         let sink = Sink()
