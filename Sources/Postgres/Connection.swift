@@ -60,11 +60,12 @@ public final class Connection {
         try applySettings()
     }
 
-    /// Settings for the hot path's connections (workers, delivery threads): prepared
-    /// statements run one generic plan instead of being planned again for each execution,
-    /// which for the claims cost more than running them (about 1.5 ms of planning for a
-    /// 0.3 ms webhook claim, measured with Benchmarks/events). Not for connections whose
-    /// queries let a parameter choose the plan (`$1 IS NULL OR column = $1`).
+    /// Settings for connections whose prepared statements should run one generic plan
+    /// instead of being planned again for each execution: the delivery threads', whose claim
+    /// spent more planning than running (about 1.5 ms of planning for a 0.3 ms claim,
+    /// measured with Benchmarks/events). Not the callback workers': their drain lost a third
+    /// with it (Benchmarks/drain). Not for queries whose parameters choose the plan
+    /// (`$1 IS NULL OR column = $1`).
     public static let genericPlans = ["plan_cache_mode": "force_generic_plan"]
 
     private func applySettings() throws(PostgresError) {

@@ -36,9 +36,7 @@ public final class WorkerPool: Sendable {
         self.clients = Dictionary(clients.map { ($0.channelID, $0) }, uniquingKeysWith: { first, _ in first })
         self.metrics = metrics
         self.logger = logger
-        var connection = configuration.connection
-        connection.settings.merge(Connection.genericPlans) { configured, _ in configured }
-        threads = ConnectionThreads(configuration: connection)
+        threads = ConnectionThreads(configuration: configuration.connection)
     }
 
     /// Starts every thread; `onConnected` runs once each of them has opened its first
