@@ -146,19 +146,11 @@ public struct DeliveryStore: Sendable {
         public var disabled: [String: String]
     }
 
-    /// Writes attempts' outcomes in one statement, fenced; updates each endpoint's health
-    /// (a success clears `failing_since`; a 410, or failing past `disableAfterFailingSeconds`,
-    /// disables it).
-    public func finish(_ finishes: [Finish], disableAfterFailingSeconds: Int64,
-                       on connection: Connection) throws(PostgresError) -> FinishResult {
-        guard !finishes.isEmpty else { return FinishResult(refused: [], disabled: [:]) }
-        return try Self.finished(finishes, try connection.query(
-            finishStatement(finishes, disableAfterFailingSeconds: disableAfterFailingSeconds)))
-    }
-
     /// Finishes these attempts and claims again, in one round trip and one transaction: a
-    /// busy delivery thread's turn. The claim runs after the finish, so the room the finish
-    /// frees is claimed at once; either both commit or neither does.
+    /// delivery thread's turn. The finish writes the outcomes, fenced by each attempt's lease,
+    /// and updates each endpoint's health (a success clears `failing_since`; a 410, or failing
+    /// past `disableAfterFailingSeconds`, disables it). The claim runs after it, so the room
+    /// the finish frees is claimed at once; either both commit or neither does.
     public func finishAndClaim(_ finishes: [Finish], disableAfterFailingSeconds: Int64, room: [String: Int],
                                on connection: Connection) throws(PostgresError) -> (FinishResult, [ClaimedDelivery]) {
         guard !finishes.isEmpty else { return (FinishResult(refused: [], disabled: [:]), try claim(room: room, on: connection)) }
