@@ -154,7 +154,7 @@ public struct QueueMaintenance: Sendable {
     }
 
     private func now(on connection: Connection) throws(PostgresError) -> Int64 {
-        try connection.query("SELECT extract(epoch FROM now())::bigint")[0].decode(0)
+        try connection.query("SELECT floor(extract(epoch FROM now()))::bigint")[0].decode(0)
     }
 
     private func ensurePartitions(on connection: Connection, into report: inout Report) throws(PostgresError) {
